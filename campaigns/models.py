@@ -1,0 +1,356 @@
+"""The campaign domain as stored: SQLAlchemy 2.0 typed models, portable SQLite/PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+CAMPAIGN_KINDS = ("telemarketing", "collections", "survey", "appointment")
+DIAL_MODES = ("preview", "progressive", "power", "predictive")
+CAMPAIGN_STATUSES = ("draft", "active", "paused", "finished")
+LEAD_STATUSES = ("new", "claimed", "dialing", "callback", "recycled", "done", "dnc", "invalid")
+ATTEMPT_OUTCOMES = (
+    "human", "machine", "busy", "no_answer", "invalid", "congestion", "failed", "abandoned",
+)
+ROLES = ("admin", "manager", "supervisor", "agent")
+# The FCC caps abandonment at 3% of live answers (47 CFR 64.1200(a)(7)); ring at least 15 s.
+MAX_ABANDON_TARGET = 0.03
+MIN_RING_TIMEOUT_S = 15
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timestamps in UTC on every backend: SQLite keeps no offset, so normalise on the way in
+    and attach UTC on the way out; a naive value is a programming error."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: timestamps must carry a time zone")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads it as a class attribute
+        dt.datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        CheckConstraint(_in("kind", CAMPAIGN_KINDS), name="kind"),
+        CheckConstraint(_in("dial_mode", DIAL_MODES), name="dial_mode"),
+        CheckConstraint(_in("status", CAMPAIGN_STATUSES), name="status"),
+        CheckConstraint(f"ring_timeout_s >= {MIN_RING_TIMEOUT_S}", name="ring_timeout"),
+        CheckConstraint(
+            f"abandon_target > 0 AND abandon_target <= {MAX_ABANDON_TARGET}", name="abandon_target"
+        ),
+        CheckConstraint("recycled_mix >= 0 AND recycled_mix <= 1", name="recycled_mix"),
+        CheckConstraint("dial_ratio >= 1", name="dial_ratio"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    dial_mode: Mapped[str] = mapped_column(String(20), default="predictive")
+    dial_ratio: Mapped[float] = mapped_column(default=1.0)
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    # Calling days 0=Monday..6=Sunday, local start/end "HH:MM" (the gate also clips them to the
+    # legal window), holidays as ISO dates.
+    calling_days: Mapped[list[Any]] = mapped_column(default=lambda: [0, 1, 2, 3, 4, 5])
+    calling_start: Mapped[str] = mapped_column(String(5), default="09:00")
+    calling_end: Mapped[str] = mapped_column(String(5), default="20:00")
+    holidays: Mapped[list[str]] = mapped_column(default=list)
+    caller_id: Mapped[str | None] = mapped_column(String(32))
+    trunk_name: Mapped[str | None] = mapped_column(String(80))
+    ring_timeout_s: Mapped[int] = mapped_column(default=25)
+    abandon_target: Mapped[float] = mapped_column(default=MAX_ABANDON_TARGET)
+    max_attempts: Mapped[int] = mapped_column(default=6)
+    recycling_rules: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    recycled_mix: Mapped[float] = mapped_column(default=0.3)
+    script: Mapped[str] = mapped_column(Text, default="")
+    uk_mode: Mapped[bool] = mapped_column(default=False)
+    seller_name: Mapped[str] = mapped_column(String(120), default="")
+    callback_number: Mapped[str | None] = mapped_column(String(32))
+    safe_harbor_message: Mapped[str] = mapped_column(Text, default="")
+    record_calls: Mapped[bool] = mapped_column(default=False)
+    amd_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    lists: Mapped[list[LeadList]] = relationship(back_populates="campaign")
+
+
+class LeadList(Base):
+    __tablename__ = "lead_lists"
+    __table_args__ = (UniqueConstraint("campaign_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(120))
+    default_region: Mapped[str] = mapped_column(String(2), default="US")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    campaign: Mapped[Campaign] = relationship(back_populates="lists")
+
+
+class ImportRun(Base):
+    __tablename__ = "import_runs"
+    __table_args__ = (
+        CheckConstraint(_in("status", ("running", "completed", "failed")), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    list_id: Mapped[int] = mapped_column(ForeignKey("lead_lists.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    rows: Mapped[int] = mapped_column(default=0)
+    imported: Mapped[int] = mapped_column(default=0)
+    duplicates: Mapped[int] = mapped_column(default=0)
+    invalid: Mapped[int] = mapped_column(default=0)
+    dnc: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]
+
+
+class ImportRowError(Base):
+    __tablename__ = "import_row_errors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    import_id: Mapped[int] = mapped_column(
+        ForeignKey("import_runs.id", ondelete="CASCADE"), index=True
+    )
+    row: Mapped[int]
+    field: Mapped[str] = mapped_column(String(80))
+    value: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "phone_e164"),
+        CheckConstraint(_in("status", LEAD_STATUSES), name="status"),
+        # The hopper's scan: dialable leads of a campaign in due order.
+        Index("ix_leads_hopper", "campaign_id", "status", "next_dial_at", "priority"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    list_id: Mapped[int] = mapped_column(ForeignKey("lead_lists.id", ondelete="CASCADE"))
+    import_id: Mapped[int | None] = mapped_column(
+        ForeignKey("import_runs.id", ondelete="SET NULL")
+    )
+    source_row: Mapped[int | None]
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    phone_type: Mapped[str] = mapped_column(String(24))
+    region: Mapped[str] = mapped_column(String(2))
+    state: Mapped[str | None] = mapped_column(String(2))
+    time_zones: Mapped[list[str]] = mapped_column(default=list)
+    first_name: Mapped[str | None] = mapped_column(String(120))
+    last_name: Mapped[str | None] = mapped_column(String(120))
+    email: Mapped[str | None] = mapped_column(String(254))
+    account_ref: Mapped[str | None] = mapped_column(String(80))
+    balance: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    due_date: Mapped[dt.date | None]
+    appointment_at: Mapped[dt.datetime | None]
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_dial_at: Mapped[dt.datetime | None]
+    last_dialed_at: Mapped[dt.datetime | None]
+    last_outcome: Mapped[str | None] = mapped_column(String(20))
+    priority: Mapped[int] = mapped_column(default=0)
+    consent_automated: Mapped[bool] = mapped_column(default=False)
+    consent_at: Mapped[dt.datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    claimed_at: Mapped[dt.datetime | None]
+    closed_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CallAttempt(Base):
+    __tablename__ = "call_attempts"
+    __table_args__ = (
+        Index("ix_call_attempts_campaign_started", "campaign_id", "started_at"),
+        Index("ix_call_attempts_lead_started", "lead_id", "started_at"),
+        CheckConstraint(
+            _in("dial_mode", ("automatic", "manual", "preview", "callback")), name="dial_mode"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    account_ref: Mapped[str | None] = mapped_column(String(80))
+    node: Mapped[str | None] = mapped_column(String(80))
+    worker: Mapped[int | None]
+    trunk_name: Mapped[str | None] = mapped_column(String(80))
+    dial_mode: Mapped[str] = mapped_column(String(20), default="automatic")
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[dt.datetime | None]
+    ended_at: Mapped[dt.datetime | None]
+    sip_code: Mapped[int | None]
+    sip_reason: Mapped[str | None] = mapped_column(String(120))
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    amd_verdict: Mapped[str | None] = mapped_column(String(20))
+    amd_ms: Mapped[int | None]
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    connect_delay_ms: Mapped[int | None]
+    abandoned: Mapped[bool] = mapped_column(default=False)
+    safe_harbor_played: Mapped[bool] = mapped_column(default=False)
+    conversation: Mapped[bool] = mapped_column(default=False)
+    recording_path: Mapped[str | None] = mapped_column(String(500))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class DispositionCode(Base):
+    """A campaign's catalogue of what an agent may record at the end of a call."""
+
+    __tablename__ = "disposition_codes"
+    __table_args__ = (UniqueConstraint("campaign_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(40))
+    label: Mapped[str] = mapped_column(String(120))
+    final_status: Mapped[str | None] = mapped_column(String(20))
+    retry_after_s: Mapped[int | None]
+    # Regulation F: a conversation about the debt blocks calls for 7 days.
+    is_conversation: Mapped[bool] = mapped_column(default=False)
+    is_opt_out: Mapped[bool] = mapped_column(default=False)
+
+
+class Disposition(Base):
+    __tablename__ = "dispositions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int | None] = mapped_column(
+        ForeignKey("call_attempts.id", ondelete="SET NULL")
+    )
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    code: Mapped[str] = mapped_column(String(40))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    promise_amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    promise_date: Mapped[dt.date | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Callback(Base):
+    __tablename__ = "callbacks"
+    __table_args__ = (
+        CheckConstraint(_in("status", ("pending", "done", "cancelled")), name="status"),
+        Index("ix_callbacks_due", "campaign_id", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    due_at: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class DncEntry(Base):
+    __tablename__ = "dnc_entries"
+    __table_args__ = (
+        UniqueConstraint("phone_e164", "scope", "campaign_id"),
+        CheckConstraint(_in("scope", ("global", "campaign")), name="scope"),
+        CheckConstraint(
+            "(scope = 'global' AND campaign_id IS NULL) OR "
+            "(scope = 'campaign' AND campaign_id IS NOT NULL)",
+            name="scope_campaign",
+        ),
+        Index("ix_dnc_entries_phone", "phone_e164"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    scope: Mapped[str] = mapped_column(String(10), default="global")
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE")
+    )
+    source: Mapped[str] = mapped_column(String(40), default="manual")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime | None]
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20), default="agent")
+    sip_uri: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(80))
+    entity: Mapped[str] = mapped_column(String(80))
+    entity_id: Mapped[str | None] = mapped_column(String(80))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,72 @@
+"""Shared fixtures: a freshly migrated database on SQLite and, when TEST_POSTGRES_URL is set,
+on PostgreSQL (each test in its own schema so tests on the shared database never interfere)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
+
+from campaigns import db
+from campaigns.models import Campaign, LeadList
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def _postgres_schema_url(schema: str) -> str:
+    assert POSTGRES_URL
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A migrated, empty database URL: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'dialer.db'}"
+        db.upgrade(url)
+        yield url
+        return
+    if not POSTGRES_URL:
+        pytest.skip("TEST_POSTGRES_URL is not set")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    url = _postgres_schema_url(schema)
+    try:
+        db.upgrade(url)
+        yield url
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = db.make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with db.session_factory(engine)() as session:
+        yield session
+
+
+def make_campaign(session: Session, name: str = "Spring sale", **fields: object) -> Campaign:
+    """A campaign with its default list, committed; fields override the defaults."""
+    campaign = Campaign(name=name, kind=fields.pop("kind", "telemarketing"), **fields)
+    campaign.lists.append(LeadList(name="default"))
+    session.add(campaign)
+    session.commit()
+    return campaign
+
+
