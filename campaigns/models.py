@@ -25,7 +25,9 @@ from sqlalchemy.types import TypeDecorator
 CAMPAIGN_KINDS = ("telemarketing", "collections", "survey", "appointment")
 DIAL_MODES = ("preview", "progressive", "power", "predictive")
 CAMPAIGN_STATUSES = ("draft", "active", "paused", "finished")
-LEAD_STATUSES = ("new", "claimed", "dialing", "callback", "recycled", "done", "dnc", "invalid")
+LEAD_STATUSES = (
+    "pending", "new", "claimed", "dialing", "callback", "recycled", "done", "dnc", "invalid",
+)
 ATTEMPT_OUTCOMES = (
     "human", "machine", "busy", "no_answer", "invalid", "congestion", "failed", "abandoned",
 )

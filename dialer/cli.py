@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import click
 
 
@@ -14,3 +18,267 @@ def main() -> None:
 @main.group()
 def bench() -> None:
     """Benchmarks that print figures (never asserted in tests)."""
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from campaigns.db import make_engine
+
+    return make_engine()
+
+
+def _campaign_id(session, name: str | None) -> int | None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from campaigns.models import Campaign
+
+    if name is None:
+        return None
+    campaign_id = session.scalar(select(Campaign.id).where(Campaign.name == name))
+    if campaign_id is None:
+        raise click.BadParameter(f"no campaign named {name!r}", param_hint="--campaign")
+    return campaign_id
+
+
+def _expiry(value: str | None):  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+    return dt.datetime.combine(day, dt.time(), dt.UTC)
+
+
+@main.group()
+def db() -> None:
+    """The database (DATABASE_URL; default sqlite:///dialer.db)."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the latest version."""
+    from campaigns.db import database_url, upgrade
+
+    upgrade()
+    click.echo(f"database at {database_url()} is up to date")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the schema version."""
+    from campaigns.db import current_revision
+
+    click.echo(current_revision() or "empty (run: dialer db upgrade)")
+
+
+@main.group()
+def campaign() -> None:
+    """Campaigns."""
+
+
+@campaign.command("create")
+@click.argument("name")
+@click.option(
+    "--kind", required=True,
+    type=click.Choice(["telemarketing", "collections", "survey", "appointment"]),
+)
+@click.option(
+    "--dial-mode", default="predictive",
+    type=click.Choice(["preview", "progressive", "power", "predictive"]),
+)
+@click.option("--trunk", "trunk_name", default=None, help="Trunk name in the SIP configuration.")
+@click.option("--caller-id", default=None)
+def campaign_create(
+    name: str, kind: str, dial_mode: str, trunk_name: str | None, caller_id: str | None
+) -> None:
+    """Create a campaign with compliant defaults."""
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.orm import Session
+
+    from campaigns.models import Campaign, LeadList
+
+    with Session(_engine()) as session:
+        new = Campaign(
+            name=name, kind=kind, dial_mode=dial_mode, trunk_name=trunk_name, caller_id=caller_id
+        )
+        new.lists.append(LeadList(name="default"))
+        session.add(new)
+        try:
+            session.commit()
+        except IntegrityError:
+            raise click.ClickException(f"a campaign named {name!r} exists already") from None
+        click.echo(f"campaign {name!r} created (id {new.id}, {kind}, {dial_mode})")
+
+
+@campaign.command("list")
+def campaign_list() -> None:
+    """List campaigns."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from campaigns.models import Campaign, Lead
+
+    with Session(_engine()) as session:
+        leads = dict(
+            session.execute(select(Lead.campaign_id, func.count()).group_by(Lead.campaign_id)).all()
+        )
+        for row in session.scalars(select(Campaign).order_by(Campaign.name)):
+            click.echo(
+                f"{row.name:30} {row.kind:14} {row.dial_mode:12} {row.status:9} "
+                f"{leads.get(row.id, 0):>9} leads"
+            )
+
+
+@main.group()
+def leads() -> None:
+    """Lead lists."""
+
+
+@leads.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--campaign", "campaign_name", required=True)
+@click.option("--list", "list_name", default=None, help="List name (default: the file's name).")
+@click.option("--region", default=None, help="Default country for numbers without +code.")
+@click.option("--map", "mappings", multiple=True, metavar="FIELD=COLUMN")
+@click.option("--errors-csv", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def leads_import(
+    file: Path,
+    campaign_name: str,
+    list_name: str | None,
+    region: str | None,
+    mappings: tuple[str, ...],
+    errors_csv: Path | None,
+    as_json: bool,
+) -> None:
+    """Import leads from a CSV file."""
+    from campaigns.imports import ImportFileError, import_leads, write_error_report
+
+    mapping = {}
+    for item in mappings:
+        field, sep, column = item.partition("=")
+        if not sep or not field or not column:
+            raise click.BadParameter(f"{item!r} is not FIELD=COLUMN", param_hint="--map")
+        mapping[field.strip()] = column.strip()
+    engine = _engine()
+    try:
+        summary = import_leads(
+            engine, file, campaign_name, list_name=list_name, region=region, mapping=mapping
+        )
+    except ImportFileError as error:
+        if as_json:
+            click.echo(json.dumps({"error": str(error)}))
+        raise click.ClickException(f"import failed, nothing was stored: {error}") from None
+    if errors_csv is not None:
+        with errors_csv.open("w", newline="", encoding="utf-8") as out:
+            write_error_report(engine, summary.import_id, out)
+    if as_json:
+        click.echo(summary.as_json())
+        return
+    click.echo(
+        f"{summary.rows} rows: {summary.imported} imported, {summary.duplicates} duplicates, "
+        f"{summary.invalid} invalid, {summary.dnc} on do-not-call lists "
+        f"(import {summary.import_id})"
+    )
+    for error in summary.errors[:20]:
+        click.echo(f"  row {error.row}, {error.field} {error.value!r}: {error.reason}")
+    if summary.invalid > 20:
+        click.echo(f"  ... {summary.invalid - 20} more: --errors-csv FILE writes them all")
+
+
+@main.group("dnc")
+def dnc_group() -> None:
+    """Do-not-call lists (global, or per campaign with --campaign)."""
+
+
+@dnc_group.command("add")
+@click.argument("number")
+@click.option("--campaign", "campaign_name", default=None)
+@click.option("--expires", default=None, help="YYYY-MM-DD (default: never).")
+@click.option("--region", default="US")
+@click.option("--reason", default="")
+def dnc_add(
+    number: str, campaign_name: str | None, expires: str | None, region: str, reason: str
+) -> None:
+    """Add a number."""
+    from sqlalchemy.orm import Session
+
+    from campaigns import dnc
+
+    try:
+        e164 = dnc.normalise(number, region)
+    except dnc.DncError as error:
+        raise click.BadParameter(str(error), param_hint="NUMBER") from None
+    with Session(_engine()) as session:
+        campaign_id = _campaign_id(session, campaign_name)
+        dnc.add(session, e164, campaign_id=campaign_id, expires_at=_expiry(expires), reason=reason)
+        session.commit()
+    click.echo(f"{e164} added to the {campaign_name or 'global'} do-not-call list")
+
+
+@dnc_group.command("check")
+@click.argument("number")
+@click.option("--campaign", "campaign_name", default=None)
+@click.option("--region", default="US")
+def dnc_check(number: str, campaign_name: str | None, region: str) -> None:
+    """Exit 0 if the number may be called, 1 if a list in force blocks it."""
+    from sqlalchemy.orm import Session
+
+    from campaigns import dnc
+    from campaigns.models import utcnow
+
+    try:
+        e164 = dnc.normalise(number, region)
+    except dnc.DncError as error:
+        raise click.BadParameter(str(error), param_hint="NUMBER") from None
+    with Session(_engine()) as session:
+        entry = dnc.blocking_entry(session, e164, _campaign_id(session, campaign_name), utcnow())
+    if entry is None:
+        click.echo(f"{e164} is not on any do-not-call list in force")
+        return
+    until = entry.expires_at.date().isoformat() if entry.expires_at else "no expiry"
+    click.echo(f"{e164} is blocked: {entry.scope} list, since {entry.created_at:%Y-%m-%d}, {until}")
+    sys.exit(1)
+
+
+@dnc_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--campaign", "campaign_name", default=None)
+@click.option("--expires", default=None, help="YYYY-MM-DD (default: never).")
+@click.option("--region", default="US")
+def dnc_import(file: Path, campaign_name: str | None, expires: str | None, region: str) -> None:
+    """Import numbers (one a line, or a CSV with a phone column)."""
+    from sqlalchemy.orm import Session
+
+    from campaigns import dnc
+
+    engine = _engine()
+    with Session(engine) as session:
+        campaign_id = _campaign_id(session, campaign_name)
+    summary = dnc.import_file(
+        engine, file, campaign_id=campaign_id, expires_at=_expiry(expires), region=region
+    )
+    click.echo(
+        f"{summary.lines} lines: {summary.added} added, {summary.already} renewed, "
+        f"{summary.invalid} invalid"
+    )
+    for error in summary.errors[:20]:
+        click.echo(f"  line {error.row}: {error.value!r}: {error.reason}")
+
+
+@bench.command("import")
+@click.option("--rows", default=1_000_000, show_default=True)
+@click.option("--db", "url", default=None, help="Database URL (default: a temporary SQLite file).")
+@click.option("--json", "as_json", is_flag=True)
+def bench_import(rows: int, url: str | None, as_json: bool) -> None:
+    """Import a generated CSV end to end; print rows/s and peak memory."""
+    from dialer.bench.imports import run
+
+    figures = run(rows, url)
+    if as_json:
+        click.echo(json.dumps(figures))
+        return
+    for key, value in figures.items():
+        click.echo(f"{key:22} {value}")

@@ -249,7 +249,7 @@ def upgrade() -> None:
         sa.Column("closed_reason", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
-            "status IN ('new', 'claimed', 'dialing', 'callback', 'recycled', 'done', 'dnc', 'invalid')",
+            "status IN ('pending', 'new', 'claimed', 'dialing', 'callback', 'recycled', 'done', 'dnc', 'invalid')",
             name=op.f("ck_leads_status"),
         ),
         sa.ForeignKeyConstraint(

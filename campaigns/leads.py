@@ -1,0 +1,590 @@
+"""Lead rows from CSV: encoding and delimiter detection, header mapping, validation and
+phone-number analysis. Pure: bytes and strings in, lead rows or row errors out."""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import functools
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, NamedTuple
+
+import phonenumbers
+import regex
+from phonenumbers import PhoneNumberType, geocoder, timezone
+from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
+
+FIELDS = (
+    "phone",
+    "first_name",
+    "last_name",
+    "email",
+    "account_ref",
+    "balance",
+    "due_date",
+    "appointment_at",
+    "priority",
+    "consent",
+)
+HEADER_ALIASES: dict[str, str] = {
+    alias: name
+    for name, aliases in {
+        "phone": (
+            "phone",
+            "phonenumber",
+            "phoneno",
+            "mobile",
+            "mobilenumber",
+            "cell",
+            "cellphone",
+            "tel",
+            "telephone",
+            "number",
+            "msisdn",
+            "contactnumber",
+            "primaryphone",
+        ),
+        "first_name": ("firstname", "first", "givenname", "forename", "fname"),
+        "last_name": ("lastname", "last", "surname", "familyname", "lname"),
+        "email": ("email", "emailaddress", "mail"),
+        "account_ref": (
+            "account",
+            "accountref",
+            "accountnumber",
+            "accountno",
+            "accountreference",
+            "acct",
+        ),
+        "balance": ("balance", "amountdue", "amount", "balancedue", "outstanding"),
+        "due_date": ("duedate", "due"),
+        "appointment_at": ("appointment", "appointmentat", "appointmenttime", "appointmentdate"),
+        "priority": ("priority",),
+        "consent": ("consent", "consentautomated", "optin", "automatedconsent"),
+    }.items()
+    for alias in aliases
+}
+DELIMITERS = (",", ";", "\t", "|")
+# A spreadsheet evaluates a cell starting with these (CSV injection, OWASP).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+MAX_TEXT = 255
+TYPE_NAMES = {
+    PhoneNumberType.FIXED_LINE: "fixed_line",
+    PhoneNumberType.MOBILE: "mobile",
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed_line_or_mobile",
+    PhoneNumberType.TOLL_FREE: "toll_free",
+    PhoneNumberType.PREMIUM_RATE: "premium_rate",
+    PhoneNumberType.SHARED_COST: "shared_cost",
+    PhoneNumberType.VOIP: "voip",
+    PhoneNumberType.PERSONAL_NUMBER: "personal_number",
+    PhoneNumberType.PAGER: "pager",
+    PhoneNumberType.UAN: "uan",
+    PhoneNumberType.VOICEMAIL: "voicemail",
+    PhoneNumberType.UNKNOWN: "unknown",
+}
+NOT_DIALABLE_TYPES = frozenset({"premium_rate", "shared_cost", "voicemail", "pager", "uan"})
+US_STATES = {
+    "Alabama": "AL",
+    "Alaska": "AK",
+    "Arizona": "AZ",
+    "Arkansas": "AR",
+    "California": "CA",
+    "Colorado": "CO",
+    "Connecticut": "CT",
+    "Delaware": "DE",
+    "Florida": "FL",
+    "Georgia": "GA",
+    "Hawaii": "HI",
+    "Idaho": "ID",
+    "Illinois": "IL",
+    "Indiana": "IN",
+    "Iowa": "IA",
+    "Kansas": "KS",
+    "Kentucky": "KY",
+    "Louisiana": "LA",
+    "Maine": "ME",
+    "Maryland": "MD",
+    "Massachusetts": "MA",
+    "Michigan": "MI",
+    "Minnesota": "MN",
+    "Mississippi": "MS",
+    "Missouri": "MO",
+    "Montana": "MT",
+    "Nebraska": "NE",
+    "Nevada": "NV",
+    "New Hampshire": "NH",
+    "New Jersey": "NJ",
+    "New Mexico": "NM",
+    "New York": "NY",
+    "North Carolina": "NC",
+    "North Dakota": "ND",
+    "Ohio": "OH",
+    "Oklahoma": "OK",
+    "Oregon": "OR",
+    "Pennsylvania": "PA",
+    "Rhode Island": "RI",
+    "South Carolina": "SC",
+    "South Dakota": "SD",
+    "Tennessee": "TN",
+    "Texas": "TX",
+    "Utah": "UT",
+    "Vermont": "VT",
+    "Virginia": "VA",
+    "Washington": "WA",
+    "West Virginia": "WV",
+    "Wisconsin": "WI",
+    "Wyoming": "WY",
+    "Washington D.C.": "DC",
+}
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be imported; nothing was stored."""
+
+
+class RowError(NamedTuple):
+    row: int
+    field: str
+    value: str
+    reason: str
+
+
+class PhoneFacts(NamedTuple):
+    e164: str
+    phone_type: str
+    region: str
+    state: str | None
+    time_zones: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class LeadRow:
+    row: int
+    phone: PhoneFacts
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    account_ref: str | None = None
+    balance: Decimal | None = None
+    due_date: dt.date | None = None
+    appointment_at: dt.datetime | None = None
+    priority: int = 0
+    consent: bool = False
+    custom_fields: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    fields: dict[str, int]  # our field -> column index
+    custom: dict[str, int]  # unmapped header -> column index
+    width: int
+
+
+def detect_encoding(sample: bytes) -> str:
+    """UTF-8 (with or without BOM) when the sample decodes as such, else cp1252, else Latin-1."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    try:
+        # final=False tolerates a multi-byte character cut at the end of the sample.
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        sample.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        return "latin-1"
+
+
+def sniff_delimiter(lines: list[str]) -> str:
+    """The delimiter that splits the header and the next lines into the same number of cells."""
+    header = lines[0]
+    best, best_score = ",", -1
+    for delimiter in DELIMITERS:
+        count = header.count(delimiter)
+        if count == 0:
+            continue
+        consistent = sum(1 for line in lines[1:] if line.count(delimiter) == count)
+        score = consistent * 1000 + count
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def header_key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def map_columns(headers: list[str], overrides: dict[str, str] | None = None) -> ColumnMap:
+    """Map header names to lead fields; `overrides` maps a field to a header name."""
+    overrides = overrides or {}
+    positions = {name.strip(): i for i, name in enumerate(headers)}
+    fields: dict[str, int] = {}
+    for name, column in overrides.items():
+        if name not in FIELDS:
+            raise ImportFileError(
+                f"--map {name}={column}: unknown field {name!r}; fields are {', '.join(FIELDS)}"
+            )
+        if column not in positions:
+            raise ImportFileError(
+                f"--map {name}={column}: no column {column!r}; columns are "
+                + ", ".join(repr(h) for h in headers)
+            )
+        fields[name] = positions[column]
+    for i, name in enumerate(headers):
+        target = HEADER_ALIASES.get(header_key(name))
+        if target and target not in fields and i not in fields.values():
+            fields[target] = i
+    if "phone" not in fields:
+        raise ImportFileError(
+            "no phone column: name one 'phone' (or mobile, tel, number ...) or pass "
+            "--map phone=COLUMN; columns are " + ", ".join(repr(h) for h in headers)
+        )
+    used = set(fields.values())
+    custom = {name.strip(): i for i, name in enumerate(headers) if i not in used and name.strip()}
+    return ColumnMap(fields, custom, len(headers))
+
+
+def _tail_digits(node: list[Any]) -> int:
+    """How many trailing positions of a parsed number pattern accept any digit."""
+    import re._constants as c
+
+    any_digit = [(c.IN, [(c.CATEGORY, c.CATEGORY_DIGIT)])]
+    count = 0
+    for op, av in reversed(node):
+        if op is c.MAX_REPEAT and av[0] == av[1] and list(av[2]) == any_digit:
+            count += av[0]
+            continue
+        if [(op, av)] == any_digit:
+            count += 1
+            continue
+        if op is c.BRANCH:
+            return count + min(_tail_digits(list(branch)) for branch in av[1])
+        if op is c.SUBPATTERN:
+            return count + _tail_digits(list(av[3]))
+        break
+    return count
+
+
+NUMBER_DESCS = (
+    "general_desc",
+    "fixed_line",
+    "mobile",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+)
+
+
+def _top_level_branches(pattern: str) -> list[str]:
+    branches, depth, start = [], 0, 0
+    for i, char in enumerate(pattern):
+        escaped = i > 0 and pattern[i - 1] == "\\"
+        if char == "(" and not escaped:
+            depth += 1
+        elif char == ")" and not escaped:
+            depth -= 1
+        elif char == "|" and depth == 0:
+            branches.append(pattern[start:i])
+            start = i + 1
+    branches.append(pattern[start:])
+    return branches
+
+
+@functools.cache
+def _free_tail(country_code: int, lead_digits: str) -> int:
+    """How many trailing digits no pattern looks at, for numbers starting with `lead_digits`.
+
+    Numbers of the same length that differ only there share validity, type and region, so
+    the cache keyed on the rest is exact. Only the regions and pattern branches that can match
+    a number starting with `lead_digits` count (a partial match decides), which keeps the
+    significant prefix short: for US geographic numbers it is the area code and one digit."""
+    import re._parser as parser
+
+    tail = 99
+    for region in phonenumbers.region_codes_for_country_code(country_code):
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        if metadata is None:
+            return 0
+        leading = metadata.leading_digits
+        if leading is not None and not re.match(leading, lead_digits):
+            continue
+        for name in NUMBER_DESCS:
+            desc = getattr(metadata, name)
+            if desc is None or not desc.national_number_pattern:
+                continue
+            for branch in _top_level_branches(desc.national_number_pattern):
+                if regex.fullmatch(branch, lead_digits, partial=True):
+                    tail = min(tail, _tail_digits(list(parser.parse(branch))))
+    return 0 if tail == 99 else tail
+
+
+NANP_FORMATTING = re.compile(r"[\s().\-/]")
+
+
+@dataclass(frozen=True, slots=True)
+class _NumberClass:
+    """What the numbering plan says of every number sharing a significant prefix."""
+
+    phone_type: str
+    region: str
+    geographic: bool
+    zones: tuple[str, ...]  # the country's zones, for numbers that are not geographic
+
+
+def _zone_depths() -> dict[str, int]:
+    depths: dict[str, int] = {}
+    for key in TIMEZONE_DATA:
+        depths[key[:4]] = max(depths.get(key[:4], 0), len(key))
+    return depths
+
+
+ZONE_DEPTHS = _zone_depths()
+
+
+@functools.cache
+def _zones_by_prefix(significant_digits: str) -> tuple[str, ...]:
+    # The longest-prefix lookup phonenumbers.timezone does, without building a number object;
+    # callers pass only as many digits as the longest key under the same 4 digits has, so the
+    # cache is exact and small.
+    for length in range(min(TIMEZONE_LONGEST_PREFIX, len(significant_digits)), 0, -1):
+        zones = TIMEZONE_DATA.get(significant_digits[:length])
+        if zones is not None:
+            return tuple(z for z in zones if "/" in z and not z.startswith("Etc/"))
+    return ()
+
+
+class PhoneAnalyzer:
+    """E.164, type, region, state and time zones of raw numbers, for one default region.
+
+    phonenumbers costs ~130 µs a number. Validity, type and region are cached per number
+    prefix, keeping only the leading digits some pattern of the numbering plan looks at (so
+    the cache is exact); time zones come from the same prefix table phonenumbers reads. A
+    million-row list then costs a few thousand full analyses."""
+
+    def __init__(self, default_region: str) -> None:
+        region = default_region.upper()
+        if phonenumbers.country_code_for_region(region) == 0:
+            raise ImportFileError(f"region {default_region!r} is not an ISO country code")
+        self.region = region
+        self.country_code = phonenumbers.country_code_for_region(region)
+        self._shared: dict[
+            tuple[int, int, str], tuple[str, str, str | None, tuple[str, ...]] | str
+        ] = {}
+        self._states: dict[str, str | None] = {}
+
+    def analyse(self, raw: str) -> PhoneFacts | str:
+        """Facts of a dialable number, or the reason it is not one."""
+        text = raw.strip()
+        if not text:
+            return "empty phone number"
+        if len(text) > 40:
+            return "too long for a phone number"
+        digits = NANP_FORMATTING.sub("", text)
+        if self.country_code == 1 and digits.lstrip("+").isdigit():
+            # The NANP fast path: +1NXXNXXXXXX, 1NXXNXXXXXX or NXXNXXXXXX.
+            bare = digits.lstrip("+")
+            if len(bare) == 11 and bare[0] == "1":
+                return self._facts(1, bare[1:])
+            if len(bare) == 10 and not digits.startswith("+"):
+                return self._facts(1, bare)
+        try:
+            number = phonenumbers.parse(text, self.region)
+        except phonenumbers.NumberParseException as error:
+            return f"not a phone number ({error._msg})"
+        if number.extension:
+            return "has an extension: the dialer cannot reach extensions"
+        return self._facts(number.country_code, phonenumbers.national_significant_number(number))
+
+    def _facts(self, country_code: int, national: str) -> PhoneFacts | str:
+        code = str(country_code)
+        zone_digits = max(4, ZONE_DEPTHS.get((code + national)[:4], 0)) - len(code)
+        significant = max(len(national) - _free_tail(country_code, national[:3]), zone_digits, 3)
+        key = (country_code, len(national), national[:significant])
+        shared = self._shared.get(key)
+        if shared is None:
+            shared = self._shared[key] = self._describe(country_code, national)
+        if isinstance(shared, str):
+            return shared
+        return PhoneFacts(f"+{code}{national}", *shared)
+
+    def _describe(
+        self, country_code: int, national: str
+    ) -> tuple[str, str, str | None, tuple[str, ...]] | str:
+        """What every number sharing this one's significant digits has in common."""
+        number_class = _classify(country_code, national)
+        if isinstance(number_class, str):
+            return number_class
+        e164_digits = f"{country_code}{national}"
+        zones = (
+            _zones_by_prefix(e164_digits[: max(4, ZONE_DEPTHS.get(e164_digits[:4], 0))])
+            if number_class.geographic
+            else number_class.zones
+        )
+        state = None
+        if number_class.region == "US":
+            area = national[:3]
+            if area not in self._states:
+                self._states[area] = _us_state(e164_digits)
+            state = self._states[area]
+        return number_class.phone_type, number_class.region, state, zones
+
+
+def _classify(country_code: int, national: str) -> _NumberClass | str:
+    number = phonenumbers.parse(f"+{country_code}{national}")
+    if not phonenumbers.is_valid_number(number):
+        return "not a valid number"
+    number_type = phonenumbers.number_type(number)
+    phone_type = TYPE_NAMES.get(number_type, "unknown")
+    if phone_type in NOT_DIALABLE_TYPES:
+        return f"{phone_type.replace('_', ' ')} numbers are not dialed"
+    geographic = phonenumbers.is_number_type_geographical(number_type, country_code)
+    zones = (
+        ()
+        if geographic
+        else tuple(
+            z
+            for z in timezone.time_zones_for_number(number)
+            if "/" in z and not z.startswith("Etc/")
+        )
+    )
+    region = phonenumbers.region_code_for_number(number) or "ZZ"
+    return _NumberClass(phone_type, region, geographic, zones)
+
+
+def _us_state(e164_digits: str) -> str | None:
+    # Area codes do not cross state lines, so the state of one number is its area code's.
+    place = geocoder.description_for_number(phonenumbers.parse("+" + e164_digits), "en")
+    abbreviated = re.search(r", ([A-Z]{2})$", place)
+    return US_STATES.get(place) or (abbreviated.group(1) if abbreviated else None)
+
+
+def looks_like_formula(value: str) -> bool:
+    if not value.startswith(FORMULA_PREFIXES):
+        return False
+    # "+1 212 555 0100" or "-12.50" are data, not formulas.
+    return not re.fullmatch(r"[+\-]?[\d\s().,\-]+", value)
+
+
+def neutralise(value: str) -> str:
+    """A cell safe to open in a spreadsheet (for CSV exports)."""
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+TRUE_WORDS = frozenset({"1", "y", "yes", "true", "t", "x", "on"})
+FALSE_WORDS = frozenset({"", "0", "n", "no", "false", "f", "off"})
+
+
+def _parse_date(text: str, day_first: bool) -> dt.date:
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return dt.date.fromisoformat(text)
+    match = re.fullmatch(r"(\d{1,2})[/.](\d{1,2})[/.](\d{4})", text)
+    if not match:
+        raise ValueError
+    a, b, year = (int(g) for g in match.groups())
+    day, month = (a, b) if day_first else (b, a)
+    return dt.date(year, month, day)
+
+
+class RowValidator:
+    """Turns the cells of one CSV row into a LeadRow, or the first problem found in it."""
+
+    def __init__(self, columns: ColumnMap, analyzer: PhoneAnalyzer) -> None:
+        self.columns = columns
+        self.analyzer = analyzer
+        self.day_first = analyzer.region not in {"US", "CA", "PH"}
+        self.phone_index = columns.fields["phone"]
+        self.text_fields = [
+            (name, columns.fields[name])
+            for name in ("first_name", "last_name", "email", "account_ref")
+            if name in columns.fields
+        ]
+
+    def validate(self, row: int, cells: list[str]) -> LeadRow | RowError:
+        if len(cells) != self.columns.width:
+            return RowError(
+                row,
+                "*",
+                f"{len(cells)} cells",
+                f"the header has {self.columns.width} columns; this row has {len(cells)}",
+            )
+        raw_phone = cells[self.phone_index]
+        phone = self.analyzer.analyse(raw_phone)
+        if isinstance(phone, str):
+            return RowError(row, "phone", raw_phone, phone)
+        lead = LeadRow(row, phone)
+        for name, index in self.text_fields:
+            value = cells[index].strip()
+            if not value:
+                continue
+            problem = self._text_problem(value)
+            if name == "email" and not problem and not EMAIL.fullmatch(value):
+                problem = "not an e-mail address"
+            if problem:
+                return RowError(row, name, value, problem)
+            setattr(lead, name, value)
+        for name, index in self.columns.custom.items():
+            value = cells[index].strip()
+            if value:
+                problem = self._text_problem(value)
+                if problem:
+                    return RowError(row, name, value, problem)
+                lead.custom_fields[name] = value
+        return self._typed_fields(row, cells, lead)
+
+    @staticmethod
+    def _text_problem(value: str) -> str | None:
+        if looks_like_formula(value):
+            return "looks like a spreadsheet formula (CSV injection): remove the leading character"
+        if len(value) > MAX_TEXT:
+            return f"longer than {MAX_TEXT} characters"
+        return None
+
+    def _typed_fields(self, row: int, cells: list[str], lead: LeadRow) -> LeadRow | RowError:
+        fields = self.columns.fields
+        if "balance" in fields and (value := cells[fields["balance"]].strip()):
+            try:
+                lead.balance = Decimal(re.sub(r"[\s$€£,]", "", value))
+            except InvalidOperation:
+                return RowError(row, "balance", value, "not an amount (e.g. 1234.50)")
+            if not lead.balance.is_finite() or abs(lead.balance) >= 10**12:
+                return RowError(row, "balance", value, "not a plausible amount")
+        if "due_date" in fields and (value := cells[fields["due_date"]].strip()):
+            try:
+                lead.due_date = _parse_date(value, self.day_first)
+            except ValueError:
+                order = "DD/MM/YYYY" if self.day_first else "MM/DD/YYYY"
+                return RowError(row, "due_date", value, f"not a date (YYYY-MM-DD or {order})")
+        if "appointment_at" in fields and (value := cells[fields["appointment_at"]].strip()):
+            try:
+                moment = dt.datetime.fromisoformat(value)
+            except ValueError:
+                return RowError(
+                    row, "appointment_at", value, "not a date and time (YYYY-MM-DD HH:MM[+02:00])"
+                )
+            if moment.tzinfo is None:
+                if not lead.phone.time_zones:
+                    return RowError(row, "appointment_at", value, "no offset and no known zone")
+                from zoneinfo import ZoneInfo
+
+                moment = moment.replace(tzinfo=ZoneInfo(lead.phone.time_zones[0]))
+            lead.appointment_at = moment
+        if "priority" in fields and (value := cells[fields["priority"]].strip()):
+            if not re.fullmatch(r"-?\d{1,6}", value):
+                return RowError(row, "priority", value, "not a whole number")
+            lead.priority = int(value)
+        if "consent" in fields:
+            value = cells[fields["consent"]].strip().lower()
+            if value in TRUE_WORDS:
+                lead.consent = True
+            elif value not in FALSE_WORDS:
+                return RowError(row, "consent", value, "not yes/no")
+        return lead

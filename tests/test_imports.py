@@ -1,0 +1,153 @@
+"""CSV lead import against a real database: the user's stories and the malformed files."""
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from campaigns import dnc
+from campaigns.imports import ImportFileError, import_leads, write_error_report
+from campaigns.models import ImportRun, Lead
+from dialer.cli import main
+from tests.conftest import make_campaign
+
+
+@pytest.fixture
+def campaign(session: Session) -> str:
+    return make_campaign(session, "Spring sale").name
+
+
+def lead_count(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(select(func.count()).select_from(Lead)) or 0
+
+
+def write(tmp_path: Path, content: bytes | str, name: str = "leads.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return path
+
+
+def test_import_maps_headers_normalises_numbers_and_reports_every_problem(
+    engine: Engine, session: Session, campaign: str, tmp_path: Path
+) -> None:
+    dnc.add(session, "+13055550199")
+    session.commit()
+    path = write(
+        tmp_path,
+        "First Name;Surname;Mobile;Balance;Due Date;Region code\n"
+        "Anna;Smith;(212) 555-0100;$1,234.50;03/31/2027;NE\n"
+        "Bob;Jones;+1 212-555-0100;;;\n"
+        "Carl;;12;;;\n"
+        '=HYPERLINK("http://x");Evil;(212) 555-0111;;;\n'
+        "Eve;;+1 305 555 0199;;;\n"
+        "Fay;;+44 20 7946 0018;12,5x;;\n"
+        "Gus;;(405) 555-0123;;;\n",
+    )
+    summary = import_leads(engine, path, campaign)
+    assert (summary.rows, summary.imported, summary.duplicates, summary.invalid, summary.dnc) == (
+        7, 2, 1, 3, 1,
+    )
+    assert [(e.row, e.field) for e in summary.errors] == [
+        (4, "phone"), (5, "first_name"), (7, "balance"),
+    ]
+    stored = {lead.phone_e164: lead for lead in session.scalars(select(Lead))}
+    anna, gus = stored["+12125550100"], stored["+14055550123"]
+    assert (anna.first_name, anna.last_name, str(anna.balance), anna.due_date.isoformat()) == (
+        "Anna", "Smith", "1234.50", "2027-03-31",
+    )
+    assert anna.custom_fields == {"Region code": "NE"}
+    assert anna.time_zones == ["America/New_York"] and anna.state == "NY"
+    assert gus.state == "OK" and gus.time_zones == ["America/Chicago"]
+    assert anna.phone_type == "fixed_line_or_mobile" and anna.status == "new"
+
+    report = io.StringIO()
+    assert write_error_report(engine, summary.import_id, report) == 5
+    assert "'=HYPERLINK" in report.getvalue(), "formula cells are neutralised in the export"
+
+
+def test_reimporting_the_same_file_adds_nothing(
+    engine: Engine, campaign: str, tmp_path: Path
+) -> None:
+    path = write(tmp_path, "phone\n2125550100\n2125550101\n")
+    import_leads(engine, path, campaign)
+    again = import_leads(engine, path, campaign)
+    assert (again.imported, again.duplicates) == (0, 2)
+    assert lead_count(engine) == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b"\xef\xbb\xbf\r\n", "is empty"),
+        (b"phone\n", "header but no rows"),
+        (b"name,email\nAnna,a@example.com\n", "no phone column"),
+        (b"\x00\x01\x02binary", "NUL bytes"),
+        (b"phone,name\n" + b"2125550100," + b"x" * 200_000 + b"\n", "longer than"),
+    ],
+)
+def test_malformed_files_fail_clearly_and_store_nothing(
+    engine: Engine, campaign: str, tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = write(tmp_path, content)
+    with pytest.raises(ImportFileError, match=message):
+        import_leads(engine, path, campaign)
+    assert lead_count(engine) == 0
+
+
+def test_a_failure_late_in_the_file_undoes_the_rows_already_written(
+    engine: Engine, campaign: str, tmp_path: Path
+) -> None:
+    good = "".join(f"212555{i:04d}\n" for i in range(25_000))
+    # Valid UTF-8 up to here, then a byte that is not: the import stops and undoes itself.
+    path = write(tmp_path, b"phone\n" + good.encode() + "Zoë\n".encode("cp1252"))
+    with pytest.raises(ImportFileError, match="line 25002"):
+        import_leads(engine, path, campaign)
+    assert lead_count(engine) == 0
+    with engine.connect() as connection:
+        run = connection.execute(select(ImportRun.status, ImportRun.error)).one()
+    assert run.status == "failed" and "utf-8" in run.error
+
+
+def test_cp1252_file_with_tabs_and_ragged_rows(
+    engine: Engine, session: Session, campaign: str, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        "Téléphone\tPrénom\tNom\n2125550100\tZoë\tMüller\n2125550101\tonly two\n".encode("cp1252"),
+    )
+    summary = import_leads(engine, path, campaign, mapping={"phone": "Téléphone"})
+    assert summary.imported == 1 and summary.errors[0].row == 3
+    assert session.scalars(select(Lead.custom_fields)).one() == {"Prénom": "Zoë", "Nom": "Müller"}
+
+
+def test_cli_json_summary_has_the_documented_shape(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session: Session, campaign: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    path = write(tmp_path, "phone,first_name\n2125550100,Anna\nnope,Bob\n")
+    result = CliRunner().invoke(
+        main, ["leads", "import", str(path), "--campaign", campaign, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert {k: summary[k] for k in ("rows", "imported", "duplicates", "invalid", "dnc")} == {
+        "rows": 2, "imported": 1, "duplicates": 0, "invalid": 1, "dnc": 0,
+    }
+    assert summary["errors"] == [
+        {"row": 3, "field": "phone", "value": "nope", "reason": summary["errors"][0]["reason"]}
+    ]
+
+
+def test_large_file_goes_through_the_parallel_path(
+    engine: Engine, campaign: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("campaigns.imports.PARALLEL_BYTES", 0)
+    path = write(tmp_path, "phone\n" + "".join(f"212555{i:04d}\n" for i in range(3000)) + "bad\n")
+    summary = import_leads(engine, path, campaign)
+    assert (summary.imported, summary.invalid, summary.errors[0].row) == (3000, 1, 3002)
