@@ -20,11 +20,12 @@ def database_url(url: str | None = None) -> str:
 
 def _tune_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     # WAL lets the console read while a node writes; NORMAL is durable in WAL mode.
+    # busy_timeout first: switching to WAL needs a lock another connection may hold.
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
@@ -33,7 +34,9 @@ def make_engine(url: str | None = None, **kwargs: object) -> Engine:
     if url.startswith("sqlite"):
         # pysqlite opens its own transactions lazily; we issue BEGIN ourselves so that
         # `BEGIN IMMEDIATE` (the hopper's write lock) is possible.
-        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 10}, **kwargs
+        )
         event.listen(engine, "connect", _tune_sqlite)
         event.listen(engine, "connect", _disable_pysqlite_begin)
         event.listen(engine, "begin", _emit_begin)
@@ -46,7 +49,10 @@ def _disable_pysqlite_begin(dbapi_connection, _record) -> None:  # type: ignore[
 
 
 def _emit_begin(connection) -> None:  # type: ignore[no-untyped-def]
-    mode = connection.info.pop("sqlite_begin", "BEGIN")
+    # `sqlite_begin="BEGIN IMMEDIATE"` takes the write lock up front: a deferred transaction
+    # that reads and then writes fails at once with "database is locked" when another writer
+    # got there first, instead of waiting for busy_timeout.
+    mode = connection.get_execution_options().get("sqlite_begin", "BEGIN")
     connection.exec_driver_sql(mode)
 
 

@@ -185,8 +185,8 @@ class Lead(Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "phone_e164"),
         CheckConstraint(_in("status", LEAD_STATUSES), name="status"),
-        # The hopper's scan: dialable leads of a campaign in due order.
-        Index("ix_leads_hopper", "campaign_id", "status", "next_dial_at", "priority"),
+        # The hopper's scan: a campaign's leads of one status, best priority first.
+        Index("ix_leads_hopper", "campaign_id", "status", "priority", "next_dial_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,0 +1,343 @@
+"""The hopper: which leads a node dials next, each one passed through the compliance gate and
+claimed atomically, so no lead is ever handed to two callers.
+
+PostgreSQL: `SELECT ... FOR UPDATE SKIP LOCKED` lets nodes claim side by side. SQLite: one short
+`BEGIN IMMEDIATE` transaction per claim serialises claimers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, and_, case, exists, func, not_, or_, select, update
+from sqlalchemy.orm import Session
+
+from campaigns import dnc
+from campaigns.compliance import (
+    AUTOMATED,
+    LASTING_REASONS,
+    MAYBE_MOBILE,
+    REG_F_WINDOW,
+    UK_ABANDON_QUIET,
+    CampaignRules,
+    DialHistory,
+    DialKind,
+    LeadFacts,
+    may_dial,
+)
+from campaigns.models import CallAttempt, Callback, Campaign, ImportRun, Lead
+
+WINDOW_30_DAYS = dt.timedelta(days=30)
+DAY = dt.timedelta(hours=24)
+# Leads refused for a passing reason (hours, daily caps) are looked at again after this.
+RETRY_AFTER = {
+    "outside_calling_hours": dt.timedelta(minutes=15),
+    "holiday": dt.timedelta(hours=1),
+    "not_a_calling_day": dt.timedelta(hours=1),
+    "state_daily_cap": dt.timedelta(hours=1),
+    "reg_f_weekly_cap": dt.timedelta(hours=6),
+    "reg_f_after_conversation": dt.timedelta(hours=6),
+    "uk_abandon_quiet": dt.timedelta(hours=6),
+}
+CLOSED_STATUS = {"dnc": "dnc", "unknown_time_zone": "invalid"}
+
+
+@dataclass(frozen=True)
+class ClaimedLead:
+    id: int
+    campaign_id: int
+    phone_e164: str
+    first_name: str | None
+    last_name: str | None
+    account_ref: str | None
+    attempts: int
+    is_callback: bool
+
+
+def campaign_rules(campaign: Campaign) -> CampaignRules:
+    return CampaignRules(
+        kind=campaign.kind,
+        calling_days=frozenset(int(d) for d in campaign.calling_days),
+        calling_start=dt.time.fromisoformat(campaign.calling_start),
+        calling_end=dt.time.fromisoformat(campaign.calling_end),
+        holidays=frozenset(dt.date.fromisoformat(d) for d in campaign.holidays),
+        max_attempts=campaign.max_attempts,
+        abandon_target=campaign.abandon_target,
+        uk_mode=campaign.uk_mode,
+    )
+
+
+def lead_facts(lead: Lead) -> LeadFacts:
+    return LeadFacts(
+        phone_e164=lead.phone_e164,
+        phone_type=lead.phone_type,
+        time_zones=tuple(lead.time_zones),
+        state=lead.state,
+        status=lead.status,
+        attempts=lead.attempts,
+        next_dial_at=lead.next_dial_at,
+        consent_automated=lead.consent_automated,
+    )
+
+
+def abandon_window(session: Session, campaign_id: int, now: dt.datetime) -> tuple[int, int]:
+    """Live answers and abandons of the campaign in the rolling 30 days (47 CFR 64.1200(a)(7))."""
+    live, abandoned = session.execute(
+        select(
+            func.count().filter(or_(CallAttempt.outcome == "human", CallAttempt.abandoned)),
+            func.count().filter(CallAttempt.abandoned),
+        ).where(
+            CallAttempt.campaign_id == campaign_id,
+            CallAttempt.started_at > now - WINDOW_30_DAYS,
+        )
+    ).one()
+    return live or 0, abandoned or 0
+
+
+def _debt_key(lead: Lead) -> str:
+    return lead.account_ref or lead.phone_e164
+
+
+def histories(
+    session: Session,
+    campaign: Campaign,
+    leads: Sequence[Lead],
+    now: dt.datetime,
+    window: tuple[int, int],
+) -> dict[int, DialHistory]:
+    """Each lead's dial history, in a handful of queries for the whole batch."""
+    if not leads:
+        return {}
+    phones = [lead.phone_e164 for lead in leads]
+    blocked = dnc.blocked_numbers(session, campaign.id, now, phones)
+    number_dials: dict[int, list[dt.datetime]] = defaultdict(list)
+    strict = [lead.id for lead in leads if lead.state in {"FL", "OK"}]
+    if strict:
+        for lead_id, started in session.execute(
+            select(CallAttempt.lead_id, CallAttempt.started_at).where(
+                CallAttempt.lead_id.in_(strict), CallAttempt.started_at >= now - DAY
+            )
+        ):
+            number_dials[lead_id].append(started)
+    debt_dials: dict[str, list[dt.datetime]] = defaultdict(list)
+    conversations: dict[str, dt.datetime] = {}
+    if campaign.kind == "collections":
+        accounts = [lead.account_ref for lead in leads if lead.account_ref]
+        debt = or_(
+            CallAttempt.account_ref.in_(accounts),
+            and_(CallAttempt.account_ref.is_(None), CallAttempt.phone_e164.in_(phones)),
+        )
+        for account, phone, started, conversation in session.execute(
+            select(
+                CallAttempt.account_ref,
+                CallAttempt.phone_e164,
+                CallAttempt.started_at,
+                CallAttempt.conversation,
+            ).where(debt, CallAttempt.started_at >= now - REG_F_WINDOW)
+        ):
+            key = account or phone
+            debt_dials[key].append(started)
+            if conversation and (key not in conversations or started > conversations[key]):
+                conversations[key] = started
+    abandons: dict[str, dt.datetime] = {}
+    if campaign.uk_mode:
+        abandons = dict(
+            session.execute(
+                select(CallAttempt.phone_e164, func.max(CallAttempt.started_at))
+                .where(
+                    CallAttempt.phone_e164.in_(phones),
+                    CallAttempt.abandoned,
+                    CallAttempt.started_at >= now - UK_ABANDON_QUIET,
+                )
+                .group_by(CallAttempt.phone_e164)
+            ).all()
+        )
+    live, abandoned = window
+    return {
+        lead.id: DialHistory(
+            on_dnc=lead.phone_e164 in blocked,
+            number_dials=tuple(number_dials.get(lead.id, ())),
+            debt_dials=tuple(debt_dials.get(_debt_key(lead), ())),
+            last_debt_conversation=conversations.get(_debt_key(lead)),
+            last_abandon=abandons.get(lead.phone_e164),
+            window_live_answers=live,
+            window_abandons=abandoned,
+        )
+        for lead in leads
+    }
+
+
+def _candidates(
+    session: Session,
+    campaign: Campaign,
+    statuses: tuple[str, ...],
+    limit: int,
+    now: dt.datetime,
+    kind: DialKind,
+    unfinished_imports: list[int],
+    locking: bool,
+) -> list[Lead]:
+    if limit <= 0:
+        return []
+    query = select(Lead).where(
+        Lead.campaign_id == campaign.id,
+        Lead.status.in_(statuses),
+        or_(Lead.next_dial_at.is_(None), Lead.next_dial_at <= now),
+    )
+    if unfinished_imports:
+        query = query.where(
+            or_(Lead.import_id.is_(None), Lead.import_id.not_in(unfinished_imports))
+        )
+    if kind in AUTOMATED:
+        # The gate would refuse them anyway; filtering here keeps the scan short.
+        query = query.where(not_(and_(Lead.phone_type.in_(MAYBE_MOBILE), ~Lead.consent_automated)))
+    if statuses == ("callback",):
+        query = query.order_by(Lead.next_dial_at)
+    else:
+        query = query.order_by(Lead.priority.desc())
+    query = query.limit(limit)
+    if locking:
+        query = query.with_for_update(skip_locked=True, of=Lead)
+    return list(session.scalars(query))
+
+
+def claim(
+    engine: Engine,
+    campaign_id: int,
+    n: int,
+    node: str,
+    now: dt.datetime,
+    kind: DialKind = "predictive",
+) -> list[ClaimedLead]:
+    """Up to `n` leads to dial now, in order: callbacks due, then by priority, recycled and new
+    mixed as the campaign says. Each one passed the gate and is now claimed by `node`."""
+    if n <= 0:
+        return []
+    postgres = engine.dialect.name == "postgresql"
+    with Session(engine) as session:
+        if not postgres:
+            session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
+        claimed = _claim_in(session, campaign_id, n, node, now, kind, locking=postgres)
+        session.commit()
+        return claimed
+
+
+def _claim_in(
+    session: Session,
+    campaign_id: int,
+    n: int,
+    node: str,
+    now: dt.datetime,
+    kind: DialKind,
+    locking: bool,
+) -> list[ClaimedLead]:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise ValueError(f"no campaign with id {campaign_id}")
+    rules = campaign_rules(campaign)
+    unfinished = list(
+        session.scalars(
+            select(ImportRun.id).where(
+                ImportRun.campaign_id == campaign_id, ImportRun.status != "completed"
+            )
+        )
+    )
+    window = abandon_window(session, campaign_id, now)
+    # Fetch more than asked: some will be refused by the gate.
+    scan = max(2 * n, n + 10)
+    callbacks = _candidates(session, campaign, ("callback",), scan, now, kind, unfinished, locking)
+    want_recycled = math.floor(scan * campaign.recycled_mix)
+    recycled = _candidates(
+        session, campaign, ("recycled",), want_recycled, now, kind, unfinished, locking
+    )
+    fresh = _candidates(
+        session, campaign, ("new",), scan - len(recycled), now, kind, unfinished, locking
+    )
+    if len(fresh) < scan - want_recycled:
+        recycled += _candidates(
+            session, campaign, ("recycled",), scan, now, kind, unfinished, locking
+        )[len(recycled) :]
+    ordered = callbacks + _interleave(recycled, fresh, campaign.recycled_mix)
+    history = histories(session, campaign, ordered, now, window)
+
+    claimed: list[ClaimedLead] = []
+    for lead in ordered:
+        if len(claimed) == n:
+            break
+        verdict = may_dial(lead_facts(lead), rules, now, history[lead.id], kind)
+        if verdict.allowed:
+            is_callback = lead.status == "callback"
+            lead.status, lead.claimed_by, lead.claimed_at = "claimed", node, now
+            claimed.append(
+                ClaimedLead(
+                    lead.id,
+                    lead.campaign_id,
+                    lead.phone_e164,
+                    lead.first_name,
+                    lead.last_name,
+                    lead.account_ref,
+                    lead.attempts,
+                    is_callback,
+                )
+            )
+        elif verdict.reason == "abandon_cap":
+            break  # a campaign-wide stop: no lead is at fault
+        elif verdict.reason in LASTING_REASONS:
+            lead.status = CLOSED_STATUS.get(verdict.reason or "", "done")
+            lead.closed_reason = verdict.detail
+        else:
+            lead.next_dial_at = now + RETRY_AFTER.get(verdict.reason or "", dt.timedelta(minutes=5))
+    return claimed
+
+
+def _interleave(recycled: list[Lead], fresh: list[Lead], mix: float) -> list[Lead]:
+    """Recycled and new leads alternated so that about `mix` of the claimed ones are recycled."""
+    out: list[Lead] = []
+    taken_recycled = 0
+    recycled_iter, fresh_iter = iter(recycled), iter(fresh)
+    while len(out) < len(recycled) + len(fresh):
+        prefer_recycled = taken_recycled < mix * (len(out) + 1)
+        first, second = (
+            (recycled_iter, fresh_iter) if prefer_recycled else (fresh_iter, recycled_iter)
+        )
+        lead = next(first, None) or next(second, None)
+        if lead is None:
+            break
+        taken_recycled += lead.status == "recycled"
+        out.append(lead)
+    return out
+
+
+def release(engine: Engine, lead_ids: Sequence[int]) -> int:
+    """Gives claimed leads back to the hopper unchanged (a node that did not dial them)."""
+    if not lead_ids:
+        return 0
+    return _release_where(engine, Lead.id.in_(list(lead_ids)))
+
+
+def release_stale(engine: Engine, now: dt.datetime, older_than: dt.timedelta) -> int:
+    """Frees claims a node held too long without dialing (it died or lost its database)."""
+    return _release_where(engine, Lead.claimed_at < now - older_than)
+
+
+def _release_where(engine: Engine, condition) -> int:  # type: ignore[no-untyped-def]
+    pending_callback = exists().where(Callback.lead_id == Lead.id, Callback.status == "pending")
+    with engine.begin() as connection:
+        result = connection.execute(
+            update(Lead)
+            .where(Lead.status == "claimed", condition)
+            .values(
+                status=case(
+                    (pending_callback, "callback"),
+                    (Lead.attempts > 0, "recycled"),
+                    else_="new",
+                ),
+                claimed_by=None,
+                claimed_at=None,
+            )
+        )
+        return result.rowcount

@@ -1,0 +1,165 @@
+"""The hopper against real databases: order, the gate, and no lead handed out twice."""
+
+import datetime as dt
+import multiprocessing
+import threading
+import time
+
+import pytest
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.orm import Session
+
+from campaigns import db, dnc
+from campaigns.hopper import claim, release, release_stale
+from campaigns.models import Callback, ImportRun, Lead
+from tests.conftest import make_campaign
+
+NOON_NY = dt.datetime(2026, 6, 10, 16, tzinfo=dt.UTC)
+
+
+def add_leads(engine: Engine, campaign_id: int, list_id: int, count: int, **fields: object) -> None:
+    start = fields.pop("start", 0)
+    rows = [
+        {
+            "campaign_id": campaign_id,
+            "list_id": list_id,
+            "phone_e164": f"+1212555{i:04d}",
+            "phone_type": "fixed_line",
+            "region": "US",
+            "state": "NY",
+            "time_zones": ["America/New_York"],
+            "status": "new",
+            "priority": 0,
+            "custom_fields": {},
+            **fields,
+        }
+        for i in range(start, start + count)
+    ]
+    with engine.begin() as connection:
+        connection.execute(insert(Lead), rows)
+
+
+@pytest.fixture
+def campaign(session: Session):  # type: ignore[no-untyped-def]
+    return make_campaign(session, recycled_mix=0.0)
+
+
+def test_callbacks_first_then_priority_and_each_lead_once(
+    engine: Engine, session: Session, campaign
+) -> None:  # type: ignore[no-untyped-def]
+    list_id = campaign.lists[0].id
+    add_leads(engine, campaign.id, list_id, 5)
+    add_leads(engine, campaign.id, list_id, 1, start=100, priority=9)
+    add_leads(
+        engine,
+        campaign.id,
+        list_id,
+        1,
+        start=200,
+        status="callback",
+        next_dial_at=NOON_NY - dt.timedelta(minutes=1),
+    )
+    first = claim(engine, campaign.id, 3, "node-a", NOON_NY)
+    assert [c.phone_e164 for c in first[:2]] == ["+12125550200", "+12125550100"]
+    assert first[0].is_callback
+    rest = claim(engine, campaign.id, 10, "node-b", NOON_NY)
+    assert len(first) + len(rest) == 7
+    assert not {c.id for c in first} & {c.id for c in rest}
+    assert claim(engine, campaign.id, 10, "node-c", NOON_NY) == []
+
+
+def test_gate_closes_dnc_leads_and_defers_out_of_hours(
+    engine: Engine, session: Session, campaign
+) -> None:  # type: ignore[no-untyped-def]
+    list_id = campaign.lists[0].id
+    add_leads(engine, campaign.id, list_id, 1)
+    add_leads(engine, campaign.id, list_id, 1, start=1, time_zones=["Pacific/Honolulu"])
+    add_leads(engine, campaign.id, list_id, 1, start=2, phone_type="mobile")
+    dnc.add(session, "+12125550000")
+    session.commit()
+    assert claim(engine, campaign.id, 5, "node", NOON_NY) == []  # 06:00 in Honolulu
+    session.expire_all()
+    by_phone = {lead.phone_e164: lead for lead in session.scalars(select(Lead))}
+    assert by_phone["+12125550000"].status == "dnc"
+    assert by_phone["+12125550001"].next_dial_at == NOON_NY + dt.timedelta(minutes=15)
+    assert by_phone["+12125550002"].status == "new", "a mobile lead waits for preview dialing"
+    assert [c.phone_e164 for c in claim(engine, campaign.id, 5, "n", NOON_NY, "preview")] == [
+        "+12125550002"
+    ]
+
+
+def test_leads_of_an_unfinished_import_are_not_dialed(
+    engine: Engine, session: Session, campaign
+) -> None:  # type: ignore[no-untyped-def]
+    run = ImportRun(campaign_id=campaign.id, list_id=campaign.lists[0].id, filename="x.csv")
+    session.add(run)
+    session.commit()
+    add_leads(engine, campaign.id, campaign.lists[0].id, 3, import_id=run.id)
+    assert claim(engine, campaign.id, 5, "node", NOON_NY) == []
+    run.status = "completed"
+    session.commit()
+    assert len(claim(engine, campaign.id, 5, "node", NOON_NY)) == 3
+
+
+def test_release_and_stale_sweep_give_leads_back(
+    engine: Engine, session: Session, campaign
+) -> None:  # type: ignore[no-untyped-def]
+    add_leads(engine, campaign.id, campaign.lists[0].id, 3)
+    claimed = claim(engine, campaign.id, 3, "node", NOON_NY)
+    lead_id = claimed[0].id
+    session.add(Callback(lead_id=lead_id, campaign_id=campaign.id, due_at=NOON_NY))
+    session.commit()
+    assert release(engine, [lead_id]) == 1
+    assert session.scalar(select(Lead.status).where(Lead.id == lead_id)) == "callback"
+    later = NOON_NY + dt.timedelta(minutes=30)
+    assert release_stale(engine, later, dt.timedelta(minutes=10)) == 2
+    again = claim(engine, campaign.id, 5, "other", later)
+    assert len(again) == 3 and again[0].is_callback
+
+
+def _claim_all(url: str, campaign_id: int, node: str, out, start_at: float) -> None:  # type: ignore[no-untyped-def]
+    engine = db.make_engine(url)
+    mine: list[int] = []
+    # Everyone starts at the same instant, so the claims really overlap.
+    time.sleep(max(0.0, start_at - time.time()))
+    while batch := claim(engine, campaign_id, 7, node, NOON_NY):
+        mine.extend(c.id for c in batch)
+    engine.dispose()
+    out.put(mine) if hasattr(out, "put") else out.extend(mine)
+
+
+def test_concurrent_claimers_never_share_a_lead(db_url: str, engine: Engine, campaign) -> None:  # type: ignore[no-untyped-def]
+    add_leads(engine, campaign.id, campaign.lists[0].id, 600)
+    postgres = engine.dialect.name == "postgresql"
+    start_at = time.time() + (4.0 if postgres else 0.5)
+    results: list[list[int]] = [[] for _ in range(4)]
+    threads = [
+        threading.Thread(
+            target=_claim_all, args=(db_url, campaign.id, f"t{i}", results[i], start_at)
+        )
+        for i in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    claimed = []
+    if postgres:
+        queue = multiprocessing.get_context("spawn").Queue()
+        processes = [
+            multiprocessing.get_context("spawn").Process(
+                target=_claim_all, args=(db_url, campaign.id, f"p{i}", queue, start_at)
+            )
+            for i in range(3)
+        ]
+        for process in processes:
+            process.start()
+        for _ in processes:
+            claimed.extend(queue.get(timeout=120))
+        for process in processes:
+            process.join(timeout=60)
+            assert process.exitcode == 0
+    for thread in threads:
+        thread.join(timeout=120)
+    for part in results:
+        claimed.extend(part)
+    assert len(claimed) == 600 and len(set(claimed)) == 600
+    assert sum(1 for part in results if part) >= 2, "the claimers did not overlap"
