@@ -97,6 +97,7 @@ def campaign_create(
     from sqlalchemy.exc import IntegrityError
     from sqlalchemy.orm import Session
 
+    from campaigns.dispositions import install_catalogue
     from campaigns.models import Campaign, LeadList
 
     with Session(_engine()) as session:
@@ -106,6 +107,8 @@ def campaign_create(
         new.lists.append(LeadList(name="default"))
         session.add(new)
         try:
+            session.flush()
+            install_catalogue(session, new)
             session.commit()
         except IntegrityError:
             raise click.ClickException(f"a campaign named {name!r} exists already") from None

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
 from campaigns import db
+from campaigns.dispositions import install_catalogue
 from campaigns.models import Campaign, LeadList
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
@@ -66,6 +67,8 @@ def make_campaign(session: Session, name: str = "Spring sale", **fields: object)
     campaign = Campaign(name=name, kind=fields.pop("kind", "telemarketing"), **fields)
     campaign.lists.append(LeadList(name="default"))
     session.add(campaign)
+    session.flush()
+    install_catalogue(session, campaign)
     session.commit()
     return campaign
 

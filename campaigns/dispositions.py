@@ -1,0 +1,230 @@
+"""What happens to a lead after a call: recycling rules per outcome and disposition.
+
+`next_state` is pure; `record_outcome` and `record_disposition` apply it in the caller's
+transaction, and an opt-out reaches the do-not-call list in that same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns import dnc
+from campaigns.models import (
+    CallAttempt,
+    Callback,
+    Campaign,
+    Disposition,
+    DispositionCode,
+    Lead,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """After this outcome or disposition: retry after `retry_after` (None: the lead is
+    finished with `final_status`), at most `max_attempts` attempts in all."""
+
+    retry_after: dt.timedelta | None
+    max_attempts: int | None = None
+    final_status: str = "done"
+
+
+HOUR = dt.timedelta(hours=1)
+DEFAULT_RULES: dict[str, Rule] = {
+    # Outcomes the line reports.
+    "busy": Rule(dt.timedelta(minutes=15)),
+    "no_answer": Rule(2 * HOUR),
+    "machine": Rule(4 * HOUR),
+    "abandoned": Rule(dt.timedelta(hours=24)),  # not before the UK 72 h rule allows, see gate
+    "congestion": Rule(dt.timedelta(minutes=10)),
+    "failed": Rule(dt.timedelta(minutes=30)),
+    "invalid": Rule(None, final_status="invalid"),
+    "human": Rule(None),  # an agent disposition follows and decides
+    # Agent dispositions.
+    "SALE": Rule(None),
+    "NO_SALE": Rule(None),
+    "NOT_INTERESTED": Rule(None),
+    "CALLBACK": Rule(dt.timedelta(hours=24)),
+    "DNC": Rule(None, final_status="dnc"),
+    "WRONG_NUMBER": Rule(None, final_status="invalid"),
+    "RPC": Rule(dt.timedelta(days=7)),  # right-party contact: Regulation F's 7 days
+    "PTP": Rule(None),  # promise to pay
+    "REFUSED": Rule(dt.timedelta(days=7)),
+    "COMPLETED": Rule(None),
+    "BOOKED": Rule(None),
+}
+# Per campaign kind: the catalogue an agent picks from (code, label, conversation, opt-out).
+CATALOGUES: dict[str, tuple[tuple[str, str, bool, bool], ...]] = {
+    "telemarketing": (
+        ("SALE", "Sale", True, False),
+        ("NO_SALE", "No sale", True, False),
+        ("NOT_INTERESTED", "Not interested", True, False),
+        ("CALLBACK", "Call back", True, False),
+        ("DNC", "Do not call", True, True),
+        ("WRONG_NUMBER", "Wrong number", False, False),
+    ),
+    "collections": (
+        ("RPC", "Right-party contact", True, False),
+        ("PTP", "Promise to pay", True, False),
+        ("REFUSED", "Refused to pay", True, False),
+        ("CALLBACK", "Call back", True, False),
+        ("DNC", "Cease communication", True, True),
+        ("WRONG_NUMBER", "Wrong party", False, False),
+    ),
+    "survey": (
+        ("COMPLETED", "Survey completed", True, False),
+        ("REFUSED", "Refused", True, False),
+        ("CALLBACK", "Call back", True, False),
+        ("DNC", "Do not call", True, True),
+    ),
+    "appointment": (
+        ("BOOKED", "Appointment booked", True, False),
+        ("NOT_INTERESTED", "Not interested", True, False),
+        ("CALLBACK", "Call back", True, False),
+        ("DNC", "Do not call", True, True),
+    ),
+}
+
+
+class DispositionError(ValueError):
+    pass
+
+
+def rules_for(campaign_rules: dict[str, Any]) -> dict[str, Rule]:
+    """The defaults overlaid with a campaign's own rules, e.g. {"busy": {"retry_minutes": 5}}."""
+    rules = dict(DEFAULT_RULES)
+    for key, spec in campaign_rules.items():
+        minutes = spec.get("retry_minutes")
+        if minutes is not None and (not isinstance(minutes, int | float) or minutes < 0):
+            raise DispositionError(f"recycling rule {key}: retry_minutes {minutes!r} is not >= 0")
+        rules[key] = Rule(
+            dt.timedelta(minutes=minutes) if minutes is not None else None,
+            spec.get("max_attempts"),
+            spec.get("final_status", "done"),
+        )
+    return rules
+
+
+@dataclass(frozen=True)
+class LeadState:
+    status: str
+    attempts: int
+    next_dial_at: dt.datetime | None
+
+
+def next_state(
+    attempts: int,
+    result: str,
+    rules: dict[str, Rule],
+    campaign_max_attempts: int,
+    now: dt.datetime,
+) -> LeadState:
+    """The lead's state after an attempt (already counted in `attempts`) ended in `result`."""
+    rule = rules.get(result)
+    if rule is None:
+        raise DispositionError(f"no recycling rule for {result!r}")
+    limit = min(campaign_max_attempts, rule.max_attempts or campaign_max_attempts)
+    if rule.retry_after is None:
+        return LeadState(rule.final_status, attempts, None)
+    if attempts >= limit:
+        return LeadState("done", attempts, None)
+    status = "callback" if result == "CALLBACK" else "recycled"
+    return LeadState(status, attempts, now + rule.retry_after)
+
+
+def install_catalogue(session: Session, campaign: Campaign) -> None:
+    for code, label, conversation, opt_out in CATALOGUES[campaign.kind]:
+        session.add(
+            DispositionCode(
+                campaign_id=campaign.id,
+                code=code,
+                label=label,
+                is_conversation=conversation,
+                is_opt_out=opt_out,
+                final_status="dnc" if opt_out else None,
+            )
+        )
+
+
+def record_outcome(session: Session, attempt: CallAttempt, now: dt.datetime) -> LeadState:
+    """Counts a finished attempt against its lead and recycles the lead by the outcome."""
+    lead = session.get_one(Lead, attempt.lead_id)
+    campaign = session.get_one(Campaign, attempt.campaign_id)
+    lead.attempts += 1
+    lead.last_dialed_at = attempt.started_at
+    lead.last_outcome = attempt.outcome
+    lead.claimed_by = lead.claimed_at = None
+    state = next_state(
+        lead.attempts,
+        attempt.outcome or "failed",
+        rules_for(campaign.recycling_rules),
+        campaign.max_attempts,
+        now,
+    )
+    lead.status, lead.next_dial_at = state.status, state.next_dial_at
+    return state
+
+
+def record_disposition(
+    session: Session,
+    attempt: CallAttempt,
+    code: str,
+    *,
+    agent_id: int | None = None,
+    notes: str = "",
+    callback_at: dt.datetime | None = None,
+    promise_amount: Decimal | None = None,
+    promise_date: dt.date | None = None,
+) -> Disposition:
+    """An agent's disposition: recycles the lead, books a callback, and for an opt-out adds the
+    number to the campaign's do-not-call list at once. The caller commits."""
+    campaign = session.get_one(Campaign, attempt.campaign_id)
+    lead = session.get_one(Lead, attempt.lead_id)
+    known = session.scalars(
+        select(DispositionCode).where(
+            DispositionCode.campaign_id == campaign.id, DispositionCode.code == code
+        )
+    ).first()
+    if known is None:
+        raise DispositionError(f"{code!r} is not a disposition of campaign {campaign.name!r}")
+    now = utcnow()
+    disposition = Disposition(
+        attempt_id=attempt.id,
+        lead_id=lead.id,
+        agent_id=agent_id,
+        code=code,
+        notes=notes,
+        promise_amount=promise_amount,
+        promise_date=promise_date,
+    )
+    session.add(disposition)
+    attempt.conversation = known.is_conversation
+    if known.is_opt_out:
+        dnc.add(
+            session,
+            lead.phone_e164,
+            campaign_id=campaign.id,
+            source="disposition",
+            reason=f"{code} by agent {agent_id}",
+        )
+        lead.status, lead.next_dial_at = "dnc", None
+        return disposition
+    state = next_state(
+        lead.attempts, code, rules_for(campaign.recycling_rules), campaign.max_attempts, now
+    )
+    if code == "CALLBACK":
+        due = callback_at or state.next_dial_at or now
+        session.add(
+            Callback(lead_id=lead.id, campaign_id=campaign.id, agent_id=agent_id, due_at=due)
+        )
+        lead.status, lead.next_dial_at = "callback", due
+    else:
+        lead.status, lead.next_dial_at = state.status, state.next_dial_at
+    return disposition
