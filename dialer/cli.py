@@ -81,11 +81,13 @@ def campaign() -> None:
 @campaign.command("create")
 @click.argument("name")
 @click.option(
-    "--kind", required=True,
+    "--kind",
+    required=True,
     type=click.Choice(["telemarketing", "collections", "survey", "appointment"]),
 )
 @click.option(
-    "--dial-mode", default="predictive",
+    "--dial-mode",
+    default="predictive",
     type=click.Choice(["preview", "progressive", "power", "predictive"]),
 )
 @click.option("--trunk", "trunk_name", default=None, help="Trunk name in the SIP configuration.")
@@ -285,3 +287,38 @@ def bench_import(rows: int, url: str | None, as_json: bool) -> None:
         return
     for key, value in figures.items():
         click.echo(f"{key:22} {value}")
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Seed a demo campaign with sample leads.")
+@click.option("--once", is_flag=True, help="Run every job once and exit (for checks).")
+def serve(demo: bool, once: bool) -> None:
+    """Run the dialer: database, scheduler (the console and SIP node join in later releases)."""
+    import logging
+    import time
+
+    from campaigns.db import database_url, upgrade
+    from dialer.scheduler import build_scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    upgrade()
+    engine = _engine()
+    if demo:
+        from dialer.demo import seed_demo
+
+        click.echo(seed_demo(engine))
+    scheduler = build_scheduler(engine)
+    click.echo(f"database: {database_url()}")
+    if once:
+        for job in scheduler.get_jobs():
+            job.func(*job.args)
+            click.echo(f"ran job {job.id}")
+        return
+    scheduler.start()
+    click.echo("scheduler running: " + ", ".join(job.id for job in scheduler.get_jobs()))
+    click.echo("press Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        scheduler.shutdown()

@@ -65,17 +65,26 @@ def generate(path: Path, rows: int, seed: int = 7) -> list[str]:
                 phone = f"+44 20 7946 {rng.randint(0, 9999):04d}"
             else:
                 phone = _formatted(
-                    rng.choice(area_codes), rng.randint(200, 999), rng.randint(0, 9999),
+                    rng.choice(area_codes),
+                    rng.randint(200, 999),
+                    rng.randint(0, 9999),
                     rng.randrange(5),
                 )
                 numbers.append(phone)
                 if draw > 0.98:
                     blocked.append(phone)
             first, last = rng.choice(FIRST), rng.choice(LAST)
-            writer.writerow([
-                first, last, phone, f"{first.lower()}.{i}@example.com",
-                f"{rng.uniform(10, 5000):.2f}", f"AC{i:08d}", rng.choice(["", "vip", "spanish"]),
-            ])
+            writer.writerow(
+                [
+                    first,
+                    last,
+                    phone,
+                    f"{first.lower()}.{i}@example.com",
+                    f"{rng.uniform(10, 5000):.2f}",
+                    f"AC{i:08d}",
+                    rng.choice(["", "vip", "spanish"]),
+                ]
+            )
     return blocked
 
 
@@ -104,9 +113,13 @@ def run(rows: int, url: str | None) -> dict[str, float]:
         elapsed = time.perf_counter() - started
         engine.dispose()
         return {
-            "rows": summary.rows, "imported": summary.imported,
-            "duplicates": summary.duplicates, "invalid": summary.invalid, "dnc": summary.dnc,
-            "seconds": round(elapsed, 2), "rows_per_s": round(summary.rows / elapsed),
+            "rows": summary.rows,
+            "imported": summary.imported,
+            "duplicates": summary.duplicates,
+            "invalid": summary.invalid,
+            "dnc": summary.dnc,
+            "seconds": round(elapsed, 2),
+            "rows_per_s": round(summary.rows / elapsed),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "rss_before_import_mb": round(rss_before / 1024, 1),
             "file_mb": round(csv_path.stat().st_size / 2**20, 1),
