@@ -12,8 +12,9 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine, and_, case, exists, func, not_, or_, select, update
+from sqlalchemy import Engine, Row, and_, case, exists, func, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from campaigns import dnc
@@ -44,6 +45,22 @@ RETRY_AFTER = {
     "uk_abandon_quiet": dt.timedelta(hours=6),
 }
 CLOSED_STATUS = {"dnc": "dnc", "unknown_time_zone": "invalid"}
+# Plain rows, not ORM objects: a claim reads a few hundred leads and must stay fast.
+CANDIDATE_COLUMNS = (
+    Lead.id,
+    Lead.campaign_id,
+    Lead.phone_e164,
+    Lead.phone_type,
+    Lead.time_zones,
+    Lead.state,
+    Lead.status,
+    Lead.attempts,
+    Lead.next_dial_at,
+    Lead.consent_automated,
+    Lead.first_name,
+    Lead.last_name,
+    Lead.account_ref,
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +88,7 @@ def campaign_rules(campaign: Campaign) -> CampaignRules:
     )
 
 
-def lead_facts(lead: Lead) -> LeadFacts:
+def lead_facts(lead: Lead | Row[Any]) -> LeadFacts:
     return LeadFacts(
         phone_e164=lead.phone_e164,
         phone_type=lead.phone_type,
@@ -98,14 +115,14 @@ def abandon_window(session: Session, campaign_id: int, now: dt.datetime) -> tupl
     return live or 0, abandoned or 0
 
 
-def _debt_key(lead: Lead) -> str:
+def _debt_key(lead: Lead | Row[Any]) -> str:
     return lead.account_ref or lead.phone_e164
 
 
 def histories(
     session: Session,
     campaign: Campaign,
-    leads: Sequence[Lead],
+    leads: Sequence[Row[Any]],
     now: dt.datetime,
     window: tuple[int, int],
 ) -> dict[int, DialHistory]:
@@ -180,10 +197,10 @@ def _candidates(
     kind: DialKind,
     unfinished_imports: list[int],
     locking: bool,
-) -> list[Lead]:
+) -> list[Row[Any]]:
     if limit <= 0:
         return []
-    query = select(Lead).where(
+    query = select(*CANDIDATE_COLUMNS).where(
         Lead.campaign_id == campaign.id,
         Lead.status.in_(statuses),
         or_(Lead.next_dial_at.is_(None), Lead.next_dial_at <= now),
@@ -202,7 +219,7 @@ def _candidates(
     query = query.limit(limit)
     if locking:
         query = query.with_for_update(skip_locked=True, of=Lead)
-    return list(session.scalars(query))
+    return list(session.execute(query))
 
 
 def claim(
@@ -247,9 +264,10 @@ def _claim_in(
         )
     )
     window = abandon_window(session, campaign_id, now)
-    # Fetch more than asked: some will be refused by the gate.
-    scan = max(2 * n, n + 10)
-    callbacks = _candidates(session, campaign, ("callback",), scan, now, kind, unfinished, locking)
+    # Fetch a little more than asked: some will be refused by the gate.
+    scan = n + max(10, n // 4)
+    callbacks = _candidates(session, campaign, ("callback",), n, now, kind, unfinished, locking)
+    scan -= len(callbacks)
     want_recycled = math.floor(scan * campaign.recycled_mix)
     recycled = _candidates(
         session, campaign, ("recycled",), want_recycled, now, kind, unfinished, locking
@@ -265,13 +283,13 @@ def _claim_in(
     history = histories(session, campaign, ordered, now, window)
 
     claimed: list[ClaimedLead] = []
+    closed: dict[tuple[str, str], list[int]] = defaultdict(list)
+    deferred: dict[dt.datetime, list[int]] = defaultdict(list)
     for lead in ordered:
         if len(claimed) == n:
             break
         verdict = may_dial(lead_facts(lead), rules, now, history[lead.id], kind)
         if verdict.allowed:
-            is_callback = lead.status == "callback"
-            lead.status, lead.claimed_by, lead.claimed_at = "claimed", node, now
             claimed.append(
                 ClaimedLead(
                     lead.id,
@@ -281,22 +299,36 @@ def _claim_in(
                     lead.last_name,
                     lead.account_ref,
                     lead.attempts,
-                    is_callback,
+                    lead.status == "callback",
                 )
             )
         elif verdict.reason == "abandon_cap":
             break  # a campaign-wide stop: no lead is at fault
         elif verdict.reason in LASTING_REASONS:
-            lead.status = CLOSED_STATUS.get(verdict.reason or "", "done")
-            lead.closed_reason = verdict.detail
+            closed[(CLOSED_STATUS.get(verdict.reason or "", "done"), verdict.detail)].append(
+                lead.id
+            )
         else:
-            lead.next_dial_at = now + RETRY_AFTER.get(verdict.reason or "", dt.timedelta(minutes=5))
+            retry = RETRY_AFTER.get(verdict.reason or "", dt.timedelta(minutes=5))
+            deferred[now + retry].append(lead.id)
+    if claimed:
+        session.execute(
+            update(Lead)
+            .where(Lead.id.in_([c.id for c in claimed]))
+            .values(status="claimed", claimed_by=node, claimed_at=now)
+        )
+    for (status, detail), ids in closed.items():
+        session.execute(
+            update(Lead).where(Lead.id.in_(ids)).values(status=status, closed_reason=detail)
+        )
+    for retry_at, ids in deferred.items():
+        session.execute(update(Lead).where(Lead.id.in_(ids)).values(next_dial_at=retry_at))
     return claimed
 
 
-def _interleave(recycled: list[Lead], fresh: list[Lead], mix: float) -> list[Lead]:
+def _interleave(recycled: list[Row[Any]], fresh: list[Row[Any]], mix: float) -> list[Row[Any]]:
     """Recycled and new leads alternated so that about `mix` of the claimed ones are recycled."""
-    out: list[Lead] = []
+    out: list[Row[Any]] = []
     taken_recycled = 0
     recycled_iter, fresh_iter = iter(recycled), iter(fresh)
     while len(out) < len(recycled) + len(fresh):

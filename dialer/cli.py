@@ -322,3 +322,31 @@ def serve(demo: bool, once: bool) -> None:
             time.sleep(3600)
     except KeyboardInterrupt:
         scheduler.shutdown()
+
+
+@bench.command("hopper")
+@click.option("--leads", default=10_000_000, show_default=True)
+@click.option("--claims", default=300, show_default=True)
+@click.option("--batch", default=100, show_default=True)
+@click.option(
+    "--postgres",
+    "postgres_url",
+    default=None,
+    envvar="TEST_POSTGRES_URL",
+    help="PostgreSQL URL (a temporary schema is created and dropped); default $TEST_POSTGRES_URL.",
+)
+@click.option("--json", "as_json", is_flag=True)
+def bench_hopper(
+    leads: int, claims: int, batch: int, postgres_url: str | None, as_json: bool
+) -> None:
+    """Claim latency (median, p99) for batches of leads in SQLite and PostgreSQL."""
+    from dialer.bench.hopper import run_postgres, run_sqlite
+
+    results = {"sqlite": run_sqlite(leads, claims, batch)}
+    if postgres_url:
+        results["postgresql"] = run_postgres(postgres_url, leads, claims, batch)
+    if as_json:
+        click.echo(json.dumps(results))
+        return
+    for backend, figures in results.items():
+        click.echo(f"{backend}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))

@@ -1,0 +1,127 @@
+"""`dialer bench hopper`: claim latency with millions of leads, in SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
+
+from campaigns import db
+from campaigns.dispositions import install_catalogue
+from campaigns.hopper import claim
+from campaigns.models import Campaign, LeadList
+
+# A weekday at 12:00 in New York: every generated lead is inside calling hours.
+NOW = dt.datetime(2026, 6, 10, 16, tzinfo=dt.UTC)
+ZONES = ('["America/New_York"]', '["America/Chicago"]', '["America/Los_Angeles"]')
+
+
+def _fill_sql(dialect: str, campaign_id: int, list_id: int, leads: int) -> str:
+    """One INSERT ... SELECT over a generated series: the database writes the rows itself.
+    Mix: 60% new, 20% recycled (half due), 15% done, 5% callbacks (half due), priority 0-9."""
+    if dialect == "sqlite":
+        series = (
+            f"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {leads})"
+        )
+        source, now, offset = (
+            "s",
+            f"'{NOW:%Y-%m-%d %H:%M:%S}'",
+            "datetime({now}, (({i} % 7) - 3) || ' days')",
+        )
+        zone = f"CASE i % 3 WHEN 0 THEN '{ZONES[0]}' WHEN 1 THEN '{ZONES[1]}' ELSE '{ZONES[2]}' END"
+        truth = "1"
+    else:
+        series = ""
+        source = f"generate_series(1, {leads}) AS s(i)"
+        now, offset = (
+            f"'{NOW.isoformat()}'::timestamptz",
+            "{now} + ((({i} % 7) - 3) * interval '1 day')",
+        )
+        zone = f"(ARRAY['{ZONES[0]}', '{ZONES[1]}', '{ZONES[2]}'])[i % 3 + 1]::json"
+        truth = "true"
+    due = offset.format(now=now, i="i")
+    return f"""
+        {series}
+        INSERT INTO leads (campaign_id, list_id, phone_e164, phone_type, region, state, time_zones,
+            custom_fields, status, attempts, next_dial_at, priority, consent_automated, created_at)
+        SELECT {campaign_id}, {list_id}, '+1' || (2000000000 + i), 'fixed_line', 'US', 'NY', {zone},
+            '{{}}',
+            CASE WHEN i % 20 < 12 THEN 'new' WHEN i % 20 < 16 THEN 'recycled'
+                 WHEN i % 20 < 19 THEN 'done' ELSE 'callback' END,
+            CASE WHEN i % 20 < 12 THEN 0 ELSE 1 + i % 4 END,
+            CASE WHEN i % 20 < 12 OR i % 20 = 18 THEN NULL ELSE {due} END,
+            i % 10, {truth}, {now}
+        FROM {source}
+    """
+
+
+def _measure(engine: Engine, leads: int, claims: int, batch: int) -> dict[str, float]:
+    with Session(engine) as session:
+        campaign = Campaign(name="bench", kind="telemarketing", recycled_mix=0.3)
+        campaign.lists.append(LeadList(name="bench"))
+        session.add(campaign)
+        session.flush()
+        install_catalogue(session, campaign)
+        session.commit()
+        campaign_id, list_id = campaign.id, campaign.lists[0].id
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        fill = _fill_sql(engine.dialect.name, campaign_id, list_id, leads)
+        if engine.dialect.paramstyle != "qmark":
+            fill = fill.replace("%", "%%")  # psycopg reads % as a placeholder
+        connection.exec_driver_sql(fill)
+        connection.exec_driver_sql("ANALYZE")
+    loaded = time.perf_counter() - started
+    latencies = []
+    for i in range(claims):
+        started = time.perf_counter()
+        got = claim(engine, campaign_id, batch, f"bench-{i % 4}", NOW)
+        latencies.append((time.perf_counter() - started) * 1000)
+        assert len(got) == batch, f"claim {i} returned {len(got)} leads"
+    latencies.sort()
+    return {
+        "leads": leads,
+        "load_s": round(loaded, 1),
+        "claims": claims,
+        "batch": batch,
+        "median_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
+        "max_ms": round(latencies[-1], 2),
+    }
+
+
+def run_sqlite(leads: int, claims: int, batch: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="dialer-bench-") as folder:
+        url = f"sqlite:///{Path(folder) / 'hopper.db'}"
+        db.upgrade(url)
+        engine = db.make_engine(url)
+        try:
+            return _measure(engine, leads, claims, batch)
+        finally:
+            engine.dispose()
+
+
+def run_postgres(url: str, leads: int, claims: int, batch: int) -> dict[str, float]:
+    schema = f"bench_hopper_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in url else "?"
+    scoped = f"{url}{sep}options=-csearch_path%3D{schema}"
+    try:
+        db.upgrade(scoped)
+        engine = db.make_engine(scoped)
+        try:
+            return _measure(engine, leads, claims, batch)
+        finally:
+            engine.dispose()
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
