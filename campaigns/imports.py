@@ -10,6 +10,7 @@ was and its ImportRun says why.
 from __future__ import annotations
 
 import codecs
+import concurrent.futures
 import csv
 import datetime as dt
 import json
@@ -341,29 +342,33 @@ def _stream_rows(
         first_row: dict[int, int] = {}
         leads: list[tuple[object, ...]] = []
         problems: list[RowError] = []
-        for batch in _validated(rows, plan, parallel):
-            for result in batch:
-                summary.rows += 1
-                if isinstance(result, RowError):
-                    summary.invalid += 1
-                    if len(summary.errors) < JSON_ERRORS:
-                        summary.errors.append(result)
-                    problems.append(result)
-                    continue
-                key, e164, values = result
-                if key in first_row or key in known:
-                    summary.duplicates += 1
-                    where = f"row {first_row[key]}" if key in first_row else "the campaign"
-                    problems.append(RowError(values[3], "phone", e164, f"duplicate of {where}"))  # type: ignore[arg-type]
-                elif key in blocked:
-                    summary.dnc += 1
-                    problems.append(RowError(values[3], "phone", e164, "on a do-not-call list"))  # type: ignore[arg-type]
-                else:
-                    first_row[key] = values[3]  # type: ignore[assignment]
-                    leads.append(values)
-            if len(leads) + len(problems) >= CHUNK_ROWS:
-                _write_chunk(engine, insert_leads, summary, leads, problems)
-        _write_chunk(engine, insert_leads, summary, leads, problems)
+        writer = _ChunkWriter(engine, insert_leads, summary.import_id)
+        try:
+            for batch in _validated(rows, plan, parallel):
+                for result in batch:
+                    summary.rows += 1
+                    if isinstance(result, RowError):
+                        summary.invalid += 1
+                        if len(summary.errors) < JSON_ERRORS:
+                            summary.errors.append(result)
+                        problems.append(result)
+                        continue
+                    key, e164, values = result
+                    if key in first_row or key in known:
+                        summary.duplicates += 1
+                        where = f"row {first_row[key]}" if key in first_row else "the campaign"
+                        problems.append(RowError(values[3], "phone", e164, f"duplicate of {where}"))  # type: ignore[arg-type]
+                    elif key in blocked:
+                        summary.dnc += 1
+                        problems.append(RowError(values[3], "phone", e164, "on a do-not-call list"))  # type: ignore[arg-type]
+                    else:
+                        first_row[key] = values[3]  # type: ignore[assignment]
+                        leads.append(values)
+                if len(leads) + len(problems) >= CHUNK_ROWS:
+                    writer.submit(summary, leads, problems)
+            writer.submit(summary, leads, problems)
+        finally:
+            writer.close()
     if summary.rows == 0:
         raise ImportFileError(f"{path.name} has a header but no rows")
     with engine.begin() as connection:
@@ -382,38 +387,61 @@ def _stream_rows(
         )
 
 
-def _write_chunk(
-    engine: Engine,
-    insert_leads: str,
-    summary: ImportSummary,
-    leads: list[tuple[object, ...]],
-    problems: list[RowError],
-) -> None:
-    with engine.begin() as connection:
-        if leads:
-            connection.exec_driver_sql(insert_leads, leads)
-        if problems:
+class _ChunkWriter:
+    """Writes chunks on a thread of its own: sqlite3 and psycopg release the GIL while the
+    database works, so reading and validating go on meanwhile. One chunk in flight at most."""
+
+    def __init__(self, engine: Engine, insert_leads: str, import_id: int) -> None:
+        self.engine = engine
+        self.insert_leads = insert_leads
+        self.import_id = import_id
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="import-writer")
+        self.pending: concurrent.futures.Future[None] | None = None
+
+    def submit(
+        self, summary: ImportSummary, leads: list[tuple[object, ...]], problems: list[RowError]
+    ) -> None:
+        self.wait()
+        progress = {"rows": summary.rows, "imported": summary.imported + len(leads)}
+        self.pending = self.pool.submit(self._write, list(leads), list(problems), progress)
+        summary.imported += len(leads)
+        leads.clear()
+        problems.clear()
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            self.pending.result()  # re-raises the writer's error here
+            self.pending = None
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self.pool.shutdown(wait=True)
+
+    def _write(
+        self, leads: list[tuple[object, ...]], problems: list[RowError], progress: dict[str, int]
+    ) -> None:
+        with self.engine.begin() as connection:
+            if leads:
+                connection.exec_driver_sql(self.insert_leads, leads)
+            if problems:
+                connection.execute(
+                    insert(ImportRowError),
+                    [
+                        {
+                            "import_id": self.import_id,
+                            "row": p.row,
+                            "field": p.field,
+                            "value": p.value[:1000],
+                            "reason": p.reason,
+                        }
+                        for p in problems
+                    ],
+                )
             connection.execute(
-                insert(ImportRowError),
-                [
-                    {
-                        "import_id": summary.import_id,
-                        "row": p.row,
-                        "field": p.field,
-                        "value": p.value[:1000],
-                        "reason": p.reason,
-                    }
-                    for p in problems
-                ],
+                update(ImportRun).where(ImportRun.id == self.import_id).values(**progress)
             )
-        connection.execute(
-            update(ImportRun)
-            .where(ImportRun.id == summary.import_id)
-            .values(rows=summary.rows, imported=summary.imported + len(leads))
-        )
-    summary.imported += len(leads)
-    leads.clear()
-    problems.clear()
 
 
 def _undo(engine: Engine, import_id: int, error: Exception) -> None:
