@@ -56,6 +56,12 @@ def _emit_begin(connection) -> None:  # type: ignore[no-untyped-def]
     connection.exec_driver_sql(mode)
 
 
+def with_search_path(url: str, schema: str) -> str:
+    """A PostgreSQL URL whose connections work in `schema` (tests and benchmarks)."""
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

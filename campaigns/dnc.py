@@ -57,6 +57,17 @@ def blocked_numbers(
     return set(session.scalars(query))
 
 
+def _scope(campaign_id: int | None) -> str:
+    return "campaign" if campaign_id is not None else "global"
+
+
+def _same_scope(campaign_id: int | None):  # type: ignore[no-untyped-def]
+    """Entries of exactly this list: the global one, or one campaign's."""
+    if campaign_id is None:
+        return (DncEntry.scope == "global") & DncEntry.campaign_id.is_(None)
+    return (DncEntry.scope == "campaign") & (DncEntry.campaign_id == campaign_id)
+
+
 def add(
     session: Session,
     e164: str,
@@ -67,18 +78,11 @@ def add(
     reason: str = "",
 ) -> DncEntry:
     """Adds (or renews) an entry; the caller commits, so an opt-out joins its transaction."""
-    scope = "campaign" if campaign_id is not None else "global"
     entry = session.scalars(
-        select(DncEntry).where(
-            DncEntry.phone_e164 == e164,
-            DncEntry.scope == scope,
-            DncEntry.campaign_id.is_(None)
-            if campaign_id is None
-            else DncEntry.campaign_id == campaign_id,
-        )
+        select(DncEntry).where(DncEntry.phone_e164 == e164, _same_scope(campaign_id))
     ).first()
     if entry is None:
-        entry = DncEntry(phone_e164=e164, scope=scope, campaign_id=campaign_id)
+        entry = DncEntry(phone_e164=e164, scope=_scope(campaign_id), campaign_id=campaign_id)
         session.add(entry)
     entry.expires_at = expires_at
     entry.source = source

@@ -26,10 +26,25 @@ CAMPAIGN_KINDS = ("telemarketing", "collections", "survey", "appointment")
 DIAL_MODES = ("preview", "progressive", "power", "predictive")
 CAMPAIGN_STATUSES = ("draft", "active", "paused", "finished")
 LEAD_STATUSES = (
-    "pending", "new", "claimed", "dialing", "callback", "recycled", "done", "dnc", "invalid",
+    "pending",
+    "new",
+    "claimed",
+    "dialing",
+    "callback",
+    "recycled",
+    "done",
+    "dnc",
+    "invalid",
 )
 ATTEMPT_OUTCOMES = (
-    "human", "machine", "busy", "no_answer", "invalid", "congestion", "failed", "abandoned",
+    "human",
+    "machine",
+    "busy",
+    "no_answer",
+    "invalid",
+    "congestion",
+    "failed",
+    "abandoned",
 )
 ROLES = ("admin", "manager", "supervisor", "agent")
 # The FCC caps abandonment at 3% of live answers (47 CFR 64.1200(a)(7)); ring at least 15 s.
@@ -192,9 +207,7 @@ class Lead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     list_id: Mapped[int] = mapped_column(ForeignKey("lead_lists.id", ondelete="CASCADE"))
-    import_id: Mapped[int | None] = mapped_column(
-        ForeignKey("import_runs.id", ondelete="SET NULL")
-    )
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("import_runs.id", ondelete="SET NULL"))
     source_row: Mapped[int | None]
     phone_e164: Mapped[str] = mapped_column(String(20))
     phone_type: Mapped[str] = mapped_column(String(24))
@@ -324,9 +337,7 @@ class DncEntry(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     phone_e164: Mapped[str] = mapped_column(String(20))
     scope: Mapped[str] = mapped_column(String(10), default="global")
-    campaign_id: Mapped[int | None] = mapped_column(
-        ForeignKey("campaigns.id", ondelete="CASCADE")
-    )
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     source: Mapped[str] = mapped_column(String(40), default="manual")
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -19,12 +19,6 @@ POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
-def _postgres_schema_url(schema: str) -> str:
-    assert POSTGRES_URL
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    return f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-
-
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A migrated, empty database URL: a SQLite file, or a fresh PostgreSQL schema."""
@@ -39,7 +33,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # type: 
     admin = create_engine(POSTGRES_URL)
     with admin.begin() as connection:
         connection.execute(text(f"CREATE SCHEMA {schema}"))
-    url = _postgres_schema_url(schema)
+    url = db.with_search_path(POSTGRES_URL, schema)
     try:
         db.upgrade(url)
         yield url
@@ -71,5 +65,3 @@ def make_campaign(session: Session, name: str = "Spring sale", **fields: object)
     install_catalogue(session, campaign)
     session.commit()
     return campaign
-
-

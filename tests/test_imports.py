@@ -50,15 +50,24 @@ def test_import_maps_headers_normalises_numbers_and_reports_every_problem(
     )
     summary = import_leads(engine, path, campaign)
     assert (summary.rows, summary.imported, summary.duplicates, summary.invalid, summary.dnc) == (
-        7, 2, 1, 3, 1,
+        7,
+        2,
+        1,
+        3,
+        1,
     )
     assert [(e.row, e.field) for e in summary.errors] == [
-        (4, "phone"), (5, "first_name"), (7, "balance"),
+        (4, "phone"),
+        (5, "first_name"),
+        (7, "balance"),
     ]
     stored = {lead.phone_e164: lead for lead in session.scalars(select(Lead))}
     anna, gus = stored["+12125550100"], stored["+14055550123"]
     assert (anna.first_name, anna.last_name, str(anna.balance), anna.due_date.isoformat()) == (
-        "Anna", "Smith", "1234.50", "2027-03-31",
+        "Anna",
+        "Smith",
+        "1234.50",
+        "2027-03-31",
     )
     assert anna.custom_fields == {"Region code": "NE"}
     assert anna.time_zones == ["America/New_York"] and anna.state == "NY"
@@ -137,7 +146,11 @@ def test_cli_json_summary_has_the_documented_shape(
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert {k: summary[k] for k in ("rows", "imported", "duplicates", "invalid", "dnc")} == {
-        "rows": 2, "imported": 1, "duplicates": 0, "invalid": 1, "dnc": 0,
+        "rows": 2,
+        "imported": 1,
+        "duplicates": 0,
+        "invalid": 1,
+        "dnc": 0,
     }
     assert summary["errors"] == [
         {"row": 3, "field": "phone", "value": "nope", "reason": summary["errors"][0]["reason"]}

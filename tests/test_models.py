@@ -27,8 +27,12 @@ def test_timestamps_come_back_in_utc_whatever_zone_went_in(session: Session) -> 
     paris = dt.datetime(2026, 3, 29, 3, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     session.add(
         Lead(
-            campaign_id=campaign.id, list_id=campaign.lists[0].id, phone_e164="+33612345678",
-            phone_type="mobile", region="FR", next_dial_at=paris,
+            campaign_id=campaign.id,
+            list_id=campaign.lists[0].id,
+            phone_e164="+33612345678",
+            phone_type="mobile",
+            region="FR",
+            next_dial_at=paris,
         )
     )
     session.commit()

@@ -112,8 +112,7 @@ def run_postgres(url: str, leads: int, claims: int, batch: int) -> dict[str, flo
     admin = create_engine(url)
     with admin.begin() as connection:
         connection.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in url else "?"
-    scoped = f"{url}{sep}options=-csearch_path%3D{schema}"
+    scoped = db.with_search_path(url, schema)
     try:
         db.upgrade(scoped)
         engine = db.make_engine(scoped)
