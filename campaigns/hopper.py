@@ -200,10 +200,15 @@ def _candidates(
 ) -> list[Row[Any]]:
     if limit <= 0:
         return []
+    # Recycled leads always have a dial time: for them the condition stays a plain range on
+    # the index, checked without reading the table.
+    due = (
+        Lead.next_dial_at <= now
+        if statuses == ("recycled",)
+        else or_(Lead.next_dial_at.is_(None), Lead.next_dial_at <= now)
+    )
     query = select(*CANDIDATE_COLUMNS).where(
-        Lead.campaign_id == campaign.id,
-        Lead.status.in_(statuses),
-        or_(Lead.next_dial_at.is_(None), Lead.next_dial_at <= now),
+        Lead.campaign_id == campaign.id, Lead.status.in_(statuses), due
     )
     if unfinished_imports:
         query = query.where(

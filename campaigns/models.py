@@ -202,6 +202,8 @@ class Lead(Base):
         CheckConstraint(_in("status", LEAD_STATUSES), name="status"),
         # The hopper's scan: a campaign's leads of one status, best priority first.
         Index("ix_leads_hopper", "campaign_id", "status", "priority", "next_dial_at"),
+        # Callbacks and recycled leads in due order.
+        Index("ix_leads_due", "campaign_id", "status", "next_dial_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -342,11 +342,12 @@ def bench_hopper(
     """Claim latency (median, p99) for batches of leads in SQLite and PostgreSQL."""
     from dialer.bench.hopper import run_postgres, run_sqlite
 
-    results = {"sqlite": run_sqlite(leads, claims, batch)}
+    runs = {"sqlite": lambda: run_sqlite(leads, claims, batch)}
     if postgres_url:
-        results["postgresql"] = run_postgres(postgres_url, leads, claims, batch)
-    if as_json:
-        click.echo(json.dumps(results))
-        return
-    for backend, figures in results.items():
-        click.echo(f"{backend}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+        runs["postgresql"] = lambda: run_postgres(postgres_url, leads, claims, batch)
+    for backend, run in runs.items():
+        figures = run()
+        if as_json:
+            click.echo(json.dumps({"backend": backend, **figures}))
+        else:
+            click.echo(f"{backend}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))

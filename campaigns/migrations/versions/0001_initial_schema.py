@@ -279,6 +279,9 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_leads_hopper", ["campaign_id", "status", "priority", "next_dial_at"], unique=False
         )
+        batch_op.create_index(
+            "ix_leads_due", ["campaign_id", "status", "next_dial_at"], unique=False
+        )
 
     op.create_table(
         "call_attempts",
@@ -422,6 +425,7 @@ def downgrade() -> None:
     op.drop_table("call_attempts")
     with op.batch_alter_table("leads", schema=None) as batch_op:
         batch_op.drop_index("ix_leads_hopper")
+        batch_op.drop_index("ix_leads_due")
 
     op.drop_table("leads")
     with op.batch_alter_table("import_row_errors", schema=None) as batch_op:
