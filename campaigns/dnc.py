@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine, insert, or_, select, update
+from sqlalchemy import ColumnElement, Engine, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from campaigns.leads import PhoneAnalyzer, RowError, header_key
@@ -28,7 +28,7 @@ def normalise(number: str, region: str = "US") -> str:
     return facts.e164
 
 
-def in_force(campaign_id: int | None, at: dt.datetime):  # type: ignore[no-untyped-def]
+def in_force(campaign_id: int | None, at: dt.datetime) -> ColumnElement[bool]:
     """The condition for entries that block a campaign's dials at an instant."""
     scope = DncEntry.scope == "global"
     if campaign_id is not None:
@@ -61,7 +61,7 @@ def _scope(campaign_id: int | None) -> str:
     return "campaign" if campaign_id is not None else "global"
 
 
-def _same_scope(campaign_id: int | None):  # type: ignore[no-untyped-def]
+def _same_scope(campaign_id: int | None) -> ColumnElement[bool]:
     """Entries of exactly this list: the global one, or one campaign's."""
     if campaign_id is None:
         return (DncEntry.scope == "global") & DncEntry.campaign_id.is_(None)

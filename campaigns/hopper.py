@@ -14,7 +14,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, case, exists, func, not_, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Row,
+    and_,
+    case,
+    exists,
+    func,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from campaigns import dnc
@@ -361,7 +373,7 @@ def release_stale(engine: Engine, now: dt.datetime, older_than: dt.timedelta) ->
     return _release_where(engine, Lead.claimed_at < now - older_than)
 
 
-def _release_where(engine: Engine, condition) -> int:  # type: ignore[no-untyped-def]
+def _release_where(engine: Engine, condition: ColumnElement[bool]) -> int:
     pending_callback = exists().where(Callback.lead_id == Lead.id, Callback.status == "pending")
     with engine.begin() as connection:
         result = connection.execute(

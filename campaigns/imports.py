@@ -249,7 +249,7 @@ class _Plan:
     ids: tuple[int, int, int]
 
 
-Validated = list[RowError | tuple[int, str, tuple[object, ...]]]
+Validated = list[RowError | tuple[int, str, int, tuple[object, ...]]]
 _worker: tuple[RowValidator, _LeadRows] | None = None
 
 
@@ -271,7 +271,7 @@ def _validate_records(records: list[tuple[int, list[str]]]) -> Validated:
             out.append(result)
         else:
             e164 = result.phone.e164
-            out.append((int(e164[1:]), e164, lead_rows.row(result)))
+            out.append((int(e164[1:]), e164, row_number, lead_rows.row(result)))
     return out
 
 
@@ -353,16 +353,20 @@ def _stream_rows(
                             summary.errors.append(result)
                         problems.append(result)
                         continue
-                    key, e164, values = result
+                    key, e164, row_number, values = result
                     if key in first_row or key in known:
                         summary.duplicates += 1
                         where = f"row {first_row[key]}" if key in first_row else "the campaign"
-                        problems.append(RowError(values[3], "phone", e164, f"duplicate of {where}"))  # type: ignore[arg-type]
+                        problems.append(
+                            RowError(row_number, "phone", e164, f"duplicate of {where}")
+                        )
                     elif key in blocked:
                         summary.dnc += 1
-                        problems.append(RowError(values[3], "phone", e164, "on a do-not-call list"))  # type: ignore[arg-type]
+                        problems.append(
+                            RowError(row_number, "phone", e164, "on a do-not-call list")
+                        )
                     else:
-                        first_row[key] = values[3]  # type: ignore[assignment]
+                        first_row[key] = row_number
                         leads.append(values)
                 if len(leads) + len(problems) >= CHUNK_ROWS:
                     writer.submit(summary, leads, problems)

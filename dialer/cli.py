@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,13 +26,13 @@ def bench() -> None:
     """Benchmarks that print figures (never asserted in tests)."""
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> Engine:
     from campaigns.db import make_engine
 
     return make_engine()
 
 
-def _campaign_id(session, name: str | None) -> int | None:  # type: ignore[no-untyped-def]
+def _campaign_id(session: Session, name: str | None) -> int | None:
     from sqlalchemy import select
 
     from campaigns.models import Campaign
@@ -39,9 +45,7 @@ def _campaign_id(session, name: str | None) -> int | None:  # type: ignore[no-un
     return campaign_id
 
 
-def _expiry(value: str | None):  # type: ignore[no-untyped-def]
-    import datetime as dt
-
+def _expiry(value: str | None) -> dt.datetime | None:
     if value is None:
         return None
     try:
