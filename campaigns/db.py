@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -56,10 +59,23 @@ def _emit_begin(connection) -> None:  # type: ignore[no-untyped-def]
     connection.exec_driver_sql(mode)
 
 
-def with_search_path(url: str, schema: str) -> str:
-    """A PostgreSQL URL whose connections work in `schema` (tests and benchmarks)."""
+@contextmanager
+def migrated_schema(url: str, prefix: str) -> Iterator[str]:
+    """A new PostgreSQL schema, migrated, for tests and benchmarks on a shared database: yields
+    a URL whose connections work in it, and drops it afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
     separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{schema}"
+    scoped = f"{url}{separator}options=-csearch_path%3D{schema}"
+    try:
+        upgrade(scoped)
+        yield scoped
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

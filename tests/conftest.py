@@ -4,11 +4,10 @@ on PostgreSQL (each test in its own schema so tests on the shared database never
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from campaigns import db
@@ -29,18 +28,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # type: 
         return
     if not POSTGRES_URL:
         pytest.skip("TEST_POSTGRES_URL is not set")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    url = db.with_search_path(POSTGRES_URL, schema)
-    try:
-        db.upgrade(url)
+    with db.migrated_schema(POSTGRES_URL, "test") as url:
         yield url
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 @pytest.fixture

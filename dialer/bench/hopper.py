@@ -6,10 +6,9 @@ import datetime as dt
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from campaigns import db
@@ -108,19 +107,9 @@ def run_sqlite(leads: int, claims: int, batch: int) -> dict[str, float]:
 
 
 def run_postgres(url: str, leads: int, claims: int, batch: int) -> dict[str, float]:
-    schema = f"bench_hopper_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    scoped = db.with_search_path(url, schema)
-    try:
-        db.upgrade(scoped)
+    with db.migrated_schema(url, "bench_hopper") as scoped:
         engine = db.make_engine(scoped)
         try:
             return _measure(engine, leads, claims, batch)
         finally:
             engine.dispose()
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
