@@ -232,7 +232,7 @@ def _candidates(
     if statuses == ("callback",):
         query = query.order_by(Lead.next_dial_at)
     else:
-        query = query.order_by(Lead.priority.desc())
+        query = query.order_by(Lead.priority.desc(), Lead.next_dial_at)
     query = query.limit(limit)
     if locking:
         query = query.with_for_update(skip_locked=True, of=Lead)

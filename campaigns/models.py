@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -200,8 +201,9 @@ class Lead(Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "phone_e164"),
         CheckConstraint(_in("status", LEAD_STATUSES), name="status"),
-        # The hopper's scan: a campaign's leads of one status, best priority first.
-        Index("ix_leads_hopper", "campaign_id", "status", "priority", "next_dial_at"),
+        # The hopper's scan: a campaign's leads of one status, best priority first and, within a
+        # priority, the longest due first (so the scan meets due leads before future ones).
+        Index("ix_leads_hopper", "campaign_id", "status", text("priority DESC"), "next_dial_at"),
         # Callbacks and recycled leads in due order.
         Index("ix_leads_due", "campaign_id", "status", "next_dial_at"),
     )

@@ -15,7 +15,19 @@ from tests.conftest import make_campaign
 def test_migrations_produce_the_schema_of_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        assert compare_metadata(context, Base.metadata) == []
+        differences = compare_metadata(context, Base.metadata)
+        if engine.dialect.name == "sqlite":
+            # SQLite's reflection drops an index's sort order; check that one by its SQL.
+            differences = [
+                d
+                for d in differences
+                if not (d[0] in {"add_index", "remove_index"} and d[1].name == "ix_leads_hopper")
+            ]
+            index_sql = connection.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'ix_leads_hopper'"
+            ).scalar_one()
+            assert "priority DESC" in index_sql
+        assert differences == []
 
 
 def test_current_revision_is_head(db_url: str) -> None:

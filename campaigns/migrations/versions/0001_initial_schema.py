@@ -277,7 +277,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("leads", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_leads_hopper", ["campaign_id", "status", "priority", "next_dial_at"], unique=False
+            "ix_leads_hopper",
+            ["campaign_id", "status", sa.text("priority DESC"), "next_dial_at"],
+            unique=False,
         )
         batch_op.create_index(
             "ix_leads_due", ["campaign_id", "status", "next_dial_at"], unique=False
