@@ -1,0 +1,307 @@
+"""A deterministic discrete-event simulator of an outbound campaign, driving any pacer only
+through the pacing protocol. The model is the one `workloads.json` describes: outcome classes
+drawn at dial time, lognormal pickups, the greeting, AMD delays and errors, the 2-second rule,
+lognormal talk and wrap-up, and the trunk's line cap. Same seed, same numbers."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from dialer.pacing import (
+    Abandoned,
+    AgentView,
+    Connected,
+    Pacer,
+    PacingView,
+    Resolved,
+    TalkEnded,
+    WrapEnded,
+)
+
+# 47 CFR 64.1200(a)(7): a live answer must reach an agent within 2 s of the greeting's end.
+CONNECT_DEADLINE = 2.0
+AMD_AFTER_GREETING = 0.8
+TICK = 1.0
+
+
+def load_workloads(path: str | None = None) -> dict[str, Any]:
+    if path is None:
+        text = resources.files("dialer").joinpath("workloads.json").read_text(encoding="utf-8")
+    else:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    return json.loads(text)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    agents: int
+    live_rate: float | tuple[tuple[float, float], ...]
+    machine_rate: float
+    busy_rate: float
+    sit_rate: float
+    talk_mean: float
+    talk_cv: float
+    wrap_mean: float
+    wrap_cv: float = 0.5
+    hours: float = 8.0
+    ring_timeout: float = 25.0
+    live_pickup_median: float = 9.0
+    live_pickup_sigma: float = 0.45
+    machine_pickup_median: float = 17.0
+    machine_pickup_sigma: float = 0.25
+    amd_false_machine: float = 0.005
+    amd_false_human: float = 0.10
+    lines_per_agent: int = 4
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], defaults: dict[str, Any]) -> Workload:
+        merged = {**defaults, **spec}
+        live = merged["live_rate"]
+        if isinstance(live, list):
+            merged["live_rate"] = tuple((float(h), float(r)) for h, r in live)
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in merged.items() if k in known})
+
+    def live_at(self, hour: float) -> float:
+        if not isinstance(self.live_rate, tuple):
+            return self.live_rate
+        points = self.live_rate
+        if hour <= points[0][0]:
+            return points[0][1]
+        for (h0, r0), (h1, r1) in itertools.pairwise(points):
+            if hour <= h1:
+                return r0 + (r1 - r0) * (hour - h0) / (h1 - h0)
+        return points[-1][1]
+
+    @property
+    def upper_bound(self) -> float:
+        return self.talk_mean / (self.talk_mean + self.wrap_mean)
+
+
+def workloads(path: str | None = None) -> list[Workload]:
+    data = load_workloads(path)
+    return [Workload.from_spec(spec, data["defaults"]) for spec in data["workloads"]]
+
+
+def _lognormal_params(mean: float, cv: float) -> tuple[float, float]:
+    sigma2 = math.log(1 + cv * cv)
+    return math.log(mean) - sigma2 / 2, math.sqrt(sigma2)
+
+
+@dataclass
+class Result:
+    workload: str
+    seed: int
+    talk_time: float = 0.0
+    logged_in: float = 0.0
+    connects: int = 0
+    live_answers: int = 0
+    abandoned: int = 0
+    dials: int = 0
+    idle_gaps: list[float] = field(default_factory=list)
+
+    @property
+    def utilisation(self) -> float:
+        return self.talk_time / self.logged_in if self.logged_in else 0.0
+
+    @property
+    def abandon_rate(self) -> float:
+        return self.abandoned / self.live_answers if self.live_answers else 0.0
+
+    @property
+    def mean_wait(self) -> float:
+        return sum(self.idle_gaps) / len(self.idle_gaps) if self.idle_gaps else 0.0
+
+
+# Event kinds, ordered so that at equal times agents free up before answers look for them.
+WRAP_END, TALK_END, VERDICT, DEADLINE, RESOLVE = range(5)
+
+
+class _Agent:
+    __slots__ = ("busy_with", "since", "state")
+
+    def __init__(self) -> None:
+        self.state = "idle"
+        self.since = 0.0
+        self.busy_with: int | None = None
+
+
+class Simulation:
+    """One campaign shift under one pacer."""
+
+    def __init__(self, workload: Workload, pacer: Pacer, seed: int) -> None:
+        self.w = workload
+        self.pacer = pacer
+        self.rng = np.random.default_rng(seed)
+        self.result = Result(workload.name, seed)
+        self.talk_mu, self.talk_sigma = _lognormal_params(workload.talk_mean, workload.talk_cv)
+        self.wrap_mu, self.wrap_sigma = _lognormal_params(workload.wrap_mean, workload.wrap_cv)
+        self.agents = [_Agent() for _ in range(workload.agents)]
+        self.events: list[tuple[float, int, int, int]] = []
+        self.seq = 0
+        self.dialing: dict[int, float] = {}  # attempt -> dial time, until classified
+        self.queue: list[int] = []  # human answers waiting for an agent, in arrival order
+        self.deadlines: dict[int, float] = {}
+        self.false_human: set[int] = set()
+        self.outcomes: dict[int, str] = {}  # attempt -> outcome it resolves to
+        self.queued_at: dict[int, float] = {}
+        self.next_attempt = 0
+
+    def _push(self, when: float, kind: int, attempt: int) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, (when, kind, self.seq, attempt))
+
+    def run(self) -> Result:
+        end = self.w.hours * 3600.0
+        now = 0.0
+        while now < end:
+            while self.events and self.events[0][0] <= now:
+                when, kind, _, attempt = heapq.heappop(self.events)
+                self._handle(when, kind, attempt)
+            self._launch(now)
+            now += TICK
+        for agent in self.agents:
+            if agent.state == "talk":
+                self.result.talk_time += end - agent.since
+        self.result.logged_in = end * self.w.agents
+        return self.result
+
+    def _view(self, now: float) -> PacingView:
+        return PacingView(
+            now,
+            tuple(AgentView(a.state, now - a.since) for a in self.agents),
+            tuple(now - t for t in self.dialing.values()),
+            len(self.queue),
+            self.w.lines_per_agent * self.w.agents,
+        )
+
+    def _launch(self, now: float) -> None:
+        view = self._view(now)
+        count = min(self.pacer.decide(view), view.free_lines)
+        for _ in range(max(0, count)):
+            self._dial(now)
+
+    def _dial(self, now: float) -> None:
+        w, rng = self.w, self.rng
+        attempt = self.next_attempt
+        self.next_attempt += 1
+        self.result.dials += 1
+        self.dialing[attempt] = now
+        live = w.live_at(now / 3600.0)
+        draw = rng.random()
+        if draw < live:
+            pickup = w.live_pickup_median * math.exp(w.live_pickup_sigma * rng.standard_normal())
+            if pickup > w.ring_timeout:
+                self._resolve_later(now + w.ring_timeout, attempt, "no_answer")
+                return
+            greeting_end = now + pickup + rng.uniform(0.8, 2.0)
+            self.result.live_answers += 1
+            if rng.random() < w.amd_false_machine:
+                # Hung up on a person: an abandoned call.
+                self.result.abandoned += 1
+                self._resolve_later(greeting_end + AMD_AFTER_GREETING, attempt, "machine")
+                return
+            self.deadlines[attempt] = greeting_end + CONNECT_DEADLINE
+            self._push(greeting_end + AMD_AFTER_GREETING, VERDICT, attempt)
+        elif draw < live + w.machine_rate:
+            pickup = w.machine_pickup_median * math.exp(
+                w.machine_pickup_sigma * rng.standard_normal()
+            )
+            if pickup > w.ring_timeout:
+                self._resolve_later(now + w.ring_timeout, attempt, "no_answer")
+                return
+            detected = now + pickup + rng.uniform(2.0, 4.0)
+            if rng.random() < w.amd_false_human:
+                self.false_human.add(attempt)
+                self.deadlines[attempt] = detected + CONNECT_DEADLINE - AMD_AFTER_GREETING
+                self._push(detected, VERDICT, attempt)
+            else:
+                self._resolve_later(detected, attempt, "machine")
+        elif draw < live + w.machine_rate + w.busy_rate:
+            self._resolve_later(now + rng.uniform(2.0, 6.0), attempt, "busy")
+        elif draw < live + w.machine_rate + w.busy_rate + w.sit_rate:
+            self._resolve_later(now + rng.uniform(1.0, 4.0), attempt, "failed")
+        else:
+            self._resolve_later(now + w.ring_timeout, attempt, "no_answer")
+
+    def _resolve_later(self, when: float, attempt: int, outcome: str) -> None:
+        self.outcomes[attempt] = outcome
+        self._push(when, RESOLVE, attempt)
+
+    def _handle(self, now: float, kind: int, attempt: int) -> None:
+        if kind == RESOLVE:
+            started = self.dialing.pop(attempt)
+            self.pacer.observe(Resolved(self.outcomes.pop(attempt), now - started))
+        elif kind == VERDICT:
+            started = self.dialing.pop(attempt)
+            self.pacer.observe(Resolved("human", now - started))
+            self.queue.append(attempt)
+            self.queued_at[attempt] = now
+            self._push(self.deadlines[attempt], DEADLINE, attempt)
+            self._serve_queue(now)
+        elif kind == DEADLINE:
+            if attempt in self.deadlines and attempt in self.queue:
+                self.queue.remove(attempt)
+                del self.deadlines[attempt]
+                del self.queued_at[attempt]
+                if attempt in self.false_human:
+                    self.false_human.discard(attempt)
+                else:
+                    self.result.abandoned += 1
+                    self.pacer.observe(Abandoned())
+        elif kind == TALK_END:
+            agent = self.agents[attempt]
+            duration = now - agent.since
+            if agent.busy_with is not None and agent.busy_with >= 0:
+                self.result.talk_time += duration
+                self.pacer.observe(TalkEnded(duration))
+            agent.state, agent.since = "wrap", now
+            wrap = 0.0 if agent.busy_with == -1 else self._lognormal(self.wrap_mu, self.wrap_sigma)
+            self._push(now + wrap, WRAP_END, attempt)
+        elif kind == WRAP_END:
+            agent = self.agents[attempt]
+            if agent.busy_with is not None and agent.busy_with >= 0:
+                self.pacer.observe(WrapEnded(now - agent.since))
+            agent.state, agent.since, agent.busy_with = "idle", now, None
+            self._serve_queue(now)
+
+    def _lognormal(self, mu: float, sigma: float) -> float:
+        return math.exp(mu + sigma * self.rng.standard_normal())
+
+    def _serve_queue(self, now: float) -> None:
+        while self.queue:
+            idle = [i for i, a in enumerate(self.agents) if a.state == "idle"]
+            if not idle:
+                return
+            # The agent idle longest takes the call (fair distribution).
+            index = min(idle, key=lambda i: self.agents[i].since)
+            agent = self.agents[index]
+            attempt = self.queue.pop(0)
+            del self.deadlines[attempt]
+            waited = now - self.queued_at.pop(attempt)
+            self.result.idle_gaps.append(now - agent.since)
+            agent.state, agent.since = "talk", now
+            if attempt in self.false_human:
+                # An answering machine routed to an agent: 3-12 s lost, no conversation.
+                self.false_human.discard(attempt)
+                agent.busy_with = -1
+                self._push(now + self.rng.uniform(3.0, 12.0), TALK_END, index)
+                continue
+            agent.busy_with = attempt
+            self.result.connects += 1
+            self.pacer.observe(Connected(waited))
+            self._push(now + self._lognormal(self.talk_mu, self.talk_sigma), TALK_END, index)
+
+
+def simulate(workload: Workload, pacer: Pacer, seed: int) -> Result:
+    return Simulation(workload, pacer, seed).run()

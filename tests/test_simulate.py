@@ -1,0 +1,45 @@
+"""The campaign simulator: deterministic, and faithful to the model's bounds."""
+
+import dataclasses
+
+from dialer.pacing import make_pacer
+from dialer.simulate import simulate, workloads
+
+
+def short(name: str, hours: float = 1.0):  # type: ignore[no-untyped-def]
+    workload = next(w for w in workloads() if w.name.startswith(name))
+    return dataclasses.replace(workload, hours=hours)
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers() -> None:
+    w1 = short("W1")
+    first = simulate(w1, make_pacer("power", ratio=2), seed=3)
+    again = simulate(w1, make_pacer("power", ratio=2), seed=3)
+    other = simulate(w1, make_pacer("power", ratio=2), seed=4)
+    assert (first.dials, first.connects, first.talk_time) == (
+        again.dials,
+        again.connects,
+        again.talk_time,
+    )
+    assert (first.dials, first.talk_time) != (other.dials, other.talk_time)
+
+
+def test_utilisation_stays_under_the_talk_and_wrap_bound() -> None:
+    for name in ("W1", "W4"):
+        workload = short(name)
+        result = simulate(workload, make_pacer("power", ratio=4), seed=0)
+        assert 0 < result.utilisation <= workload.upper_bound
+
+
+def test_preview_places_no_call_and_progressive_abandons_only_amd_errors() -> None:
+    w3 = short("W3", hours=2)
+    assert simulate(w3, make_pacer("preview"), seed=0).dials == 0
+    progressive = simulate(w3, make_pacer("progressive"), seed=0)
+    # Every human answer finds its reserved agent; only AMD's false machines (0.5%) are lost.
+    assert progressive.abandon_rate < 0.02
+    assert progressive.connects > 0
+
+
+def test_drifting_answer_rate_is_interpolated() -> None:
+    w6 = short("W6")
+    assert w6.live_at(0) == 0.30 and w6.live_at(1) == 0.26 and w6.live_at(4.5) == 0.12
