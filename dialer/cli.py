@@ -355,3 +355,30 @@ def bench_hopper(
             click.echo(json.dumps({"backend": backend, **figures}))
         else:
             click.echo(f"{backend}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+
+
+@bench.command("pacing")
+@click.option(
+    "--workloads", "path", default=None, help="Workloads JSON (default: the bundled W1-W6)."
+)
+@click.option("--seeds", default="0-9", show_default=True, help="A range A-B or a list 1,2,3.")
+@click.option("--hours", default=8.0, show_default=True)
+@click.option("--modes", default="progressive,power", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def bench_pacing(path: str | None, seeds: str, hours: float, modes: str, as_json: bool) -> None:
+    """Simulate every pacing mode over the workloads; print utilisation and abandon rates."""
+    from dialer.bench.pacing import MODES, run, table
+
+    if "-" in seeds:
+        low, _, high = seeds.partition("-")
+        seed_list = list(range(int(low), int(high) + 1))
+    else:
+        seed_list = [int(s) for s in seeds.split(",")]
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    for mode in mode_list:
+        if mode not in MODES:
+            raise click.BadParameter(
+                f"{mode!r} is not one of {', '.join(MODES)}", param_hint="--modes"
+            )
+    rows = run(path, seed_list, hours, mode_list)
+    click.echo(json.dumps(rows) if as_json else table(rows))

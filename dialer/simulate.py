@@ -102,6 +102,7 @@ def _lognormal_params(mean: float, cv: float) -> tuple[float, float]:
 class Result:
     workload: str
     seed: int
+    mode: str = ""
     talk_time: float = 0.0
     logged_in: float = 0.0
     connects: int = 0
@@ -303,5 +304,7 @@ class Simulation:
             self._push(now + self._lognormal(self.talk_mu, self.talk_sigma), TALK_END, index)
 
 
-def simulate(workload: Workload, pacer: Pacer, seed: int) -> Result:
-    return Simulation(workload, pacer, seed).run()
+def simulate(workload: Workload, pacer: Pacer, seed: int, mode: str = "") -> Result:
+    result = Simulation(workload, pacer, seed).run()
+    result.mode = mode
+    return result
