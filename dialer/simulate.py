@@ -30,6 +30,7 @@ from dialer.pacing import (
 CONNECT_DEADLINE = 2.0
 AMD_AFTER_GREETING = 0.8
 TICK = 1.0
+_new_tuple = tuple.__new__
 
 
 def load_workloads(path: str | None = None) -> dict[str, Any]:
@@ -169,6 +170,9 @@ class Simulation:
             while self.events and self.events[0][0] <= now:
                 when, kind, _, attempt = heapq.heappop(self.events)
                 self._handle(when, kind, attempt)
+                # A line or an agent came free: the node decides at once, not at the next tick.
+                if kind in (RESOLVE, WRAP_END) and not (self.events and self.events[0][0] == when):
+                    self._launch(when)
             self._launch(now)
             now += TICK
         for agent in self.agents:
@@ -180,7 +184,9 @@ class Simulation:
     def _view(self, now: float) -> PacingView:
         return PacingView(
             now,
-            tuple(AgentView(a.state, now - a.since) for a in self.agents),
+            # tuple.__new__ skips the named tuple's Python-level constructor: views are built at
+            # every event of a long simulation and this halves their cost.
+            tuple([_new_tuple(AgentView, (a.state, now - a.since)) for a in self.agents]),
             tuple(now - t for t in self.dialing.values()),
             len(self.queue),
             self.w.lines_per_agent * self.w.agents,

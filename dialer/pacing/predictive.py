@@ -1,0 +1,330 @@
+"""The predictive pacer: as many calls as the campaign's abandon budget allows, no more.
+
+The model, learned online from the protocol's events only:
+- how attempts resolve: the share of each outcome (decayed, so a drifting answer rate is
+  followed) and the distribution of time-to-classification per outcome, which gives each
+  attempt still ringing its chance of turning into a person within a horizon;
+- talk and wrap-up time distributions, which give each busy agent its chance of being free
+  within a horizon given how long it has been talking or wrapping.
+
+A candidate call is launched when the probability that, were it a person, it would find no free
+agent (more persons arriving before it than agents free by then, a normal approximation of the
+sum of all those chances) stays under a threshold. The threshold follows the abandon budget of
+the rolling 30-day window (47 CFR 64.1200(a)(7): 3% of live answers): it rises while the window
+has unspent budget and falls with every abandon; the unspent budget it may draw on is capped, so
+a good month is not spent in an hour, and a bad hour only makes it progressive until the budget
+is earned back. It never dials fewer calls than progressive would, as those cannot abandon.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from dialer.pacing.protocol import (
+    OUTCOMES,
+    Abandoned,
+    Connected,
+    Event,
+    PacingView,
+    Resolved,
+    TalkEnded,
+    WrapEnded,
+)
+
+STEP = 0.5  # seconds per bin of every learned table
+MAX_RING = 120.0  # no attempt rings longer than this (ring timeouts are 15-60 s)
+
+
+@dataclass(frozen=True)
+class PredictiveSettings:
+    target_abandon: float = 0.03
+    # The rolling 30-day window as it stands when the pacer starts (from the database).
+    window_live_answers: float = 0.0
+    window_abandons: float = 0.0
+    # Persons AMD wrongly hangs up on count as abandons the pacer never sees.
+    amd_false_machine: float = 0.005
+    # Kept unspent: the window's rate must stay under the target on every day, not on average.
+    safety_margin: float = 0.004
+    # Seconds an answered person may wait for an agent before the call counts as abandoned,
+    # counted from the AMD verdict (the rule gives 2 s from the greeting's end).
+    connect_grace: float = 1.0
+    # Threshold on a candidate's abandon chance with no budget to spend, and how fast it grows
+    # with each abandon of unspent budget, up to `budget_cap` abandons' worth.
+    base_risk: float = 0.02
+    risk_per_abandon: float = 0.35
+    budget_cap: float = 8.0
+    max_risk: float = 0.6
+    # Attempts of history for the outcome shares: long enough to be stable, short enough to
+    # follow an answer rate that drifts over the day.
+    outcome_half_life: float = 300.0
+    # Persons answered and calls ended before the model is trusted; until then: progressive.
+    warmup_humans: float = 20.0
+    warmup_calls: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.target_abandon <= 0.2:
+            raise ValueError(f"target_abandon {self.target_abandon!r} must be in (0, 0.2]")
+        if self.window_live_answers < 0 or self.window_abandons < 0:
+            raise ValueError("the window's starting counts cannot be negative")
+        if self.window_abandons > self.window_live_answers:
+            raise ValueError("the window cannot hold more abandons than live answers")
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, float]) -> PredictiveSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"unknown predictive settings: {', '.join(unknown)}")
+        return cls(**{k: float(v) for k, v in settings.items()})
+
+
+class Durations:
+    """The latest observed durations of one kind, as an empirical distribution on the grid."""
+
+    def __init__(self, keep: int = 1000) -> None:
+        self.samples: deque[float] = deque(maxlen=keep)
+        self._ordered: np.ndarray | None = None
+
+    def add(self, seconds: float) -> None:
+        self.samples.append(max(0.0, seconds))
+        self._ordered = None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def cdf(self, grid: np.ndarray) -> np.ndarray:
+        """P(duration <= x) for every x of the grid."""
+        if self._ordered is None:
+            self._ordered = np.sort(np.fromiter(self.samples, float, len(self.samples)))
+        ordered = self._ordered
+        if ordered.size == 0:
+            return np.zeros_like(grid)
+        return np.searchsorted(ordered, grid, side="right") / ordered.size
+
+
+class OutcomeModel:
+    """Decayed outcome shares and per-outcome times to classification."""
+
+    def __init__(self, half_life: float) -> None:
+        self.decay = 0.5 ** (1.0 / half_life)
+        self.weights = dict.fromkeys(OUTCOMES, 0.0)
+        self.times = {outcome: Durations(500) for outcome in OUTCOMES}
+
+    def add(self, outcome: str, after: float) -> None:
+        for key in self.weights:
+            self.weights[key] *= self.decay
+        self.weights[outcome] = self.weights.get(outcome, 0.0) + 1.0
+        self.times.setdefault(outcome, Durations(500)).add(after)
+
+    def share(self, outcome: str) -> float:
+        total = sum(self.weights.values())
+        return self.weights.get(outcome, 0.0) / total if total else 0.0
+
+    def horizons(self) -> np.ndarray:
+        """When a new call's person answers: the quartiles of the time to a human verdict."""
+        ordered = sorted(self.times["human"].samples)
+        return np.array([ordered[int(q * (len(ordered) - 1))] for q in (0.25, 0.5, 0.75)])
+
+    def person_within(self, horizons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For an attempt still unclassified at each age of the grid: the chance it becomes a
+        person within each horizon (rows: horizons); and for a new call the same from age 0."""
+        ages = np.arange(0.0, MAX_RING, STEP)
+        unresolved = np.zeros_like(ages)
+        for outcome, durations in self.times.items():
+            if len(durations):
+                unresolved += self.share(outcome) * (1.0 - durations.cdf(ages))
+        person = self.times["human"]
+        p_human = self.share("human")
+        within = np.empty((len(horizons), ages.size))
+        for row, horizon in enumerate(horizons):
+            gained = p_human * (person.cdf(ages + horizon) - person.cdf(ages))
+            within[row] = np.divide(
+                gained, unresolved, out=np.zeros_like(ages), where=unresolved > 1e-9
+            )
+        return np.clip(within, 0.0, 1.0), within[:, 0].copy()
+
+
+def free_within(
+    talk: Durations, wrap: Durations, horizons: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Chance that an agent is free within each horizon, given seconds already spent talking
+    (then it must also finish wrapping) or wrapping. Rows: horizons; columns: time in state."""
+    talk_end = max(talk.samples) if len(talk) else 0.0
+    wrap_end = max(wrap.samples) if len(wrap) else 0.0
+    spent = np.arange(0.0, max(talk_end, wrap_end) + STEP, STEP)
+    talk_cdf, wrap_cdf = talk.cdf(spent), wrap.cdf(spent)
+    # Beyond the last few samples the conditional chances are noise: hold the last sound value.
+    talk_sound = int(np.searchsorted(-(1.0 - talk_cdf) * len(talk), -5.0, side="right"))
+    wrap_sound = int(np.searchsorted(-(1.0 - wrap_cdf) * len(wrap), -5.0, side="right"))
+    from_talk = np.zeros((len(horizons), spent.size))
+    from_wrap = np.zeros((len(horizons), spent.size))
+    wrap_mass = np.diff(np.concatenate(([0.0], wrap_cdf)))
+    for row, horizon in enumerate(horizons):
+        bins = int(horizon / STEP) + 1
+        ended = np.zeros_like(spent)
+        # P(T + W <= s + h, T > s) = sum over wrap lengths w <= h of P(W = w) P(s < T <= s+h-w)
+        for k in range(min(bins, wrap_mass.size)):
+            finished_by = talk.cdf(spent + horizon - k * STEP)
+            ended += wrap_mass[k] * np.maximum(finished_by - talk_cdf, 0.0)
+        still_talking = 1.0 - talk_cdf
+        from_talk[row] = np.divide(
+            ended, still_talking, out=np.zeros_like(spent), where=still_talking > 1e-9
+        )
+        still_wrapping = 1.0 - wrap_cdf
+        from_wrap[row] = np.divide(
+            wrap.cdf(spent + horizon) - wrap_cdf,
+            still_wrapping,
+            out=np.zeros_like(spent),
+            where=still_wrapping > 1e-9,
+        )
+        from_talk[row, talk_sound:] = from_talk[row, max(0, talk_sound - 1)]
+        from_wrap[row, wrap_sound:] = from_wrap[row, max(0, wrap_sound - 1)]
+    return np.clip(from_talk, 0.0, 1.0), np.clip(from_wrap, 0.0, 1.0)
+
+
+SQRT2 = math.sqrt(2.0)
+SQRT2PI = math.sqrt(2.0 * math.pi)
+
+
+class Shortfall:
+    """Persons arriving minus agents free, a sum of independent Bernoulli terms, per horizon:
+    its first three cumulants, so that `chance(k, per_call)` is P(shortfall >= 0) once k more
+    calls, each a person in time with `per_call`, are added. A normal approximation refined by
+    the skewness term: with a handful of agents the plain normal misjudges the tail."""
+
+    def __init__(self, persons: np.ndarray, free: np.ndarray, offset: float) -> None:
+        def cumulants(chances: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            spread = chances * (1.0 - chances)
+            return chances.sum(1), spread.sum(1), (spread * (1.0 - 2.0 * chances)).sum(1)
+
+        coming, coming_var, coming_third = cumulants(persons)
+        freed, freed_var, freed_third = cumulants(free)
+        self.mean = (coming - freed + offset).tolist()
+        self.variance = (coming_var + freed_var).tolist()
+        self.third = (coming_third - freed_third).tolist()
+
+    def chance(self, calls: int, per_call: list[float]) -> float:
+        """Averaged over the horizons."""
+        total = 0.0
+        for mean, variance, third, p in zip(
+            self.mean, self.variance, self.third, per_call, strict=True
+        ):
+            spread = p * (1.0 - p)
+            sd = math.sqrt(variance + calls * spread + 0.25)
+            # P(shortfall <= -1), continuity-corrected at -0.5.
+            x = (-0.5 - mean - calls * p) / sd
+            skew = (third + calls * spread * (1.0 - 2.0 * p)) / (6.0 * sd**3)
+            below = (
+                0.5 * math.erfc(-x / SQRT2) + skew * (1.0 - x * x) * math.exp(-x * x / 2) / SQRT2PI
+            )
+            total += 1.0 - min(1.0, max(0.0, below))
+        return total / len(self.mean)
+
+
+class PredictivePacer:
+    def __init__(self, settings: PredictiveSettings | None = None) -> None:
+        self.settings = settings or PredictiveSettings()
+        s = self.settings
+        self.outcomes = OutcomeModel(s.outcome_half_life)
+        self.talk = Durations()
+        self.wrap = Durations()
+        self.live_answers = s.window_live_answers
+        self.abandons = s.window_abandons
+        self._tables_from = -1
+        self._changes = 0
+
+    # -- learning -----------------------------------------------------------------------------
+    def observe(self, event: Event) -> None:
+        if isinstance(event, Resolved):
+            self.outcomes.add(event.outcome, event.after)
+        elif isinstance(event, Connected):
+            self.live_answers += 1
+        elif isinstance(event, Abandoned):
+            self.live_answers += 1
+            self.abandons += 1
+        elif isinstance(event, TalkEnded):
+            self.talk.add(event.duration)
+        elif isinstance(event, WrapEnded):
+            self.wrap.add(event.duration)
+        self._changes += 1
+
+    @property
+    def unspent_budget(self) -> float:
+        """Abandons the window can still take while staying under target with the margin."""
+        s = self.settings
+        allowed = s.target_abandon - s.amd_false_machine - s.safety_margin
+        return allowed * self.live_answers - self.abandons
+
+    @property
+    def risk_threshold(self) -> float:
+        s = self.settings
+        budget = min(self.unspent_budget, s.budget_cap)
+        return min(s.max_risk, s.base_risk * math.exp(s.risk_per_abandon * budget))
+
+    def _ready(self) -> bool:
+        s = self.settings
+        return (
+            len(self.outcomes.times["human"]) >= s.warmup_humans
+            and len(self.talk) >= s.warmup_calls
+            and len(self.wrap) >= s.warmup_calls
+        )
+
+    def _refresh(self) -> None:
+        # Rebuilding the tables costs milliseconds: do it after a batch of new events.
+        if self._tables_from >= 0 and self._changes - self._tables_from < 200:
+            return
+        self._tables_from = self._changes
+        self.horizons = self.outcomes.horizons()
+        self.ringing, self.new_call = self.outcomes.person_within(self.horizons)
+        self.free_talk, self.free_wrap = free_within(
+            self.talk, self.wrap, self.horizons + self.settings.connect_grace
+        )
+
+    # -- deciding -----------------------------------------------------------------------------
+    def decide(self, view: PacingView) -> int:
+        free_lines = view.free_lines
+        if not view.agents or free_lines == 0:
+            return 0
+        idle, talking, wrapping = 0, [], []
+        for state, since in view.agents:
+            if state == "idle":
+                idle += 1
+            elif state == "talk":
+                talking.append(since)
+            else:
+                wrapping.append(since)
+        # One attempt per idle agent cannot abandon: never fewer than that.
+        progressive = min(free_lines, max(0, idle - len(view.dialing) - view.waiting))
+        if not self._ready():
+            return progressive
+        self._refresh()
+        free = np.concatenate(
+            (self._chances(talking, self.free_talk), self._chances(wrapping, self.free_wrap)), 1
+        )
+        shortfall = Shortfall(self._chances(view.dialing, self.ringing), free, view.waiting - idle)
+        per_call = self.new_call.tolist()
+        threshold = self.risk_threshold
+        # The n-th new call risks finding no agent when the n-1 before it are persons too.
+        low, high = progressive, free_lines
+        if high <= low or shortfall.chance(low, per_call) > threshold:
+            return low
+        low += 1
+        while low < high:
+            middle = (low + high + 1) // 2
+            if shortfall.chance(middle - 1, per_call) <= threshold:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+    def _chances(self, seconds: Sequence[float], table: np.ndarray) -> np.ndarray:
+        """Each row: the table's chance for every attempt or agent, by its seconds in state."""
+        if not seconds:
+            return np.zeros((table.shape[0], 0))
+        bins = np.minimum((np.asarray(seconds) / STEP).astype(int), table.shape[1] - 1)
+        return table[:, bins]
