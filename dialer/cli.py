@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -138,6 +139,52 @@ def campaign_list() -> None:
                 f"{row.name:30} {row.kind:14} {row.dial_mode:12} {row.status:9} "
                 f"{leads.get(row.id, 0):>9} leads"
             )
+
+
+@main.command()
+@click.option("--campaign", "campaign_name", required=True)
+@click.option("--agents", type=click.IntRange(1, 2000), help="Default: the active agents.")
+@click.option("--days", default=30, show_default=True, help="History the statistics come from.")
+@click.option("--hours", default=2.0, show_default=True, help="Simulated hours per seed.")
+@click.option("--json", "as_json", is_flag=True)
+def forecast(
+    campaign_name: str, agents: int | None, days: int, hours: float, as_json: bool
+) -> None:
+    """Contacts per hour, utilisation and abandon rate for each dial mode, from the campaign's
+    observed statistics run through the simulator."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from campaigns.models import User
+    from dialer.forecast import MIN_ATTEMPTS, forecast, observed_stats
+
+    with Session(_engine()) as session:
+        campaign_id = _campaign_id(session, campaign_name)
+        assert campaign_id is not None
+        if agents is None:
+            active = select(func.count()).where(User.role == "agent", User.active.is_(True))
+            agents = max(1, session.scalar(active) or 0)
+        stats = observed_stats(session, campaign_id, agents, days)
+    rows = forecast(stats, hours)
+    if as_json:
+        click.echo(json.dumps({"stats": dataclasses.asdict(stats), "forecast": rows}))
+        return
+    if stats.attempts < MIN_ATTEMPTS:
+        click.echo(
+            f"only {stats.attempts} attempts in the last {days} days: "
+            "forecasting with a typical campaign's figures"
+        )
+    click.echo(
+        f"{stats.agents} agents, live {stats.live_rate:.1%}, machine {stats.machine_rate:.1%}, "
+        f"talk {stats.talk_mean:.0f} s, wrap-up {stats.wrap_mean:.0f} s"
+    )
+    click.echo(f"{'mode':12} {'contacts/h':>10} {'util':>6} {'abandon':>8}")
+    for row in rows:
+        flag = "" if row["compliant"] else "  over the 3% cap"
+        click.echo(
+            f"{row['mode']:12} {row['contacts_per_hour']:10.1f} {row['utilisation']:6.3f} "
+            f"{row['abandon_rate']:8.2%}{flag}"
+        )
 
 
 @main.group()
@@ -363,7 +410,7 @@ def bench_hopper(
 )
 @click.option("--seeds", default="0-9", show_default=True, help="A range A-B or a list 1,2,3.")
 @click.option("--hours", default=8.0, show_default=True)
-@click.option("--modes", default="progressive,power", show_default=True)
+@click.option("--modes", default="progressive,power,predictive,clairvoyant", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def bench_pacing(path: str | None, seeds: str, hours: float, modes: str, as_json: bool) -> None:
     """Simulate every pacing mode over the workloads; print utilisation and abandon rates."""

@@ -43,3 +43,29 @@ def test_preview_places_no_call_and_progressive_abandons_only_amd_errors() -> No
 def test_drifting_answer_rate_is_interpolated() -> None:
     w6 = short("W6")
     assert w6.live_at(0) == 0.30 and w6.live_at(1) == 0.26 and w6.live_at(4.5) == 0.12
+
+
+def test_predictive_beats_progressive_under_the_cap_on_small_and_single_agent_teams() -> None:
+    import dataclasses as dc
+
+    from dialer.simulate import clairvoyant
+
+    for agents in (1, 5):
+        team = dc.replace(short("W1", hours=3), agents=agents)
+        predictive = simulate(team, make_pacer("predictive"), seed=1)
+        progressive = simulate(team, make_pacer("progressive"), seed=1)
+        assert predictive.abandon_rate <= 0.03
+        # A lone agent leaves no room to dial ahead safely: predictive is then progressive.
+        assert progressive.utilisation < predictive.utilisation or agents == 1
+        assert progressive.utilisation <= predictive.utilisation
+        assert predictive.utilisation < clairvoyant(team, seed=1).utilisation
+
+
+def test_forecast_ranks_the_modes_on_the_campaign_figures() -> None:
+    from dialer.forecast import CampaignStats, forecast
+
+    rows = {row["mode"]: row for row in forecast(CampaignStats.typical(10), hours=1, seeds=(0,))}
+    assert rows["power 3"]["abandon_rate"] > rows["progressive"]["abandon_rate"]
+    assert rows["power 3"]["utilisation"] > rows["progressive"]["utilisation"]
+    assert rows["predictive"]["utilisation"] > rows["progressive"]["utilisation"]
+    assert not rows["power 3"]["compliant"]

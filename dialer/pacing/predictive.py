@@ -48,16 +48,23 @@ class PredictiveSettings:
     window_abandons: float = 0.0
     # Persons AMD wrongly hangs up on count as abandons the pacer never sees.
     amd_false_machine: float = 0.005
-    # Kept unspent: the window's rate must stay under the target on every day, not on average.
-    safety_margin: float = 0.004
+    # Abandons kept unspent: `cushion` plus `confidence` standard deviations of the unseen AMD
+    # abandons, so the window's rate stays under the target on every day, not on average.
+    cushion: float = 1.0
+    confidence: float = 2.0
     # Seconds an answered person may wait for an agent before the call counts as abandoned,
     # counted from the AMD verdict (the rule gives 2 s from the greeting's end).
     connect_grace: float = 1.0
-    # Threshold on a candidate's abandon chance with no budget to spend, and how fast it grows
-    # with each abandon of unspent budget, up to `budget_cap` abandons' worth.
+    # The threshold on a candidate's abandon chance is exp(level + gain x surplus): the
+    # surplus is the window's unspent budget beyond the cushion, in standard deviations of
+    # the abandon count and capped at `budget_cap`; the level drifts by `drift` x the surplus
+    # earned since the pacer started, per live answer, so each campaign settles on its cushion
+    # and a good month makes it bolder by a bounded factor, never spends the month at once.
     base_risk: float = 0.02
-    risk_per_abandon: float = 0.35
-    budget_cap: float = 8.0
+    risk_per_abandon: float = 0.6
+    drift: float = 0.005
+    budget_cap: float = 3.0
+    min_risk: float = 0.002
     max_risk: float = 0.6
     # Attempts of history for the outcome shares: long enough to be stable, short enough to
     # follow an answer rate that drifts over the day.
@@ -187,6 +194,8 @@ def free_within(
     return np.clip(from_talk, 0.0, 1.0), np.clip(from_wrap, 0.0, 1.0)
 
 
+# Agents and attempts up to which the shortfall is computed exactly (cost grows with the square).
+EXACT_UP_TO = 24
 SQRT2 = math.sqrt(2.0)
 SQRT2PI = math.sqrt(2.0 * math.pi)
 
@@ -226,6 +235,44 @@ class Shortfall:
         return total / len(self.mean)
 
 
+def _bernoulli_sum(chances: np.ndarray) -> np.ndarray:
+    """Distribution of the number of successes of independent trials, per row."""
+    rows, trials = chances.shape
+    pmf = np.zeros((rows, trials + 1))
+    pmf[:, 0] = 1.0
+    for j in range(trials):
+        chance = chances[:, j : j + 1]
+        moved = pmf[:, : j + 1] * chance
+        pmf[:, : j + 1] *= 1.0 - chance
+        pmf[:, 1 : j + 2] += moved
+    return pmf
+
+
+def _binomial(trials: int, chance: float) -> np.ndarray:
+    chance = min(max(chance, 0.0), 1.0 - 1e-12)
+    k = np.arange(trials)
+    steps = (trials - k) / (k + 1.0) * (chance / (1.0 - chance))
+    return (1.0 - chance) ** trials * np.concatenate(([1.0], np.cumprod(steps)))
+
+
+class ExactShortfall:
+    """The same question as `Shortfall`, answered with the exact distributions: for a handful
+    of agents and attempts, where even the refined normal misjudges the tail."""
+
+    def __init__(self, persons: np.ndarray, free: np.ndarray, offset: float) -> None:
+        coming, freed = _bernoulli_sum(persons), _bernoulli_sum(free)
+        # Index i of each row holds P(persons - freed = i - free.shape[1]).
+        self.rows = [np.convolve(c, f[::-1]) for c, f in zip(coming, freed, strict=True)]
+        self.first = free.shape[1] - round(offset)
+
+    def chance(self, calls: int, per_call: list[float]) -> float:
+        total = 0.0
+        for row, p in zip(self.rows, per_call, strict=True):
+            pmf = np.convolve(row, _binomial(calls, p)) if calls else row
+            total += float(pmf[max(0, self.first) :].sum()) if self.first < pmf.size else 0.0
+        return total / len(self.rows)
+
+
 class PredictivePacer:
     def __init__(self, settings: PredictiveSettings | None = None) -> None:
         self.settings = settings or PredictiveSettings()
@@ -235,6 +282,7 @@ class PredictivePacer:
         self.wrap = Durations()
         self.live_answers = s.window_live_answers
         self.abandons = s.window_abandons
+        self.risk_level = math.log(s.base_risk)
         self._tables_from = -1
         self._changes = 0
 
@@ -244,27 +292,41 @@ class PredictivePacer:
             self.outcomes.add(event.outcome, event.after)
         elif isinstance(event, Connected):
             self.live_answers += 1
+            self._learn_level()
         elif isinstance(event, Abandoned):
             self.live_answers += 1
             self.abandons += 1
+            self._learn_level()
         elif isinstance(event, TalkEnded):
             self.talk.add(event.duration)
         elif isinstance(event, WrapEnded):
             self.wrap.add(event.duration)
         self._changes += 1
 
-    @property
-    def unspent_budget(self) -> float:
-        """Abandons the window can still take while staying under target with the margin."""
+    def _surplus(self, live_answers: float, abandons: float) -> float:
+        """Abandons that can still come and keep the rate under target beyond the cushion, in
+        standard deviations of the abandon count: one abandon moves a 5-agent campaign more
+        than a 200-agent one."""
         s = self.settings
-        allowed = s.target_abandon - s.amd_false_machine - s.safety_margin
-        return allowed * self.live_answers - self.abandons
+        unseen = s.amd_false_machine * live_answers
+        allowed = s.target_abandon * live_answers - unseen
+        cushion = s.cushion + s.confidence * math.sqrt(unseen)
+        return min((allowed - abandons - cushion) / math.sqrt(1.0 + allowed), s.budget_cap)
 
     @property
     def risk_threshold(self) -> float:
         s = self.settings
-        budget = min(self.unspent_budget, s.budget_cap)
-        return min(s.max_risk, s.base_risk * math.exp(s.risk_per_abandon * budget))
+        surplus = self._surplus(self.live_answers, self.abandons)
+        risk = math.exp(self.risk_level + s.risk_per_abandon * surplus)
+        return min(s.max_risk, max(s.min_risk, risk))
+
+    def _learn_level(self) -> None:
+        s = self.settings
+        earned = self._surplus(
+            self.live_answers - s.window_live_answers, self.abandons - s.window_abandons
+        )
+        lowest, highest = math.log(s.min_risk), math.log(s.max_risk)
+        self.risk_level = min(highest, max(lowest, self.risk_level + s.drift * earned))
 
     def _ready(self) -> bool:
         s = self.settings
@@ -306,7 +368,9 @@ class PredictivePacer:
         free = np.concatenate(
             (self._chances(talking, self.free_talk), self._chances(wrapping, self.free_wrap)), 1
         )
-        shortfall = Shortfall(self._chances(view.dialing, self.ringing), free, view.waiting - idle)
+        persons = self._chances(view.dialing, self.ringing)
+        exact = persons.shape[1] + free.shape[1] <= EXACT_UP_TO
+        shortfall = (ExactShortfall if exact else Shortfall)(persons, free, view.waiting - idle)
         per_call = self.new_call.tolist()
         threshold = self.risk_threshold
         # The n-th new call risks finding no agent when the n-1 before it are persons too.
