@@ -49,11 +49,11 @@ class AmdSettings:
     """Per-campaign AMD parameters; the defaults were tuned on the generated corpus (seed 1)."""
 
     initial_silence_ms: int = 3000  # nobody spoke since answer: give up ("notsure")
-    greeting_max_ms: int = 2000  # one utterance longer than this is a recorded greeting
+    greeting_max_ms: int = 2500  # one utterance longer than this is a recorded greeting
     after_greeting_silence_ms: int = 800  # silence after a short utterance: a person waiting
     min_word_ms: int = 100  # voice shorter than this is a click or noise, not a word
-    between_words_silence_ms: int = 60  # silence that separates two words
-    max_words: int = 4  # more words than this before any long pause: a machine
+    between_words_silence_ms: int = 150  # silence that separates two words
+    max_words: int = 5  # more words than this before any long pause: a machine
     total_analysis_ms: int = 5000  # no verdict by then: "notsure"
     beep_detection: bool = True
     beep_min_ms: int = 140  # a pure tone this long is the "leave a message after the tone" beep

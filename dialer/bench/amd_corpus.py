@@ -25,7 +25,7 @@ import numpy as np
 from dialer.amd import SAMPLE_RATE
 
 # Bump when the synthesis changes so that cached WAVs of the old recipe are not reused.
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 
 Truth = Literal["human", "machine"]
 
@@ -59,6 +59,10 @@ HUMAN_PHRASES = (
     "Yeah?",
     "Hi there.",
     "This is Dave.",
+    "Hello, Smith residence.",
+    "Yeah, hi, who's this?",
+    "Good afternoon, Patel speaking.",
+    "Hello? Hello?",
 )
 SECOND_HELLOS = ("Hello?", "Hello? Anyone there?", "Hello?", "Hi?")
 
@@ -108,6 +112,9 @@ class GreetingPlan:
     gap_before_beep_s: float = 0.0
     jingle: tuple[tuple[float, float], ...] = ()  # music-like notes (Hz, s) before the greeting
     total_s: float = 0.0  # pad with silence up to this length
+    # Some voicemail owners pause after "Hi, this is Kevin.": the classic machine taken for a
+    # person, kept in the corpus so that the figures show it.
+    opener_pause_s: float = 0.0
 
     @property
     def key(self) -> str:
@@ -146,8 +153,8 @@ def plan_corpus(count: int, seed: int) -> list[GreetingPlan]:
         voice = rng.choice(VOICES)
         wpm = rng.randint(130, 200)
         pitch = rng.randint(25, 75)
-        level_db = rng.uniform(-20.0, -3.0)
-        snr_db = rng.choice((None, 40.0, 30.0, 25.0, 20.0))
+        level_db = rng.uniform(-26.0, -3.0)
+        snr_db = rng.choice((None, 40.0, 30.0, 25.0, 20.0, 15.0))
         lead_silence_s = round(rng.uniform(0.0, 1.0), 2)
         if truth == "human":
             second = rng.choice(SECOND_HELLOS) if rng.random() < 0.35 else None
@@ -195,7 +202,7 @@ def plan_corpus(count: int, seed: int) -> list[GreetingPlan]:
                 beep_s=beep_s,
                 gap_before_beep_s=round(rng.uniform(0.2, 0.8), 2),
                 jingle=jingle,
-                total_s=0.0,
+                opener_pause_s=round(rng.uniform(0.4, 1.2), 2) if rng.random() < 0.08 else 0.0,
             )
         )
     return plans
@@ -256,8 +263,14 @@ def synthesise(plan: GreetingPlan, path: Path) -> None:
             parts.append(0.7 * _tone(hz, seconds, harmonics=3))
         if plan.jingle:
             parts.append(_silence(0.3))
-        speech = _speak(plan.text, plan.voice, plan.wpm, plan.pitch, workdir)
-        parts.append(speech)
+        if plan.opener_pause_s:
+            opener, _, rest = plan.text.partition(". ")
+            opener_speech = _speak(opener + ".", plan.voice, plan.wpm, plan.pitch, workdir)
+            speech = _speak(rest, plan.voice, plan.wpm, plan.pitch, workdir)
+            parts.extend((opener_speech, _silence(plan.opener_pause_s), speech))
+        else:
+            speech = _speak(plan.text, plan.voice, plan.wpm, plan.pitch, workdir)
+            parts.append(speech)
         if plan.second_text is not None:
             parts.append(_silence(2.0))
             parts.append(_speak(plan.second_text, plan.voice, plan.wpm, plan.pitch, workdir))
