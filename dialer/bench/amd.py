@@ -59,8 +59,9 @@ def figures(outcomes: list[Outcome]) -> dict[str, Any]:
 
 def table(result: dict[str, Any]) -> str:
     confusion = result["confusion"]
+    transport = result.get("transport", "offline")
     lines = [
-        f"greetings: {result['greetings']}  seed: {result.get('seed')}",
+        f"greetings: {result['greetings']}  seed: {result.get('seed')}  ({transport})",
         f"{'truth/verdict':<16}" + "".join(f"{kind:>9}" for kind in KINDS),
     ]
     for truth in ("human", "machine"):
@@ -71,6 +72,11 @@ def table(result: dict[str, Any]) -> str:
         times = result[f"{truth}_decision_ms"]
         lines.append(f"{truth} decision: median {times['median']} ms, p95 {times['p95']} ms")
     lines.append("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(result["reasons"].items())))
+    if transport == "sip":
+        lines.append(
+            f"same verdict as offline: {result['same_verdict_as_offline']}, decision shift "
+            f"max {result['max_decision_shift_ms']} ms, failed calls: {len(result['failed_calls'])}"
+        )
     return "\n".join(lines)
 
 
@@ -79,3 +85,32 @@ def run(
 ) -> dict[str, Any]:
     outcomes = classify(generate(count, seed, cache_dir), settings)
     return {"seed": seed, **figures(outcomes)}
+
+
+def run_sip(
+    count: int, seed: int, cache_dir: Path | None = None, concurrency: int = 3
+) -> dict[str, Any]:
+    """The same corpus played by SIPp through real calls; figures plus agreement with offline."""
+    from dialer.bench.amd_sip import classify_over_sip, verdict_of
+
+    greetings = generate(count, seed, cache_dir)
+    offline = {o.greeting.path.stem: o.verdict for o in classify(greetings)}
+    sip = classify_over_sip([(g.path.stem, g.path) for g in greetings], concurrency)
+    outcomes, failed, same_kind, shifts = [], [], 0, []
+    for greeting in greetings:
+        name = greeting.path.stem
+        verdict = verdict_of(sip[name]) if name in sip else None
+        if verdict is None:
+            failed.append(name)
+            continue
+        outcomes.append(Outcome(greeting, verdict))
+        same_kind += verdict.kind == offline[name].kind
+        shifts.append(abs(verdict.after_ms - offline[name].after_ms))
+    return {
+        "seed": seed,
+        "transport": "sip",
+        **figures(outcomes),
+        "failed_calls": failed,
+        "same_verdict_as_offline": f"{same_kind}/{len(outcomes)}",
+        "max_decision_shift_ms": max(shifts, default=None),
+    }

@@ -57,6 +57,17 @@ def free_udp_ports(count: int, span: int = 1, avoid: range = range(0)) -> list[i
     return ports
 
 
+def _bound_udp_ports() -> set[int]:
+    """Local UDP ports bound on this host, read from /proc (probing by bind would race SIPp)."""
+    ports = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            next(rows)
+            for row in rows:
+                ports.add(int(row.split()[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 @dataclass
 class GreetingPeer:
     """One SIPp UAS that answers once and plays one greeting."""
@@ -103,6 +114,16 @@ class GreetingPeer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+
+    def wait_until_listening(self, timeout_s: float = 10.0) -> bool:
+        """True once SIPp has bound its SIP port. An INVITE sent earlier is lost, and its
+        retransmission then arrives while the scenario expects the ACK, which aborts the call."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.sip_port in _bound_udp_ports() or (self.process and self.process.poll()):
+                return self.sip_port in _bound_udp_ports()
+            time.sleep(0.02)
+        return False
 
     @property
     def uri(self) -> str:
@@ -245,9 +266,9 @@ def _child_main(request: dict[str, Any]) -> list[SipOutcome]:
     def start_call(greeting: dict[str, str]) -> tuple[GreetingCall, GreetingPeer]:
         peer = GreetingPeer(greeting["name"], Path(greeting["pcap"]), scenario, rtp_ports)
         peer.start()
-        # SIPp needs a moment to bind; a lost INVITE would only cost a 500 ms resend.
-        time.sleep(0.15)
         outcome = SipOutcome(greeting["name"], started=time.monotonic())
+        if not peer.wait_until_listening():
+            outcome.error = f"SIPp did not bind port {peer.sip_port}"
         for _ in range(50):
             call = GreetingCall(account, outcome)
             try:
