@@ -49,14 +49,16 @@ class AmdSettings:
     """Per-campaign AMD parameters; the defaults were tuned on the generated corpus (seed 1)."""
 
     initial_silence_ms: int = 3000  # nobody spoke since answer: give up ("notsure")
-    greeting_max_ms: int = 2500  # one utterance longer than this is a recorded greeting
+    # From the first word to the latest voice, pauses shorter than the after-greeting silence
+    # included: a greeting longer than this is recorded.
+    greeting_max_ms: int = 2500
     after_greeting_silence_ms: int = 800  # silence after a short utterance: a person waiting
     min_word_ms: int = 100  # voice shorter than this is a click or noise, not a word
     between_words_silence_ms: int = 150  # silence that separates two words
     max_words: int = 5  # more words than this before any long pause: a machine
     total_analysis_ms: int = 5000  # no verdict by then: "notsure"
     beep_detection: bool = True
-    beep_min_ms: int = 140  # a pure tone this long is the "leave a message after the tone" beep
+    beep_min_ms: int = 150  # a pure tone this long is the "leave a message after the tone" beep
     beep_min_hz: float = 400.0
     beep_max_hz: float = 2000.0
     # Share of the band's energy in the tone's peak: a beep scores above 0.99 even in noise, a

@@ -153,3 +153,23 @@ def test_detector_on_a_generated_corpus_subset(tmp_path: Path) -> None:
     assert result["confusion"]["human"]["machine"] == 0, result
     assert result["accuracy_pct"] >= 90.0, result
     assert result["human_decision_ms"]["median"] <= 2500, result
+
+
+@needs_synthesis
+def test_bench_amd_prints_the_confusion_matrix_per_seed(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from dialer.cli import main
+
+    arguments = ["bench", "amd", "--count", "4", "--seeds", "1,2", "--cache-dir", str(tmp_path)]
+    result = CliRunner().invoke(main, [*arguments, "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [row["seed"] for row in rows] == [1, 2]
+    for row in rows:
+        assert row["greetings"] == 4
+        assert sum(sum(verdicts.values()) for verdicts in row["confusion"].values()) == 4
+    table = CliRunner().invoke(main, arguments)
+    assert "truth/verdict" in table.output and "humans classified as machine" in table.output

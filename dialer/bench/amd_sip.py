@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ MAX_CALLS_PER_PROCESS = 4
 # No verdict by then is a broken call, not a "notsure": the detector decides within 5 s.
 CALL_DEADLINE_S = 20.0
 PJ_ETOOMANY = 70010
+# The scenario pauses 0.5 s after answering the BYE.
+SIPP_EXIT_GRACE_S = 5.0
 
 
 def free_udp_ports(count: int, span: int = 1, avoid: range = range(0)) -> list[int]:
@@ -115,29 +117,37 @@ class GreetingPeer:
             stderr=subprocess.DEVNULL,
         )
 
-    def wait_until_listening(self, timeout_s: float = 10.0) -> bool:
-        """True once SIPp has bound its SIP port. An INVITE sent earlier is lost, and its
-        retransmission then arrives while the scenario expects the ACK, which aborts the call."""
+    def wait_until_listening(self, pump: Callable[[], None], timeout_s: float = 10.0) -> bool:
+        """True once SIPp has bound its SIP port; `pump` keeps the other calls' SIP moving
+        meanwhile (an INVITE sent before the bind is lost and costs a 500 ms resend)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.sip_port in _bound_udp_ports() or (self.process and self.process.poll()):
-                return self.sip_port in _bound_udp_ports()
-            time.sleep(0.02)
+            if self.sip_port in _bound_udp_ports():
+                return True
+            if self.process is None or self.process.poll() is not None:
+                return False
+            pump()
         return False
+
+    def exit_code(self) -> int | None:
+        """SIPp's exit status, or None while it still runs."""
+        return None if self.process is None else self.process.poll()
+
+    def errors(self) -> str:
+        """What SIPp logged about a failed call (its first event), for the outcome."""
+        log = self.pcap.parent / "sipp-errors.log"
+        text = log.read_text(errors="replace") if log.exists() else "no error log"
+        events = [line for line in text.splitlines() if "pcap files next to" not in line]
+        return " ".join(events)[:400]
 
     @property
     def uri(self) -> str:
         return f"sip:greeting@{LOOPBACK}:{self.sip_port}"
 
-    def stop(self) -> int | None:
-        if self.process is None:
-            return None
-        try:
-            return self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-            return None
 
 
 @dataclass
@@ -267,7 +277,7 @@ def _child_main(request: dict[str, Any]) -> list[SipOutcome]:
         peer = GreetingPeer(greeting["name"], Path(greeting["pcap"]), scenario, rtp_ports)
         peer.start()
         outcome = SipOutcome(greeting["name"], started=time.monotonic())
-        if not peer.wait_until_listening():
+        if not peer.wait_until_listening(lambda: endpoint.libHandleEvents(10)):
             outcome.error = f"SIPp did not bind port {peer.sip_port}"
         for _ in range(50):
             call = GreetingCall(account, outcome)
@@ -285,10 +295,11 @@ def _child_main(request: dict[str, Any]) -> list[SipOutcome]:
         return call, peer
 
     def sweep(
-        active: list[tuple[GreetingCall, GreetingPeer]], outcomes: list[SipOutcome]
+        active: list[tuple[GreetingCall, GreetingPeer]],
+        draining: list[tuple[SipOutcome, GreetingPeer, float]],
     ) -> list[tuple[GreetingCall, GreetingPeer]]:
-        """Hang up decided calls; collect and drop disconnected ones (in a function, so that no
-        loop variable keeps a `Call` alive: SIP-NOTES)."""
+        """Hang up decided calls; move disconnected ones to `draining` and drop them (in a
+        function, so that no loop variable keeps a `Call` alive: SIP-NOTES)."""
         still_active = []
         for call, peer in active:
             late = time.monotonic() - call.outcome.started > CALL_DEADLINE_S
@@ -300,27 +311,47 @@ def _child_main(request: dict[str, Any]) -> list[SipOutcome]:
                 call.outcome.verdict = asdict(verdict) if verdict else None
                 call.outcome.frames = call.tap.frames if call.tap else 0
                 call.tap = None
-                call.outcome.sipp_exit = peer.stop()
-                outcomes.append(call.outcome)
+                draining.append((call.outcome, peer, time.monotonic() + SIPP_EXIT_GRACE_S))
             else:
                 still_active.append((call, peer))
         return still_active
 
+    def reap(
+        draining: list[tuple[SipOutcome, GreetingPeer, float]], outcomes: list[SipOutcome]
+    ) -> list[tuple[SipOutcome, GreetingPeer, float]]:
+        """Record SIPp's exit for finished calls without ever blocking the SIP event loop."""
+        still_draining = []
+        for outcome, peer, deadline in draining:
+            exit_code = peer.exit_code()
+            if exit_code is None and time.monotonic() < deadline:
+                still_draining.append((outcome, peer, deadline))
+                continue
+            peer.kill()
+            outcome.sipp_exit = exit_code
+            if exit_code != 0 and outcome.error is None:
+                outcome.error = f"SIPp: {peer.errors()}"
+            outcomes.append(outcome)
+        return still_draining
+
     pending = deque(request["greetings"])
     active: list[tuple[GreetingCall, GreetingPeer]] = []
+    draining: list[tuple[SipOutcome, GreetingPeer, float]] = []
     outcomes: list[SipOutcome] = []
     try:
-        while pending or active:
+        while pending or active or draining:
             while pending and len(active) < concurrency:
                 active.append(start_call(pending.popleft()))
             endpoint.libHandleEvents(10)
-            active = sweep(active, outcomes)
+            active = sweep(active, draining)
+            draining = reap(draining, outcomes)
     finally:
         endpoint.hangupAllCalls()
         for _ in range(50):
             endpoint.libHandleEvents(10)
         for pair in active:
-            pair[1].stop()
+            pair[1].kill()
+        for _, peer, _ in draining:
+            peer.kill()
         active.clear()
         time.sleep(0.1)
         account.shutdown()
