@@ -75,6 +75,18 @@ def test_long_voice_is_a_machine_by_its_long_greeting() -> None:
     )
 
 
+def test_steady_line_noise_is_no_word() -> None:
+    # White noise at about -30 dBFS: loud, but flat, so it sets the noise floor instead.
+    assert detect(pcm(silence(8.0, noise_rms=1000.0))).kind == "notsure"
+
+
+def test_hello_over_a_noisy_line_is_human() -> None:
+    noise = silence(6.0, noise_rms=300.0)
+    hello = np.concatenate((np.zeros(4000), voice(0.6), np.zeros(len(noise) - 8800)))
+    verdict = detect(pcm(noise + hello))
+    assert (verdict.kind, verdict.reason) == ("human", "silence after greeting")
+
+
 def test_many_short_words_are_a_machine() -> None:
     words = [part for _ in range(8) for part in (voice(0.25), silence(0.2))]
     settings = AmdSettings(greeting_max_ms=10_000)

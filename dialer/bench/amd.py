@@ -74,8 +74,13 @@ def table(result: dict[str, Any]) -> str:
     lines.append("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(result["reasons"].items())))
     if transport == "sip":
         lines.append(
-            f"same verdict as offline: {result['same_verdict_as_offline']}, decision shift "
-            f"max {result['max_decision_shift_ms']} ms, failed calls: {len(result['failed_calls'])}"
+            f"same verdict as offline: {result['same_verdict_as_offline']}, "
+            f"failed calls: {len(result['failed_calls'])}"
+        )
+        shift = result["decision_shift_ms"]
+        lines.append(
+            f"decision time through SIP minus offline: |median| {shift['median']} ms, "
+            f"|p95| {shift['p95']} ms, largest {shift['largest']}"
         )
     return "\n".join(lines)
 
@@ -96,7 +101,7 @@ def run_sip(
     greetings = generate(count, seed, cache_dir)
     offline = {o.greeting.path.stem: o.verdict for o in classify(greetings)}
     sip = classify_over_sip([(g.path.stem, g.path) for g in greetings], concurrency)
-    outcomes, failed, same_kind, shifts = [], [], 0, []
+    outcomes, failed, same_kind, shifts = [], [], 0, {}
     for greeting in greetings:
         name = greeting.path.stem
         verdict = verdict_of(sip[name]) if name in sip else None
@@ -105,12 +110,16 @@ def run_sip(
             continue
         outcomes.append(Outcome(greeting, verdict))
         same_kind += verdict.kind == offline[name].kind
-        shifts.append(abs(verdict.after_ms - offline[name].after_ms))
+        shifts[name] = verdict.after_ms - offline[name].after_ms
     return {
         "seed": seed,
         "transport": "sip",
         **figures(outcomes),
         "failed_calls": failed,
         "same_verdict_as_offline": f"{same_kind}/{len(outcomes)}",
-        "max_decision_shift_ms": max(shifts, default=None),
+        "decision_shift_ms": {
+            "median": statistics.median(map(abs, shifts.values())) if shifts else None,
+            "p95": _percentile([abs(v) for v in shifts.values()], 0.95),
+            "largest": dict(sorted(shifts.items(), key=lambda item: -abs(item[1]))[:3]),
+        },
     }
