@@ -45,8 +45,9 @@ def free_udp_ports(count: int, span: int = 1, avoid: range = range(0)) -> list[i
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind((LOOPBACK, 0))
             base = probe.getsockname()[1]
-        taken = [*ports, *avoid]
-        if base % 2 or base + span > 65535 or any(base <= p < base + span for p in taken):
+        overlaps_chosen = any(abs(base - chosen) < span for chosen in ports)
+        overlaps_avoided = any(base <= port < base + span for port in avoid)
+        if base % 2 or base + span > 65535 or overlaps_chosen or overlaps_avoided:
             continue
         try:
             with contextlib.ExitStack() as stack:
