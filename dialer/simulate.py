@@ -271,14 +271,15 @@ class Simulation:
             duration = now - agent.since
             if agent.busy_with is not None and agent.busy_with >= 0:
                 self.result.talk_time += duration
-                self.pacer.observe(TalkEnded(duration))
+            # The node sees every agent call end, a machine's too (it is no conversation, so it
+            # is not talk time); the pacer learns that some calls end within seconds.
+            self.pacer.observe(TalkEnded(duration))
             agent.state, agent.since = "wrap", now
             wrap = 0.0 if agent.busy_with == -1 else self._lognormal(self.wrap_mu, self.wrap_sigma)
             self._push(now + wrap, WRAP_END, attempt)
         elif kind == WRAP_END:
             agent = self.agents[attempt]
-            if agent.busy_with is not None and agent.busy_with >= 0:
-                self.pacer.observe(WrapEnded(now - agent.since))
+            self.pacer.observe(WrapEnded(now - agent.since))
             agent.state, agent.since, agent.busy_with = "idle", now, None
             self._serve_queue(now)
 

@@ -51,7 +51,7 @@ class PredictiveSettings:
     # Abandons kept unspent: `cushion` plus `confidence` standard deviations of the unseen AMD
     # abandons, so the window's rate stays under the target on every day, not on average.
     cushion: float = 1.0
-    confidence: float = 2.0
+    confidence: float = 2.5
     # Seconds an answered person may wait for an agent before the call counts as abandoned,
     # counted from the AMD verdict (the rule gives 2 s from the greeting's end).
     connect_grace: float = 1.0
