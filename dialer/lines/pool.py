@@ -12,7 +12,6 @@ import contextlib
 import multiprocessing as mp
 import queue
 import random
-import signal
 import socket
 import threading
 import time
@@ -311,14 +310,7 @@ class LinePool:
         process = slot.process
         assert process is not None
         code = process.exitcode
-        if code is not None and code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = "signal"
-            how = f"signal {-code}, {name}"
-        else:
-            how = f"exit code {code}"
+        how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         self._buried(slot, f"line worker {slot.index} died ({how})")
         with self._lock:
             stopping = self._stopping

@@ -32,6 +32,9 @@ SLOTS = 4
 # makeCall raises PJ_ETOOMANY for a moment after a DISCONNECTED, until pjsua frees the slot.
 PJ_ETOOMANY = 70010
 SLOT_RETRY_FOR = 2.0
+# PJSUA_MAX_ACC is compiled as 8: a 9th Account aborts the process (assertion in pjsua_acc_add),
+# so a worker keeps one account per trunk for at most 8 trunks and drops idle ones beyond that.
+MAX_ACCOUNTS = 8
 
 
 @dataclass(frozen=True)
@@ -214,9 +217,14 @@ class Worker:
             self.ep.codecSetPriority(codec.codecId, priority)
 
     def account(self, trunk: Trunk) -> pj.Account:
-        account = self.accounts.get(trunk.name)
+        account = self.accounts.pop(trunk.name, None)
         if account is not None:
+            self.accounts[trunk.name] = account  # most recently used last
             return account
+        if len(self.accounts) >= MAX_ACCOUNTS:
+            busy = {a.command.trunk for a in self.attempts.values()}
+            idle = next(name for name in self.accounts if name not in busy)
+            self.accounts.pop(idle).shutdown()
         cfg = pj.AccountConfig()
         cfg.idUri = trunk.from_uri
         if trunk.outbound_proxy:

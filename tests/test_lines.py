@@ -1,0 +1,404 @@
+"""The line pool against SIPp as the carrier, on loopback: every call ends with one `Ended`
+event whose outcome follows what the carrier said, whatever happened to the worker."""
+
+from __future__ import annotations
+
+import array
+import math
+import os
+import shutil
+import signal
+import subprocess
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dialer.lines import (
+    AmdVerdict,
+    Answered,
+    DtmfReceived,
+    Ended,
+    Event,
+    LinePool,
+    Progress,
+    PromptFinished,
+    TapSpec,
+    classify,
+)
+from dialer.lines.bucket import TokenBucket
+from sip_config import SipConfigError, loads
+from tests.sipp_uas import PCAPS, Carrier, pcap_with_payload_type
+
+NUMBER = "+12125550111"
+PASSWORD_ENV = "TEST_LINES_SIP_PASSWORD"
+PASSWORD = "pa55-for-sipp"
+LOUD = TapSpec("tests.lines_detectors:LoudFrames", {"frames": 25})
+
+# -- the pure parts
+
+
+@pytest.mark.parametrize(
+    ("code", "answered", "ring_timed_out", "verdict", "outcome"),
+    [
+        (200, True, False, None, "human"),
+        (200, True, False, "machine", "machine"),
+        (200, True, False, "human", "human"),
+        (486, False, False, None, "busy"),
+        (600, False, False, None, "busy"),
+        (487, False, True, None, "no_answer"),
+        (487, False, False, None, "failed"),
+        (480, False, False, None, "no_answer"),
+        (408, False, False, None, "no_answer"),
+        (404, False, False, None, "invalid"),
+        (484, False, False, None, "invalid"),
+        (410, False, False, None, "invalid"),
+        (604, False, False, None, "invalid"),
+        (503, False, False, None, "congestion"),
+        (403, False, False, None, "failed"),
+        (500, False, False, None, "failed"),
+    ],
+)
+def test_sip_results_map_to_outcomes(
+    code: int, answered: bool, ring_timed_out: bool, verdict: str | None, outcome: str
+) -> None:
+    assert (
+        classify(code, answered=answered, ring_timed_out=ring_timed_out, amd_verdict=verdict)
+        == outcome
+    )
+
+
+def test_the_token_bucket_never_bursts_to_catch_up() -> None:
+    bucket = TokenBucket(rate=40.0)
+    assert bucket.take(0.0)
+    assert not bucket.take(0.01)
+    assert bucket.take(0.026)
+    # After a long idle spell only one call may go at once, not the 400 the spell "earned".
+    assert bucket.take(10.0)
+    assert not bucket.take(10.0)
+
+
+# -- against SIPp
+
+SCENARIO_TRUNKS = (
+    "answer",
+    "record",
+    "busy",
+    "not_found",
+    "overloaded",
+    "ring",
+    "early",
+    "remote_bye",
+    "auth",
+    "wrong_auth",
+    "dtmf_in",
+    "echo",
+)
+
+
+@pytest.fixture(scope="module")
+def carriers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Carrier]]:
+    if shutil.which("sipp") is None:
+        pytest.skip("sipp is not installed")
+    workdir = tmp_path_factory.mktemp("sipp")
+    carriers = {name: Carrier(workdir, name) for name in SCENARIO_TRUNKS}
+    yield carriers
+    for carrier in carriers.values():
+        carrier.stop()
+
+
+def trunk_table(name: str, port: int, extra: str = "") -> str:
+    return (
+        f'[trunks.{name}]\nhost = "127.0.0.1"\nport = {port}\ncaller_id = "+12125550100"\n'
+        f"ring_timeout = 15\nno_response_timeout = 5\nmax_cps = 50\n{extra}"
+    )
+
+
+@pytest.fixture(scope="module")
+def pool(carriers: dict[str, Carrier]) -> Iterator[LinePool]:
+    tables = []
+    for name, carrier in carriers.items():
+        extra = ""
+        if name == "auth":
+            extra = f'username = "acct123"\npassword_env = "{PASSWORD_ENV}"\n'
+        if name == "wrong_auth":
+            extra = f'username = "acct123"\npassword_env = "{PASSWORD_ENV}_WRONG"\n'
+        tables.append(trunk_table(name, carrier.port, extra))
+    # The workers read the password from their environment, inherited at spawn.
+    os.environ[PASSWORD_ENV] = PASSWORD
+    os.environ[f"{PASSWORD_ENV}_WRONG"] = "not-the-password"
+    with LinePool(loads("\n".join(tables)), workers=2) as line_pool:
+        yield line_pool
+
+
+def run_until_ended(
+    pool: LinePool, attempt_id: str, timeout: float = 30.0, on_event=None
+) -> list[Event]:  # type: ignore[no-untyped-def]
+    """Every event of the attempt until its `Ended`; `on_event` may act on each one."""
+    seen: list[Event] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = pool.next_event(timeout=0.2)
+        if event is None or getattr(event, "attempt_id", None) != attempt_id:
+            continue
+        seen.append(event)
+        if on_event is not None:
+            on_event(event)
+        if isinstance(event, Ended):
+            return seen
+    raise AssertionError(f"no Ended event for {attempt_id} in {timeout} s; saw {seen}")
+
+
+def ended(events: list[Event]) -> Ended:
+    last = events[-1]
+    assert isinstance(last, Ended)
+    return last
+
+
+def hang_up_after(pool: LinePool, attempt_id: str, seconds: float):  # type: ignore[no-untyped-def]
+    """An on_event hook: once answered, hold the call `seconds`, then hang up."""
+    state = {"answered": 0.0}
+
+    def hook(event: Event) -> None:
+        if isinstance(event, Answered):
+            state["answered"] = time.monotonic()
+            time.sleep(seconds)
+            pool.hangup(attempt_id)
+
+    return hook
+
+
+def originate(pool: LinePool, attempt_id: str, trunk: str, **options: object) -> None:
+    pool.originate(attempt_id, trunk, NUMBER, **options)  # type: ignore[arg-type]
+
+
+def wav_rms(path: Path) -> tuple[float, float]:
+    """(seconds, RMS) of a 16-bit mono WAV."""
+    with wave.open(str(path)) as wav:
+        frames = wav.readframes(wav.getnframes())
+        seconds = wav.getnframes() / wav.getframerate()
+    samples = array.array("h", frames)
+    return seconds, math.sqrt(sum(s * s for s in samples) / max(1, len(samples)))
+
+
+@pytest.mark.sip
+def test_an_answered_call_is_human_with_its_timings(
+    pool: LinePool, carriers: dict[str, Carrier]
+) -> None:
+    carriers["answer"].start("answer")
+    originate(pool, "a-answer", "answer")
+    events = run_until_ended(pool, "a-answer", on_event=hang_up_after(pool, "a-answer", 1.0))
+    pool_progress = [e for e in events if isinstance(e, Progress)]
+    assert [e.sip_code for e in pool_progress] == [180]
+    result = ended(events)
+    assert (result.outcome, result.sip_code, result.reason) == (
+        "human",
+        200,
+        "hung up by the dialer",
+    )
+    t = result.timings
+    assert t.ringing_at is not None and t.answered_at is not None
+    assert t.dialed_at <= t.ringing_at <= t.answered_at < t.ended_at
+    assert t.ended_at - t.answered_at >= 1.0
+    assert carriers["answer"].wait() == 0, carriers["answer"].errors()
+
+
+@pytest.mark.sip
+def test_a_recording_holds_the_far_ends_audio(
+    pool: LinePool, carriers: dict[str, Carrier], tmp_path: Path
+) -> None:
+    carriers["record"].start("answer")
+    recording = tmp_path / "call.wav"
+
+    def hook(event: Event) -> None:
+        if isinstance(event, Answered):
+            pool.record("a-record", str(recording))
+            time.sleep(3.0)
+            pool.stop_record("a-record")
+            pool.hangup("a-record")
+
+    originate(pool, "a-record", "record")
+    assert ended(run_until_ended(pool, "a-record", on_event=hook)).outcome == "human"
+    time.sleep(0.2)  # the WAV header is finalised one frame after the recorder is dropped
+    seconds, rms = wav_rms(recording)
+    assert 2.0 <= seconds <= 3.5
+    assert rms > 300, "the recording is silent: no far-end audio reached it"
+
+
+@pytest.mark.sip
+@pytest.mark.parametrize(
+    ("trunk", "code", "reason", "outcome"),
+    [
+        ("busy", 486, "Busy Here", "busy"),
+        ("not_found", 404, "Not Found", "invalid"),
+        ("overloaded", 503, "Service Unavailable", "congestion"),
+    ],
+)
+def test_a_rejected_call_gets_the_outcome_of_its_sip_code(
+    pool: LinePool, carriers: dict[str, Carrier], trunk: str, code: int, reason: str, outcome: str
+) -> None:
+    carriers[trunk].start("reject", CODE=str(code), REASON=reason)
+    originate(pool, f"a-{trunk}", trunk)
+    result = ended(run_until_ended(pool, f"a-{trunk}"))
+    assert (result.outcome, result.sip_code, result.reason) == (outcome, code, reason)
+    assert result.timings.answered_at is None
+    assert carriers[trunk].wait() == 0, carriers[trunk].errors()
+
+
+@pytest.mark.sip
+def test_a_call_nobody_answers_is_cancelled_after_the_ring_timeout(
+    pool: LinePool, carriers: dict[str, Carrier]
+) -> None:
+    carriers["ring"].start("ring")
+    originate(pool, "a-ring", "ring", ring_timeout=15)
+    result = ended(run_until_ended(pool, "a-ring", timeout=25))
+    assert (result.outcome, result.sip_code) == ("no_answer", 487)
+    assert result.reason == "no answer in 15 s (cancelled)"
+    assert 15.0 <= result.timings.ended_at - result.timings.dialed_at < 17.0
+    assert carriers["ring"].wait() == 0, carriers["ring"].errors()
+
+
+@pytest.mark.sip
+def test_a_ring_timeout_below_15_s_is_refused(pool: LinePool) -> None:
+    with pytest.raises(SipConfigError, match="below 15 s"):
+        originate(pool, "a-short", "ring", ring_timeout=10)
+
+
+@pytest.mark.sip
+def test_early_media_reaches_the_frame_tap_before_the_answer(
+    pool: LinePool, carriers: dict[str, Carrier]
+) -> None:
+    carriers["early"].start("early_media")
+    originate(pool, "a-early", "early", tap=LOUD)
+    events = run_until_ended(pool, "a-early", on_event=hang_up_after(pool, "a-early", 0.5))
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.index("Progress") < kinds.index("AmdVerdict") < kinds.index("Answered"), kinds
+    assert [e.sip_code for e in events if isinstance(e, Progress)] == [183]
+    verdict = next(e for e in events if isinstance(e, AmdVerdict))
+    assert verdict.verdict == "machine"
+    result = ended(events)
+    assert (result.outcome, result.amd_verdict) == ("machine", "machine")
+    assert carriers["early"].wait() == 0, carriers["early"].errors()
+
+
+@pytest.mark.sip
+def test_the_far_end_hanging_up_ends_the_attempt(
+    pool: LinePool, carriers: dict[str, Carrier]
+) -> None:
+    carriers["remote_bye"].start("remote_bye")
+    originate(pool, "a-bye", "remote_bye")
+    result = ended(run_until_ended(pool, "a-bye"))
+    assert (result.outcome, result.reason) == ("human", "far end hung up")
+    assert result.timings.answered_at is not None
+    assert result.timings.ended_at - result.timings.answered_at >= 1.9
+    assert carriers["remote_bye"].wait() == 0, carriers["remote_bye"].errors()
+
+
+@pytest.mark.sip
+def test_a_digest_challenge_is_answered_with_the_trunks_credentials(
+    pool: LinePool, carriers: dict[str, Carrier]
+) -> None:
+    carriers["auth"].start("digest_auth", PASSWORD=PASSWORD)
+    originate(pool, "a-auth", "auth")
+    events = run_until_ended(pool, "a-auth", on_event=hang_up_after(pool, "a-auth", 0.2))
+    assert any(isinstance(e, Answered) for e in events), events
+    assert ended(events).outcome == "human"
+    assert carriers["auth"].wait() == 0, carriers["auth"].errors()
+
+
+@pytest.mark.sip
+def test_a_wrong_password_is_refused_by_the_carrier(
+    pool: LinePool, carriers: dict[str, Carrier]
+) -> None:
+    carriers["wrong_auth"].start("digest_auth", PASSWORD=PASSWORD)
+    originate(pool, "a-wrong", "wrong_auth")
+    result = ended(run_until_ended(pool, "a-wrong"))
+    assert (result.outcome, result.sip_code) == ("failed", 403)
+
+
+@pytest.mark.sip
+def test_dtmf_from_the_far_end_arrives_as_digits(
+    pool: LinePool, carriers: dict[str, Carrier], tmp_path: Path
+) -> None:
+    pcap = pcap_with_payload_type(PCAPS / "dtmf_2833_1.pcap", tmp_path / "dtmf1.pcap", 120)
+    carriers["dtmf_in"].start("answer", PCAP=str(pcap))
+    digits: list[str] = []
+
+    def hook(event: Event) -> None:
+        if isinstance(event, DtmfReceived):
+            digits.append(event.digit)
+            pool.hangup("a-dtmf-in")
+
+    originate(pool, "a-dtmf-in", "dtmf_in")
+    run_until_ended(pool, "a-dtmf-in", timeout=15, on_event=hook)
+    assert digits == ["1"]
+
+
+@pytest.fixture(scope="module")
+def prompt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    path = tmp_path_factory.mktemp("prompts") / "prompt.wav"
+    subprocess.run(
+        ["espeak-ng", "-w", str(path), "Press one to confirm your appointment."], check=True
+    )
+    return path
+
+
+@pytest.mark.sip
+def test_prompts_and_dtmf_we_send_reach_the_far_end(
+    pool: LinePool, carriers: dict[str, Carrier], prompt: Path, tmp_path: Path
+) -> None:
+    """SIPp echoes our RTP back, so what we play and key comes back to us."""
+    carriers["echo"].start("echo", rtp_echo=True)
+    recording = tmp_path / "echo.wav"
+    seen: list[Event] = []
+
+    def hook(event: Event) -> None:
+        seen.append(event)
+        if isinstance(event, Answered):
+            pool.record("a-echo", str(recording))
+            pool.play("a-echo", str(prompt))
+        elif isinstance(event, PromptFinished):
+            pool.stop_record("a-echo")
+            pool.send_dtmf("a-echo", "59#")
+        elif isinstance(event, DtmfReceived) and event.digit == "#":
+            pool.hangup("a-echo")
+
+    originate(pool, "a-echo", "echo")
+    run_until_ended(pool, "a-echo", timeout=20, on_event=hook)
+    assert [e.path for e in seen if isinstance(e, PromptFinished)] == [str(prompt)]
+    assert [e.digit for e in seen if isinstance(e, DtmfReceived)] == ["5", "9", "#"]
+    time.sleep(0.2)
+    seconds, rms = wav_rms(recording)
+    assert seconds > 1.0
+    assert rms > 300, "the prompt did not come back: nothing was played to the far end"
+    assert carriers["echo"].wait() == 0, carriers["echo"].errors()
+
+
+@pytest.mark.sip
+def test_a_killed_worker_ends_its_calls_as_failed_and_is_replaced(tmp_path: Path) -> None:
+    carrier = Carrier(tmp_path, "kill").start("answer", calls=2, timeout=30)
+    config = loads(trunk_table("kill", carrier.port))
+    try:
+        with LinePool(config, workers=1) as pool:
+            pid = pool.worker_pids()[0]
+
+            def kill_when_answered(event: Event) -> None:
+                if isinstance(event, Answered):
+                    os.kill(pid, signal.SIGKILL)
+
+            pool.originate("a-killed", "kill", NUMBER)
+            result = ended(run_until_ended(pool, "a-killed", on_event=kill_when_answered))
+            assert result.outcome == "failed"
+            assert result.reason == "line worker 0 died (signal 9)"
+            assert pool.restarts == 1
+
+            pool.originate("a-after", "kill", NUMBER)
+            events = run_until_ended(pool, "a-after", on_event=hang_up_after(pool, "a-after", 0.2))
+            assert ended(events).outcome == "human"
+            assert pool.worker_pids()[0] != pid
+    finally:
+        carrier.stop()
