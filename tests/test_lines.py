@@ -4,11 +4,13 @@ event whose outcome follows what the carrier said, whatever happened to the work
 from __future__ import annotations
 
 import array
+import json
 import math
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import wave
 from collections.abc import Iterator
@@ -30,7 +32,7 @@ from dialer.lines import (
 )
 from dialer.lines.bucket import TokenBucket
 from sip_config import SipConfigError, loads
-from tests.sipp_uas import PCAPS, Carrier, pcap_with_payload_type
+from tests.sipp_uas import PCAPS, Carrier, free_udp_port, pcap_with_payload_type
 
 NUMBER = "+12125550111"
 PASSWORD_ENV = "TEST_LINES_SIP_PASSWORD"
@@ -95,6 +97,8 @@ SCENARIO_TRUNKS = (
     "wrong_auth",
     "dtmf_in",
     "echo",
+    "customer",
+    "agent",
 )
 
 
@@ -379,6 +383,43 @@ def test_prompts_and_dtmf_we_send_reach_the_far_end(
 
 
 @pytest.mark.sip
+def test_an_agent_leg_placed_near_its_customer_is_bridged_to_it(
+    pool: LinePool, carriers: dict[str, Carrier], tmp_path: Path
+) -> None:
+    """The customer's carrier plays audio; the agent's phone echoes what it hears. A recording
+    of the agent leg holds the customer's audio only if the bridge carries it."""
+    carriers["customer"].start("answer")
+    carriers["agent"].start("echo", rtp_echo=True)
+    recording = tmp_path / "agent.wav"
+    originate(pool, "a-customer", "customer")
+    seen: list[Event] = []
+    deadline = time.monotonic() + 10
+    while not any(isinstance(e, Answered) for e in seen) and time.monotonic() < deadline:
+        event = pool.next_event(0.2)
+        if event is not None:
+            seen.append(event)
+    originate(pool, "a-agent", "agent", near="a-customer")
+
+    def hook(event: Event) -> None:
+        if isinstance(event, Answered):
+            assert pool.worker_of("a-agent") == pool.worker_of("a-customer")
+            pool.bridge("a-customer", "a-agent")
+            pool.record("a-agent", str(recording))
+            time.sleep(2.0)
+            pool.hangup("a-agent")
+
+    assert ended(run_until_ended(pool, "a-agent", on_event=hook)).outcome == "human"
+    pool.hangup("a-customer")
+    assert ended(run_until_ended(pool, "a-customer")).reason == "hung up by the dialer"
+    time.sleep(0.2)
+    seconds, rms = wav_rms(recording)
+    assert seconds > 1.5
+    assert rms > 300, "the agent leg never heard the customer: the bridge carried no audio"
+    assert carriers["customer"].wait() == 0, carriers["customer"].errors()
+    assert carriers["agent"].wait() == 0, carriers["agent"].errors()
+
+
+@pytest.mark.sip
 def test_a_killed_worker_ends_its_calls_as_failed_and_is_replaced(tmp_path: Path) -> None:
     carrier = Carrier(tmp_path, "kill").start("answer", calls=2, timeout=30)
     config = loads(trunk_table("kill", carrier.port))
@@ -402,3 +443,91 @@ def test_a_killed_worker_ends_its_calls_as_failed_and_is_replaced(tmp_path: Path
             assert pool.worker_pids()[0] != pid
     finally:
         carrier.stop()
+
+
+# -- the command line: `dialer trunk check` and `dialer call`
+
+
+def run_cli(args: list[str], config: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    dialer = Path(sys.executable).parent / "dialer"
+    return subprocess.run(
+        [str(dialer), *args],
+        env={**os.environ, "DIALER_SIP_CONFIG": str(config), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.sip
+@pytest.mark.parametrize(("password", "exit_code"), [("pw-right", 0), ("pw-wrong", 1)])
+def test_trunk_check_pings_and_registers(tmp_path: Path, password: str, exit_code: int) -> None:
+    carrier = Carrier(tmp_path, "registrar")
+    config = tmp_path / "sip.toml"
+    config.write_text(
+        trunk_table(
+            "carrier1",
+            carrier.port,
+            'username = "acct123"\npassword_env = "CHECK_PW"\nregister = true\n',
+        )
+    )
+    carrier.start("register", calls=2, timeout=20, PASSWORD="pw-right")
+    try:
+        result = run_cli(["trunk", "check", "carrier1"], config, CHECK_PW=password)
+    finally:
+        carrier.stop()
+    assert result.returncode == exit_code, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"OPTIONS 127.0.0.1:{carrier.port}/udp: 200 OK in ")
+    if exit_code == 0:
+        assert lines[1] == "REGISTER acct123@127.0.0.1: 200 OK, expires in 300 s"
+    else:
+        assert lines[1] == "REGISTER acct123@127.0.0.1: failed: 403 Forbidden"
+    assert password not in result.stdout + result.stderr
+
+
+@pytest.mark.sip
+def test_trunk_check_says_when_nobody_answers(tmp_path: Path) -> None:
+    config = tmp_path / "sip.toml"
+    config.write_text(trunk_table("silent", free_udp_port()))
+    result = run_cli(["trunk", "check", "silent", "--timeout", "1"], config)
+    assert result.returncode == 1
+    assert "unreachable" in result.stdout
+
+
+@pytest.mark.sip
+@pytest.mark.parametrize(
+    ("scenario", "placeholders", "outcome", "sip_code"),
+    [
+        ("answer", {}, "human", 200),
+        ("reject", {"CODE": "486", "REASON": "Busy Here"}, "busy", 486),
+    ],
+)
+def test_dialer_call_prints_progress_and_a_json_outcome(
+    tmp_path: Path,
+    prompt: Path,
+    scenario: str,
+    placeholders: dict[str, str],
+    outcome: str,
+    sip_code: int,
+) -> None:
+    carrier = Carrier(tmp_path, "cli")
+    config = tmp_path / "sip.toml"
+    config.write_text(trunk_table("carrier1", carrier.port))
+    carrier.start(scenario, timeout=30, **placeholders)
+    try:
+        args = ["call", NUMBER, "--trunk", "carrier1", "--play", str(prompt), "--json"]
+        result = run_cli(args, config)
+    finally:
+        sipp_status = carrier.wait(10)
+    assert result.returncode == 0, result.stdout + result.stderr
+    *progress, last = result.stdout.splitlines()
+    summary = json.loads(last)
+    assert (summary["outcome"], summary["sip_code"]) == (outcome, sip_code)
+    assert set(summary["timings"]) == {"dialed_at", "ringing_at", "answered_at", "ended_at"}
+    assert any("dialing +12125550111 via carrier1" in line for line in progress)
+    if outcome == "human":
+        assert any(line.endswith("answered") for line in progress), progress
+        assert any("prompt played" in line for line in progress), progress
+        assert summary["reason"] == "hung up by the dialer"
+    assert sipp_status == 0, carrier.errors()

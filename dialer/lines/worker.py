@@ -161,17 +161,7 @@ class Worker:
     # -- set-up and tear-down
 
     def start(self) -> int:
-        # libCreate prints a banner on fd 1 before any log setting applies.
-        sys.stdout.flush()
-        saved = os.dup(1)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        try:
-            self.ep.libCreate()
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-            os.close(devnull)
+        quiet_lib_create(self.ep)
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.mainThreadOnly = True
@@ -530,6 +520,21 @@ class Worker:
         traceback.print_exc(file=sys.stderr)
         sys.last_traceback = None  # never let a traceback hold a Call alive
         sys.last_value = None
+
+
+def quiet_lib_create(ep: pj.Endpoint) -> None:
+    """libCreate prints a banner on fd 1 before any log setting applies: it would land in the
+    middle of `dialer call --json` output, so fd 1 points at /dev/null meanwhile."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    try:
+        ep.libCreate()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 def build_detector(spec: ev.TapSpec) -> Any:
