@@ -99,6 +99,7 @@ SCENARIO_TRUNKS = (
     "echo",
     "customer",
     "agent",
+    "silent",
 )
 
 
@@ -202,6 +203,9 @@ def test_an_answered_call_is_human_with_its_timings(
         200,
         "hung up by the dialer",
     )
+    # 1 s on the call at 50 packets/s, less the moments before SIPp starts its pcap
+    assert result.rtp_received is not None and result.rtp_received >= 25
+    assert result.rtp_lost == 0
     t = result.timings
     assert t.ringing_at is not None and t.answered_at is not None
     assert t.dialed_at <= t.ringing_at <= t.answered_at < t.ended_at
@@ -262,6 +266,15 @@ def test_a_call_nobody_answers_is_cancelled_after_the_ring_timeout(
     assert result.reason == "no answer in 15 s (cancelled)"
     assert 15.0 <= result.timings.ended_at - result.timings.dialed_at < 17.0
     assert carriers["ring"].wait() == 0, carriers["ring"].errors()
+
+
+@pytest.mark.sip
+def test_a_trunk_that_never_answers_fails_after_the_no_response_timeout(pool: LinePool) -> None:
+    originate(pool, "a-silent", "silent")
+    result = ended(run_until_ended(pool, "a-silent", timeout=15))
+    assert (result.outcome, result.sip_code) == ("failed", 408)
+    assert result.reason == "no response from the trunk in 5 s"
+    assert 5.0 <= result.timings.ended_at - result.timings.dialed_at < 7.0
 
 
 @pytest.mark.sip
@@ -441,6 +454,8 @@ def test_a_killed_worker_ends_its_calls_as_failed_and_is_replaced(tmp_path: Path
             events = run_until_ended(pool, "a-after", on_event=hang_up_after(pool, "a-after", 0.2))
             assert ended(events).outcome == "human"
             assert pool.worker_pids()[0] != pid
+        # The replacement shut down cleanly: no abort (-6) at exit.
+        assert pool.exits == [(0, -9), (0, 0)]
     finally:
         carrier.stop()
 

@@ -147,6 +147,10 @@ class Ended:
     outcome: str
     timings: Timings
     amd_verdict: str | None = None
+    # RTP packets received on the answered call and lost on the way (RTCP-style count), taken
+    # just before the dialer hangs up; None when the far end hung up or there was no media.
+    rtp_received: int | None = None
+    rtp_lost: int | None = None
 
 
 @dataclass(frozen=True)

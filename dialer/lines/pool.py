@@ -80,6 +80,7 @@ class LinePool:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.restarts = 0
+        self.exits: list[tuple[int, int | None]] = []  # (worker, exit code): -6 is an abort
 
     # -- life cycle
 
@@ -322,6 +323,7 @@ class LinePool:
         """End every attempt the worker held: the record must not be lost with the process."""
         if slot.process is not None:
             slot.process.join(timeout=1)
+            self.exits.append((slot.index, slot.process.exitcode))
         for connection in (slot.commands, slot.events):
             if connection is not None:
                 connection.close()

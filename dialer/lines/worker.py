@@ -88,6 +88,8 @@ class Attempt:
     started: float = 0.0  # monotonic, for the timeouts
     call: Line | None = None
     audio: pj.AudioMedia | None = None
+    media_index: int = 0
+    rtp: tuple[int, int] | None = None  # (received, lost) just before our hangup
     ringing_at: float | None = None
     answered_at: float | None = None
     provisional: bool = False
@@ -132,6 +134,7 @@ class Line(pj.Call):
                     media.type == pj.PJMEDIA_TYPE_AUDIO
                     and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE
                 ):
+                    self.attempt.media_index = media.index
                     self.worker.media_active(self.attempt, self.getAudioMedia(media.index))
                     return
         except Exception:
@@ -302,6 +305,9 @@ class Worker:
         assert call is not None
         if isinstance(command, ev.Hangup):
             attempt.hung_up_by_us = True
+            if attempt.audio is not None:
+                rx = call.getStreamStat(attempt.media_index).rtcp.rxStat
+                attempt.rtp = (int(rx.pkt), int(rx.loss))
             call.hangup(pj.CallOpParam(True))
         elif isinstance(command, ev.Play):
             attempt.waiting_prompts.append(command.path)
@@ -486,7 +492,19 @@ class Worker:
         timings = ev.Timings(
             attempt.dialed_at, attempt.ringing_at, attempt.answered_at, time.time()
         )
-        self.emit(ev.Ended(attempt.attempt_id, code, reason, outcome, timings, attempt.amd_verdict))
+        received, lost = attempt.rtp if attempt.rtp is not None else (None, None)
+        self.emit(
+            ev.Ended(
+                attempt.attempt_id,
+                code,
+                reason,
+                outcome,
+                timings,
+                attempt.amd_verdict,
+                rtp_received=received,
+                rtp_lost=lost,
+            )
+        )
         self.finished.append(attempt)
 
     def reap(self) -> None:
