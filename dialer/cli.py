@@ -570,3 +570,43 @@ def call(
                 }
             )
         )
+
+
+@bench.command("sip")
+@click.option("--calls", default=200, show_default=True, help="Calls held at once with media.")
+@click.option("--hold", default=60.0, show_default=True, help="Seconds the calls are held.")
+@click.option("--setup-rate", default=40.0, show_default=True, help="Calls/s while ramping up.")
+@click.option("--cps", default=100.0, show_default=True, help="Calls/s for the rate run.")
+@click.option("--duration", default=60.0, show_default=True, help="Seconds of the rate run.")
+@click.option("--workers", type=int, default=None, help="Line workers (default: as needed).")
+@click.option(
+    "--run",
+    "runs",
+    multiple=True,
+    type=click.Choice(["held", "rate"]),
+    default=("held", "rate"),
+    show_default=True,
+)
+@click.option("--json", "as_json", is_flag=True)
+def bench_sip(
+    calls: int,
+    hold: float,
+    setup_rate: float,
+    cps: float,
+    duration: float,
+    workers: int | None,
+    runs: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Concurrent calls with media and calls per second against SIPp on loopback."""
+    from dialer.bench import sip
+
+    for run in runs:
+        if run == "held":
+            figures = sip.held(calls, hold, setup_rate, workers)
+        else:
+            figures = sip.rate(cps, duration, workers)
+        if as_json:
+            click.echo(json.dumps(figures))
+        else:
+            click.echo(", ".join(f"{key} {value}" for key, value in figures.items()))

@@ -1,0 +1,220 @@
+"""`dialer bench sip`: the line pool against SIPp on loopback.
+
+Two runs: `held` keeps N calls up with media (SIPp echoes every RTP packet back, so each call
+carries audio both ways) and measures CPU, memory and RTP loss per call; `rate` places calls
+at a steady number per second for a while (SIPp answers 486 at once, so the run measures call
+set-up and tear-down, not media) and counts what the pool survived. Figures, never asserts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from dialer.lines import Answered, Ended, LinePool
+from dialer.lines.pool import free_port_block
+from dialer.lines.worker import SLOTS
+from sip_config import loads
+
+SCENARIOS = Path(__file__).parent / "sipp"
+LOOPBACK = "127.0.0.1"
+NUMBER = "+12125550123"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def _memory_kb(pid: int) -> tuple[int, int]:
+    """(PSS, RSS) in kB from smaps_rollup."""
+    pss = rss = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                pss = int(line.split()[1])
+            elif line.startswith("Rss:"):
+                rss = int(line.split()[1])
+    except OSError:
+        pass
+    return pss, rss
+
+
+class _Carrier:
+    def __init__(self, workdir: Path, scenario: str, calls: int, timeout: float, **keys: str):
+        sipp = shutil.which("sipp")
+        if sipp is None:
+            raise RuntimeError("sipp is not installed (scripts/install-system-deps)")
+        text = (SCENARIOS / f"{scenario}.xml").read_text()
+        for key, value in keys.items():
+            text = text.replace(f"@{key}@", value)
+        path = workdir / f"{scenario}.xml"
+        path.write_text(text)
+        self.port = _free_port()
+        media = free_port_block(LOOPBACK, 4)
+        control = _free_port()
+        command = [
+            sipp, "-sf", str(path), "-i", LOOPBACK, "-p", str(self.port),
+            "-mi", LOOPBACK, "-mp", str(media), "-cp", str(control), "-nostdin",
+            "-timeout", f"{timeout:g}s", "-m", str(calls), "-max_socket", "60000",
+        ]  # fmt: skip
+        if scenario == "echo":
+            command.append("-rtp_echo")
+        self.log = (workdir / "sipp.log").open("wb")
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.log.close()
+
+
+def _config(port: int, cps: float, channels: int) -> Any:
+    return loads(
+        f'[trunks.bench]\nhost = "{LOOPBACK}"\nport = {port}\ncaller_id = "+12125550100"\n'
+        f"max_cps = {cps:g}\nmax_channels = {channels}\nno_response_timeout = 10\n"
+    )
+
+
+def held(calls: int, hold: float, setup_rate: float, workers: int | None) -> dict[str, Any]:
+    """Hold `calls` answered calls with echoed media for `hold` seconds."""
+    workers = workers or math.ceil(calls / SLOTS)
+    with tempfile.TemporaryDirectory() as folder:
+        carrier = _Carrier(Path(folder), "echo", calls, hold + calls / setup_rate + 120)
+        try:
+            pool = LinePool(_config(carrier.port, setup_rate, calls), workers)
+            pool.start(timeout=30 + 2.0 * workers)
+            try:
+                return _held(pool, calls, hold, workers)
+            finally:
+                pool.stop(timeout=30)
+        finally:
+            carrier.stop()
+
+
+def _held(pool: LinePool, calls: int, hold: float, workers: int) -> dict[str, Any]:
+    started = time.monotonic()
+    for n in range(calls):
+        pool.originate(f"held-{n}", "bench", NUMBER)
+    answered: set[str] = set()
+    early_ends: list[Ended] = []
+    deadline = started + calls / 5 + 60
+    while len(answered) + len(early_ends) < calls and time.monotonic() < deadline:
+        event = pool.next_event(0.5)
+        if isinstance(event, Answered):
+            answered.add(event.attempt_id)
+        elif isinstance(event, Ended):
+            early_ends.append(event)
+    ramp = time.monotonic() - started
+    pids = pool.worker_pids()
+    cpu_before = sum(_cpu_seconds(pid) for pid in pids)
+    hold_started = time.monotonic()
+    time.sleep(hold)
+    held_for = time.monotonic() - hold_started
+    cpu = sum(_cpu_seconds(pid) for pid in pids) - cpu_before
+    memory = [_memory_kb(pid) for pid in pids]
+    for attempt_id in answered:
+        pool.hangup(attempt_id)
+    ends = list(early_ends)
+    deadline = time.monotonic() + 60
+    while len(ends) < calls and time.monotonic() < deadline:
+        event = pool.next_event(0.5)
+        if isinstance(event, Ended):
+            ends.append(event)
+    received = sum(e.rtp_received or 0 for e in ends)
+    lost = sum(e.rtp_lost or 0 for e in ends)
+    live = max(1, len(answered))
+    pss = sum(p for p, _ in memory)
+    rss = sum(r for _, r in memory)
+    return {
+        "run": "held",
+        "calls": calls,
+        "answered": len(answered),
+        "outcomes": dict(Counter(e.outcome for e in ends)),
+        "workers": workers,
+        "ramp_s": round(ramp, 1),
+        "held_s": round(held_for, 1),
+        "cpu_core_pct_per_call": round(100 * cpu / held_for / live, 3),
+        "cpu_core_pct_total": round(100 * cpu / held_for, 1),
+        "pss_mb_per_worker": round(pss / 1024 / workers, 1),
+        "pss_mb_per_call": round(pss / 1024 / live, 2),
+        "rss_mb_per_call": round(rss / 1024 / live, 2),
+        "rtp_received": received,
+        "rtp_lost": lost,
+        "rtp_loss_pct": round(100 * lost / max(1, received + lost), 4),
+        "worker_restarts": pool.restarts,
+        "load_average": os.getloadavg(),
+    }
+
+
+def rate(cps: float, duration: float, workers: int | None) -> dict[str, Any]:
+    """Place `cps` calls per second for `duration` seconds against a carrier answering 486."""
+    total = int(cps * duration)
+    # Each call holds a slot for its round trip; a worker starts at most 40 calls/s.
+    workers = workers or max(2, math.ceil(cps / 30))
+    with tempfile.TemporaryDirectory() as folder:
+        carrier = _Carrier(
+            Path(folder), "reject", total, duration + 120, CODE="486", REASON="Busy Here"
+        )
+        try:
+            pool = LinePool(_config(carrier.port, cps, workers * SLOTS), workers)
+            pool.start(timeout=30 + 2.0 * workers)
+            try:
+                return _rate(pool, cps, total, workers)
+            finally:
+                pool.stop(timeout=30)
+        finally:
+            carrier.stop()
+
+
+def _rate(pool: LinePool, cps: float, total: int, workers: int) -> dict[str, Any]:
+    pids = pool.worker_pids()
+    cpu_before = sum(_cpu_seconds(pid) for pid in pids)
+    started = time.monotonic()
+    for n in range(total):
+        pool.originate(f"rate-{n}", "bench", NUMBER)
+    ends: list[Ended] = []
+    deadline = started + total / cps + 120
+    while len(ends) < total and time.monotonic() < deadline:
+        event = pool.next_event(0.5)
+        if isinstance(event, Ended):
+            ends.append(event)
+    elapsed = time.monotonic() - started
+    cpu = sum(_cpu_seconds(pid) for pid in pool.worker_pids()) - cpu_before
+    dialed = sorted(e.timings.dialed_at for e in ends if e.sip_code)
+    span = (dialed[-1] - dialed[0]) if len(dialed) > 1 else 0.0
+    return {
+        "run": "rate",
+        "target_cps": cps,
+        "calls": total,
+        "ended": len(ends),
+        "outcomes": dict(Counter(e.outcome for e in ends)),
+        "sip_codes": dict(Counter(e.sip_code for e in ends)),
+        "achieved_cps": round((len(dialed) - 1) / span, 1) if span else None,
+        "elapsed_s": round(elapsed, 1),
+        "workers": workers,
+        "cpu_ms_per_call": round(1000 * cpu / max(1, len(ends)), 2),
+        "worker_restarts": pool.restarts,
+        "worker_deaths": [f"worker {w}: exit {c}" for w, c in pool.exits if c],
+        "load_average": os.getloadavg(),
+    }
