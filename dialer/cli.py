@@ -579,6 +579,7 @@ def call(
 @click.option("--cps", default=100.0, show_default=True, help="Calls/s for the rate run.")
 @click.option("--duration", default=60.0, show_default=True, help="Seconds of the rate run.")
 @click.option("--workers", type=int, default=None, help="Line workers (default: as needed).")
+@click.option("--bridged", is_flag=True, help="Hold the calls as bridged pairs (customer+agent).")
 @click.option(
     "--run",
     "runs",
@@ -595,6 +596,7 @@ def bench_sip(
     cps: float,
     duration: float,
     workers: int | None,
+    bridged: bool,
     runs: tuple[str, ...],
     as_json: bool,
 ) -> None:
@@ -603,7 +605,7 @@ def bench_sip(
 
     for run in runs:
         if run == "held":
-            figures = sip.held(calls, hold, setup_rate, workers)
+            figures = sip.held(calls, hold, setup_rate, workers, bridged)
         else:
             figures = sip.rate(cps, duration, workers)
         if as_json:

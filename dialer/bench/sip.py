@@ -44,6 +44,23 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
 
 
+def _udp_receive_buffer_errors() -> int:
+    """Datagrams the kernel dropped machine-wide for want of socket buffer (other users of the
+    machine included): tells a starved receiver from loss on the way."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+    names, values = [line for line in lines if line[0] == "Udp:"][:2]
+    return int(values[names.index("RcvbufErrors")])
+
+
+def _socket_drops(port: int) -> int:
+    """Datagrams dropped at the UDP socket bound to `port` (the last column of /proc/net/udp)."""
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port:
+            return int(fields[-1])
+    return 0
+
+
 def _memory_kb(pid: int) -> tuple[int, int]:
     """(PSS, RSS) in kB from smaps_rollup."""
     pss = rss = 0
@@ -69,12 +86,14 @@ class _Carrier:
         path = workdir / f"{scenario}.xml"
         path.write_text(text)
         self.port = _free_port()
-        media = free_port_block(LOOPBACK, 4)
+        self.media_port = media = free_port_block(LOOPBACK, 4)
         control = _free_port()
         command = [
             sipp, "-sf", str(path), "-i", LOOPBACK, "-p", str(self.port),
             "-mi", LOOPBACK, "-mp", str(media), "-cp", str(control), "-nostdin",
             "-timeout", f"{timeout:g}s", "-m", str(calls), "-max_socket", "60000",
+            # One SIPp socket echoes every call's RTP: give it the largest receive buffer.
+            "-buff_size", "4194304",
         ]  # fmt: skip
         if scenario == "echo":
             command.append("-rtp_echo")
@@ -96,8 +115,11 @@ def _config(port: int, cps: float, channels: int) -> Any:
     )
 
 
-def held(calls: int, hold: float, setup_rate: float, workers: int | None) -> dict[str, Any]:
-    """Hold `calls` answered calls with echoed media for `hold` seconds."""
+def held(
+    calls: int, hold: float, setup_rate: float, workers: int | None, bridged: bool = False
+) -> dict[str, Any]:
+    """Hold `calls` answered calls with echoed media for `hold` seconds; with `bridged`, as
+    calls/2 pairs, each pair in one worker and bridged the way a customer meets an agent."""
     workers = workers or math.ceil(calls / SLOTS)
     with tempfile.TemporaryDirectory() as folder:
         carrier = _Carrier(Path(folder), "echo", calls, hold + calls / setup_rate + 120)
@@ -105,34 +127,49 @@ def held(calls: int, hold: float, setup_rate: float, workers: int | None) -> dic
             pool = LinePool(_config(carrier.port, setup_rate, calls), workers)
             pool.start(timeout=30 + 2.0 * workers)
             try:
-                return _held(pool, calls, hold, workers)
+                figures = _held(pool, calls, hold, workers, bridged)
+                figures["udp_drops_at_sipp_echo_socket"] = _socket_drops(carrier.media_port)
+                return figures
             finally:
                 pool.stop(timeout=30)
         finally:
             carrier.stop()
 
 
-def _held(pool: LinePool, calls: int, hold: float, workers: int) -> dict[str, Any]:
+def _held(pool: LinePool, calls: int, hold: float, workers: int, bridged: bool) -> dict[str, Any]:
     started = time.monotonic()
-    for n in range(calls):
-        pool.originate(f"held-{n}", "bench", NUMBER)
+    # Bridged: the customer leg "c-N" first; its agent leg "a-N" goes into the same worker.
+    first = (
+        [f"c-{n}" for n in range(calls // 2)] if bridged else [f"held-{n}" for n in range(calls)]
+    )
+    for attempt_id in first:
+        pool.originate(attempt_id, "bench", NUMBER)
     answered: set[str] = set()
     early_ends: list[Ended] = []
+    bridges = 0
     deadline = started + calls / 5 + 60
     while len(answered) + len(early_ends) < calls and time.monotonic() < deadline:
         event = pool.next_event(0.5)
         if isinstance(event, Answered):
             answered.add(event.attempt_id)
+            kind, _, n = event.attempt_id.partition("-")
+            if bridged and kind == "c":
+                pool.originate(f"a-{n}", "bench", NUMBER, near=event.attempt_id)
+            elif bridged and kind == "a":
+                pool.bridge(f"c-{n}", event.attempt_id)
+                bridges += 1
         elif isinstance(event, Ended):
             early_ends.append(event)
     ramp = time.monotonic() - started
     pids = pool.worker_pids()
     cpu_before = sum(_cpu_seconds(pid) for pid in pids)
+    drops_before = _udp_receive_buffer_errors()
     hold_started = time.monotonic()
     time.sleep(hold)
     held_for = time.monotonic() - hold_started
     cpu = sum(_cpu_seconds(pid) for pid in pids) - cpu_before
     memory = [_memory_kb(pid) for pid in pids]
+    drops = _udp_receive_buffer_errors() - drops_before
     for attempt_id in answered:
         pool.hangup(attempt_id)
     ends = list(early_ends)
@@ -150,6 +187,7 @@ def _held(pool: LinePool, calls: int, hold: float, workers: int) -> dict[str, An
         "run": "held",
         "calls": calls,
         "answered": len(answered),
+        "bridged_pairs": bridges,
         "outcomes": dict(Counter(e.outcome for e in ends)),
         "workers": workers,
         "ramp_s": round(ramp, 1),
@@ -162,6 +200,7 @@ def _held(pool: LinePool, calls: int, hold: float, workers: int) -> dict[str, An
         "rtp_received": received,
         "rtp_lost": lost,
         "rtp_loss_pct": round(100 * lost / max(1, received + lost), 4),
+        "udp_rcvbuf_drops_while_held": drops,
         "worker_restarts": pool.restarts,
         "load_average": os.getloadavg(),
     }
