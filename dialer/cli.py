@@ -402,7 +402,7 @@ def _sip_config(path: str | None) -> SipConfig:
 
 @main.group()
 def trunk() -> None:
-    """SIP trunks (configured in the TOML file named by $DIALER_SIP_CONFIG)."""
+    """SIP trunks (in the TOML file named by $DIALER_SIP_CONFIG; see sip.example.toml)."""
 
 
 @trunk.command("check")

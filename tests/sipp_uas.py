@@ -75,6 +75,7 @@ class Carrier:
         calls: int = 1,
         timeout: float = 40.0,
         rtp_echo: bool = False,
+        transport: str = "udp",
         **placeholders: str,
     ) -> Carrier:
         sipp = shutil.which("sipp")
@@ -101,6 +102,8 @@ class Carrier:
         ]  # fmt: skip
         if rtp_echo:
             command.append("-rtp_echo")
+        if transport == "tcp":
+            command += ["-t", "t1"]  # one TCP connection per remote, as a carrier would
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         time.sleep(0.2)  # let SIPp bind before the first INVITE

@@ -548,3 +548,24 @@ def test_dialer_call_prints_progress_and_a_json_outcome(
         assert any("prompt played" in line for line in progress), progress
         assert summary["reason"] == "hung up by the dialer"
     assert sipp_status == 0, carrier.errors()
+
+
+@pytest.mark.sip
+def test_a_tcp_trunk_is_pinged_and_dialed_over_tcp(tmp_path: Path) -> None:
+    carrier = Carrier(tmp_path, "tcp")
+    config = tmp_path / "sip.toml"
+    config.write_text(trunk_table("carrier1", carrier.port, 'transport = "tcp"\n'))
+    carrier.start("options", transport="tcp", timeout=20)
+    try:
+        check = run_cli(["trunk", "check", "carrier1"], config)
+    finally:
+        carrier.stop()
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.startswith(f"OPTIONS 127.0.0.1:{carrier.port}/tcp: 200 OK")
+    carrier.start("reject", transport="tcp", timeout=20, CODE="486", REASON="Busy Here")
+    try:
+        result = run_cli(["call", NUMBER, "--trunk", "carrier1", "--json"], config)
+    finally:
+        sipp_status = carrier.wait(10)
+    assert json.loads(result.stdout.splitlines()[-1])["outcome"] == "busy", result.stdout
+    assert sipp_status == 0, carrier.errors()

@@ -128,3 +128,8 @@ def test_numbers_are_dialed_in_the_carriers_format(
 def test_an_unknown_trunk_names_the_configured_ones() -> None:
     with pytest.raises(SipConfigError, match=r"no trunk named 'c9' \(trunks: carrier1\)"):
         loads(EXAMPLE).trunk("c9")
+
+
+def test_the_example_file_in_the_repository_is_valid() -> None:
+    config = load(Path(__file__).parent.parent / "sip.example.toml")
+    assert config.trunk("carrier1").codecs == ("PCMA", "PCMU")

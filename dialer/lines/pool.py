@@ -315,10 +315,15 @@ class LinePool:
         assert process is not None
         code = process.exitcode
         how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        started = slot.ready
         self._buried(slot, f"line worker {slot.index} died ({how})")
         with self._lock:
             stopping = self._stopping
         if not stopping:
+            # A worker that cannot even start (a bad address, ports exhausted) would otherwise
+            # be respawned in a tight loop.
+            if not started:
+                time.sleep(1.0)
             self.restarts += 1
             self._spawn(slot)
 

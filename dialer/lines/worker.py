@@ -177,6 +177,8 @@ class Worker:
         cfg.logConfig.consoleLevel = self.settings.log_level
         self.ep.libInit(cfg)
         sip_port = 0
+        # Port 0 everywhere: the kernel picks free ports, and other pools and SIPp instances
+        # share the machine. Each transport puts its own port in the Contact it sends.
         transports = {t.transport for t in self.settings.trunks.values()} | {"udp"}
         kinds = {
             "udp": pj.PJSIP_TRANSPORT_UDP,
@@ -187,7 +189,7 @@ class Worker:
             if name not in transports:
                 continue
             tc = pj.TransportConfig()
-            tc.port = sip_port  # 0: the kernel picks a free port, then TCP/TLS reuse it
+            tc.port = 0
             tc.boundAddress = self.settings.bind_address
             tc.publicAddress = self.settings.bind_address
             tid = self.ep.transportCreate(kinds[name], tc)
@@ -299,6 +301,8 @@ class Worker:
             self.emit(
                 ev.CommandFailed(attempt.attempt_id, type(command).__name__, error.info(False))
             )
+        except Exception as error:  # one bad command must not take the worker's 4 calls down
+            self.emit(ev.CommandFailed(attempt.attempt_id, type(command).__name__, repr(error)))
 
     def _apply(self, attempt: Attempt, command: ev.Command) -> None:
         call = attempt.call
