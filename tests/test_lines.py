@@ -569,3 +569,40 @@ def test_a_tcp_trunk_is_pinged_and_dialed_over_tcp(tmp_path: Path) -> None:
         sipp_status = carrier.wait(10)
     assert json.loads(result.stdout.splitlines()[-1])["outcome"] == "busy", result.stdout
     assert sipp_status == 0, carrier.errors()
+
+
+@pytest.mark.sip
+def test_the_pool_keeps_to_the_trunks_calls_per_second_and_channels(tmp_path: Path) -> None:
+    carrier = Carrier(tmp_path, "limits")
+    config = loads(
+        trunk_table("limited", carrier.port).replace("max_cps = 50", "max_cps = 5")
+        + "max_channels = 2\n"
+    )
+    calls = 8
+    carrier.start("answer", calls=calls, timeout=30)
+    answered: list[float] = []
+    live: set[str] = set()
+    most_live = 0
+    try:
+        with LinePool(config, workers=2) as pool:
+            for n in range(calls):
+                pool.originate(f"lim-{n}", "limited", NUMBER)
+            ends: list[Ended] = []
+            while len(ends) < calls:
+                event = pool.next_event(timeout=10)
+                assert event is not None, "the pool stalled"
+                if isinstance(event, Answered):
+                    live.add(event.attempt_id)
+                    most_live = max(most_live, len(live))
+                    answered.append(event.at)
+                    pool.hangup(event.attempt_id)
+                elif isinstance(event, Ended):
+                    live.discard(event.attempt_id)
+                    ends.append(event)
+    finally:
+        carrier.stop()
+    assert {e.outcome for e in ends} == {"human"}
+    assert most_live <= 2
+    dialed = sorted(e.timings.dialed_at for e in ends)
+    # 5 calls/s: 8 calls take at least 7 intervals of 0.2 s (a 50 ms burst allowance aside).
+    assert dialed[-1] - dialed[0] >= 1.3, dialed

@@ -14,6 +14,7 @@ from dialer.lines.events import (
 )
 from dialer.lines.outcome import OUTCOMES, classify
 from dialer.lines.pool import LinePool, NoSuchAttempt
+from dialer.lines.protocol import Lines
 
 __all__ = [
     "OUTCOMES",
@@ -24,6 +25,7 @@ __all__ = [
     "Ended",
     "Event",
     "LinePool",
+    "Lines",
     "NoSuchAttempt",
     "Progress",
     "PromptFinished",
