@@ -27,7 +27,7 @@ from sip_config import MIN_RING_TIMEOUT, SipConfig, SipConfigError
 
 # Each call takes an RTP and an RTCP port; closed sockets stay reserved for 500 ms, so a worker
 # gets room for several generations of its 4 calls.
-RTP_PORTS_PER_WORKER = 40
+RTP_PORTS_PER_WORKER = 100
 # pjsua aborts a process past ~55 new calls/s; stay clear of it.
 CALLS_PER_SECOND_PER_WORKER = 40.0
 
