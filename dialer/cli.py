@@ -578,6 +578,12 @@ def call(
 @click.option("--setup-rate", default=40.0, show_default=True, help="Calls/s while ramping up.")
 @click.option("--cps", default=100.0, show_default=True, help="Calls/s for the rate run.")
 @click.option("--duration", default=60.0, show_default=True, help="Seconds of the rate run.")
+@click.option(
+    "--answered-hold",
+    default=0.0,
+    show_default=True,
+    help="Rate run: answer each call and hang up after this many seconds (0: answer 486).",
+)
 @click.option("--workers", type=int, default=None, help="Line workers (default: as needed).")
 @click.option("--bridged", is_flag=True, help="Hold the calls as bridged pairs (customer+agent).")
 @click.option(
@@ -595,6 +601,7 @@ def bench_sip(
     setup_rate: float,
     cps: float,
     duration: float,
+    answered_hold: float,
     workers: int | None,
     bridged: bool,
     runs: tuple[str, ...],
@@ -607,7 +614,7 @@ def bench_sip(
         if run == "held":
             figures = sip.held(calls, hold, setup_rate, workers, bridged)
         else:
-            figures = sip.rate(cps, duration, workers)
+            figures = sip.rate(cps, duration, workers, answered_hold)
         if as_json:
             click.echo(json.dumps(figures))
         else:

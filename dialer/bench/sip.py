@@ -129,9 +129,10 @@ def held(
             try:
                 figures = _held(pool, calls, hold, workers, bridged)
                 figures["udp_drops_at_sipp_echo_socket"] = _socket_drops(carrier.media_port)
-                return figures
             finally:
                 pool.stop(timeout=30)
+            figures["worker_exits_not_clean"] = [f"worker {w}: {c}" for w, c in pool.exits if c]
+            return figures
         finally:
             carrier.stop()
 
@@ -206,54 +207,80 @@ def _held(pool: LinePool, calls: int, hold: float, workers: int, bridged: bool) 
     }
 
 
-def rate(cps: float, duration: float, workers: int | None) -> dict[str, Any]:
-    """Place `cps` calls per second for `duration` seconds against a carrier answering 486."""
+def rate(
+    cps: float, duration: float, workers: int | None, answered_hold: float = 0.0
+) -> dict[str, Any]:
+    """Place `cps` calls per second for `duration` seconds. The carrier answers 486 at once,
+    or, with `answered_hold` > 0, answers with echoed media and the dialer hangs up that many
+    seconds after the answer (about cps * (hold + 0.1) calls up at once)."""
     total = int(cps * duration)
-    # Each call holds a slot for its round trip; a worker starts at most 40 calls/s.
-    workers = workers or max(2, math.ceil(cps / 30))
+    if answered_hold > 0:
+        scenario, keys = "echo", {}
+        workers = workers or max(2, math.ceil(cps * (answered_hold + 0.5) / SLOTS))
+    else:
+        scenario, keys = "reject", {"CODE": "486", "REASON": "Busy Here"}
+        # Each call holds a slot for a round trip only; a worker starts at most 40 calls/s.
+        workers = workers or max(2, math.ceil(cps / 30))
     with tempfile.TemporaryDirectory() as folder:
-        carrier = _Carrier(
-            Path(folder), "reject", total, duration + 120, CODE="486", REASON="Busy Here"
-        )
+        carrier = _Carrier(Path(folder), scenario, total, duration + answered_hold + 120, **keys)
         try:
             pool = LinePool(_config(carrier.port, cps, workers * SLOTS), workers)
             pool.start(timeout=30 + 2.0 * workers)
             try:
-                return _rate(pool, cps, total, workers)
+                figures = _rate(pool, cps, total, workers, answered_hold)
             finally:
                 pool.stop(timeout=30)
+            figures["worker_exits_not_clean"] = [f"worker {w}: {c}" for w, c in pool.exits if c]
+            return figures
         finally:
             carrier.stop()
 
 
-def _rate(pool: LinePool, cps: float, total: int, workers: int) -> dict[str, Any]:
+def _rate(
+    pool: LinePool, cps: float, total: int, workers: int, answered_hold: float
+) -> dict[str, Any]:
     pids = pool.worker_pids()
     cpu_before = sum(_cpu_seconds(pid) for pid in pids)
     started = time.monotonic()
     for n in range(total):
         pool.originate(f"rate-{n}", "bench", NUMBER)
     ends: list[Ended] = []
-    deadline = started + total / cps + 120
+    hangups: list[tuple[float, str]] = []  # (when, attempt), in answer order
+    live = most_live = 0
+    deadline = started + total / cps + answered_hold + 120
     while len(ends) < total and time.monotonic() < deadline:
-        event = pool.next_event(0.5)
-        if isinstance(event, Ended):
+        now = time.monotonic()
+        while hangups and hangups[0][0] <= now:
+            pool.hangup(hangups.pop(0)[1])
+        event = pool.next_event(0.01)
+        if isinstance(event, Answered):
+            hangups.append((now + answered_hold, event.attempt_id))
+            live += 1
+            most_live = max(most_live, live)
+        elif isinstance(event, Ended):
             ends.append(event)
+            if event.timings.answered_at is not None:
+                live -= 1
     elapsed = time.monotonic() - started
     cpu = sum(_cpu_seconds(pid) for pid in pool.worker_pids()) - cpu_before
     dialed = sorted(e.timings.dialed_at for e in ends if e.sip_code)
     span = (dialed[-1] - dialed[0]) if len(dialed) > 1 else 0.0
+    received = sum(e.rtp_received or 0 for e in ends)
+    lost = sum(e.rtp_lost or 0 for e in ends)
     return {
         "run": "rate",
         "target_cps": cps,
+        "answered_hold_s": answered_hold,
         "calls": total,
         "ended": len(ends),
         "outcomes": dict(Counter(e.outcome for e in ends)),
         "sip_codes": dict(Counter(e.sip_code for e in ends)),
         "achieved_cps": round((len(dialed) - 1) / span, 1) if span else None,
+        "most_calls_up": most_live,
         "elapsed_s": round(elapsed, 1),
         "workers": workers,
         "cpu_ms_per_call": round(1000 * cpu / max(1, len(ends)), 2),
+        "rtp_loss_pct": round(100 * lost / max(1, received + lost), 4),
         "worker_restarts": pool.restarts,
-        "worker_deaths": [f"worker {w}: exit {c}" for w, c in pool.exits if c],
         "load_average": os.getloadavg(),
     }
