@@ -491,6 +491,7 @@ def call(
     as_json: bool,
 ) -> None:
     """Place one call over a trunk, print its progress and its outcome."""
+    import contextlib
     import dataclasses
     import time
     import uuid
@@ -502,6 +503,7 @@ def call(
         DtmfReceived,
         Ended,
         LinePool,
+        NoSuchAttempt,
         Progress,
         PromptFinished,
     )
@@ -522,8 +524,19 @@ def call(
         click.echo(f"{at(time.time())} dialing {number} via {trunk_name}")
         hang_up_at: float | None = None
         result: Ended | None = None
+        interrupted = False
         while result is None:
-            event = pool.next_event(timeout=0.1)
+            try:
+                event = pool.next_event(timeout=0.1)
+            except KeyboardInterrupt:
+                if interrupted:
+                    raise
+                # The first Ctrl-C hangs up and still prints the outcome; a second one aborts.
+                interrupted = True
+                click.echo(f"{at(time.time())} interrupted: hanging up")
+                with contextlib.suppress(NoSuchAttempt):
+                    pool.hangup(attempt_id)
+                continue
             if hang_up_at is not None and time.time() >= hang_up_at:
                 hang_up_at = None
                 pool.hangup(attempt_id)

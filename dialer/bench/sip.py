@@ -216,7 +216,8 @@ def rate(
     total = int(cps * duration)
     if answered_hold > 0:
         scenario, keys = "echo", {}
-        workers = workers or max(2, math.ceil(cps * (answered_hold + 0.5) / SLOTS))
+        # A slot stays taken for set-up, the hold and tear-down: about hold + 1 s.
+        workers = workers or max(2, math.ceil(cps * (answered_hold + 1.0) / SLOTS))
     else:
         scenario, keys = "reject", {"CODE": "486", "REASON": "Busy Here"}
         # Each call holds a slot for a round trip only; a worker starts at most 40 calls/s.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import signal
 import sys
 import time
 import traceback
@@ -570,6 +571,9 @@ def build_detector(spec: ev.TapSpec) -> Any:
 
 def main(settings: WorkerSettings, commands: Connection, events: Connection) -> None:
     """Process entry point (multiprocessing spawn)."""
+    # Ctrl-C reaches the whole process group; the supervisor decides when its workers stop,
+    # and a worker interrupted mid-loop would skip the clean pjsua shutdown.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     worker = Worker(settings, commands, events)
     try:
         sip_port = worker.start()
