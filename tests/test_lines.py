@@ -100,6 +100,7 @@ SCENARIO_TRUNKS = (
     "customer",
     "agent",
     "silent",
+    "no_secret",
 )
 
 
@@ -130,6 +131,8 @@ def pool(carriers: dict[str, Carrier]) -> Iterator[LinePool]:
             extra = f'username = "acct123"\npassword_env = "{PASSWORD_ENV}"\n'
         if name == "wrong_auth":
             extra = f'username = "acct123"\npassword_env = "{PASSWORD_ENV}_WRONG"\n'
+        if name == "no_secret":
+            extra = 'username = "acct123"\npassword_env = "TEST_LINES_UNSET_PASSWORD"\n'
         tables.append(trunk_table(name, carrier.port, extra))
     # The workers read the password from their environment, inherited at spawn.
     os.environ[PASSWORD_ENV] = PASSWORD
@@ -277,6 +280,19 @@ def test_a_trunk_that_never_answers_fails_after_the_no_response_timeout(pool: Li
     assert (result.outcome, result.sip_code) == ("failed", 408)
     assert result.reason == "no response from the trunk in 5 s"
     assert 5.0 <= result.timings.ended_at - result.timings.dialed_at < 7.0
+
+
+@pytest.mark.sip
+def test_a_trunk_whose_password_is_not_in_the_environment_fails_the_attempt_saying_so(
+    pool: LinePool,
+) -> None:
+    originate(pool, "a-no-secret", "no_secret")
+    result = ended(run_until_ended(pool, "a-no-secret", timeout=5))
+    assert result.outcome == "failed"
+    assert result.reason == (
+        "cannot dial: trunks.no_secret.password_env: "
+        "environment variable TEST_LINES_UNSET_PASSWORD is not set"
+    )
 
 
 @pytest.mark.sip
