@@ -332,12 +332,14 @@ def test_the_far_end_hanging_up_ends_the_attempt(
 
 
 @pytest.mark.sip
+@pytest.mark.parametrize("scenario", ["digest_auth", "proxy_auth"])  # 401 and 407 challenges
 def test_a_digest_challenge_is_answered_with_the_trunks_credentials(
-    pool: LinePool, carriers: dict[str, Carrier]
+    pool: LinePool, carriers: dict[str, Carrier], scenario: str
 ) -> None:
-    carriers["auth"].start("digest_auth", PASSWORD=PASSWORD)
-    originate(pool, "a-auth", "auth")
-    events = run_until_ended(pool, "a-auth", on_event=hang_up_after(pool, "a-auth", 0.2))
+    carriers["auth"].start(scenario, PASSWORD=PASSWORD)
+    attempt_id = f"a-{scenario}"
+    originate(pool, attempt_id, "auth")
+    events = run_until_ended(pool, attempt_id, on_event=hang_up_after(pool, attempt_id, 0.2))
     assert any(isinstance(e, Answered) for e in events), events
     assert ended(events).outcome == "human"
     assert carriers["auth"].wait() == 0, carriers["auth"].errors()
