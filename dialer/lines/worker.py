@@ -333,8 +333,8 @@ class Worker:
         elif isinstance(command, ev.Bridge):
             other = self.attempts.get(command.other_attempt_id)
             if other is None or other.audio is None or attempt.audio is None:
-                raise_reason = "both legs need active media in this worker"
-                self.emit(ev.CommandFailed(attempt.attempt_id, "Bridge", raise_reason))
+                reason = "both legs need active media in this worker"
+                self.emit(ev.CommandFailed(attempt.attempt_id, "Bridge", reason))
                 return
             attempt.audio.startTransmit(other.audio)
             other.audio.startTransmit(attempt.audio)
