@@ -470,3 +470,253 @@ def bench_amd(
             results.append(run_sip(count, seed, cache_dir, concurrency))
         for result in results:
             click.echo(json.dumps(result) if as_json else table(result) + "\n")
+
+
+# -- SIP trunks and single calls (issue 4): kept together at the end of the file -------------
+
+
+if TYPE_CHECKING:
+    from sip_config import SipConfig
+
+
+def _sip_config(path: str | None) -> SipConfig:
+    from sip_config import SipConfigError, load
+
+    try:
+        return load(path)
+    except SipConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.group()
+def trunk() -> None:
+    """SIP trunks (in the TOML file named by $DIALER_SIP_CONFIG; see sip.example.toml)."""
+
+
+@trunk.command("check")
+@click.argument("name")
+@click.option(
+    "--config", "config_path", default=None, help="TOML file (default: $DIALER_SIP_CONFIG)."
+)
+@click.option("--timeout", default=4.0, show_default=True, help="Seconds to wait for answers.")
+@click.option("--bind", "bind_address", default="127.0.0.1", show_default=True)
+def trunk_check(name: str, config_path: str | None, timeout: float, bind_address: str) -> None:
+    """Ping a trunk with SIP OPTIONS, and register when it is configured to; exit 1 on failure."""
+    from sip_config import SipConfigError
+    from sip_config.check import ping
+
+    config = _sip_config(config_path)
+    try:
+        spec = config.trunk(name)
+    except SipConfigError as error:
+        raise click.ClickException(str(error)) from None
+    where = f"{spec.host}:{spec.port}/{spec.transport}"
+    result = ping(spec, timeout=timeout, bind_address=bind_address)
+    healthy = result.reachable
+    if result.reachable:
+        click.echo(
+            f"OPTIONS {where}: {result.sip_code} {result.reason} in {result.round_trip_ms} ms"
+        )
+    else:
+        click.echo(f"OPTIONS {where}: unreachable: {result.reason}")
+    if spec.register:
+        from dialer.lines.register import check_registration
+
+        try:
+            registration = check_registration(spec, bind_address, timeout=max(timeout, 5.0))
+        except SipConfigError as error:
+            raise click.ClickException(str(error)) from None
+        if registration.registered:
+            click.echo(
+                f"REGISTER {spec.username}@{spec.host}: {registration.sip_code} "
+                f"{registration.reason}, expires in {registration.expires} s"
+            )
+        else:
+            code = registration.sip_code or "no response"
+            click.echo(
+                f"REGISTER {spec.username}@{spec.host}: failed: {code} {registration.reason}"
+            )
+            healthy = False
+    if not healthy:
+        sys.exit(1)
+
+
+@main.command("call")
+@click.argument("number")
+@click.option("--trunk", "trunk_name", required=True, help="Trunk name in the SIP configuration.")
+@click.option(
+    "--config", "config_path", default=None, help="TOML file (default: $DIALER_SIP_CONFIG)."
+)
+@click.option(
+    "--play",
+    "prompt",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="WAV prompt to play on answer; the call ends when it has played.",
+)
+@click.option(
+    "--hold",
+    default=5.0,
+    show_default=True,
+    help="Seconds to stay on an answered call without --play.",
+)
+@click.option(
+    "--ring-timeout",
+    type=float,
+    default=None,
+    help="Seconds of ringing before giving up (>= 15; default: the trunk's).",
+)
+@click.option("--bind", "bind_address", default="127.0.0.1", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line: the outcome.")
+def call(
+    number: str,
+    trunk_name: str,
+    config_path: str | None,
+    prompt: str | None,
+    hold: float,
+    ring_timeout: float | None,
+    bind_address: str,
+    as_json: bool,
+) -> None:
+    """Place one call over a trunk, print its progress and its outcome."""
+    import contextlib
+    import dataclasses
+    import time
+    import uuid
+
+    from dialer.lines import (
+        AmdVerdict,
+        Answered,
+        CommandFailed,
+        DtmfReceived,
+        Ended,
+        LinePool,
+        NoSuchAttempt,
+        Progress,
+        PromptFinished,
+    )
+    from sip_config import SipConfigError
+
+    config = _sip_config(config_path)
+    attempt_id = f"cli-{uuid.uuid4().hex[:12]}"
+    started = time.time()
+
+    def at(moment: float) -> str:
+        return f"{moment - started:6.2f}s"
+
+    with LinePool(config, workers=1, bind_address=bind_address) as pool:
+        try:
+            pool.originate(attempt_id, trunk_name, number, ring_timeout=ring_timeout)
+        except SipConfigError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"{at(time.time())} dialing {number} via {trunk_name}")
+        hang_up_at: float | None = None
+        result: Ended | None = None
+        interrupted = False
+        while result is None:
+            try:
+                event = pool.next_event(timeout=0.1)
+            except KeyboardInterrupt:
+                if interrupted:
+                    raise
+                # The first Ctrl-C hangs up and still prints the outcome; a second one aborts.
+                interrupted = True
+                click.echo(f"{at(time.time())} interrupted: hanging up")
+                with contextlib.suppress(NoSuchAttempt):
+                    pool.hangup(attempt_id)
+                continue
+            if hang_up_at is not None and time.time() >= hang_up_at:
+                hang_up_at = None
+                pool.hangup(attempt_id)
+            if event is None or getattr(event, "attempt_id", None) != attempt_id:
+                continue
+            if isinstance(event, Progress):
+                what = "ringing" if event.sip_code != 183 else "session progress (early media)"
+                click.echo(f"{at(event.at)} {what} ({event.sip_code})")
+            elif isinstance(event, Answered):
+                click.echo(f"{at(event.at)} answered")
+                if prompt is not None:
+                    pool.play(attempt_id, prompt)
+                else:
+                    hang_up_at = time.time() + hold
+            elif isinstance(event, PromptFinished):
+                click.echo(f"{at(time.time())} prompt played: {event.path}")
+                pool.hangup(attempt_id)
+            elif isinstance(event, DtmfReceived):
+                click.echo(f"{at(time.time())} key pressed: {event.digit}")
+            elif isinstance(event, AmdVerdict):
+                click.echo(f"{at(event.at)} answering-machine detection: {event.verdict}")
+            elif isinstance(event, CommandFailed):
+                click.echo(f"{at(time.time())} {event.command} failed: {event.reason}")
+                if event.command == "Play":
+                    pool.hangup(attempt_id)
+            elif isinstance(event, Ended):
+                result = event
+    click.echo(
+        f"{at(result.timings.ended_at)} ended: {result.outcome} "
+        f"(SIP {result.sip_code} {result.reason})"
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "attempt_id": result.attempt_id,
+                    "number": number,
+                    "trunk": trunk_name,
+                    "outcome": result.outcome,
+                    "sip_code": result.sip_code,
+                    "reason": result.reason,
+                    "amd_verdict": result.amd_verdict,
+                    "timings": dataclasses.asdict(result.timings),
+                }
+            )
+        )
+
+
+@bench.command("sip")
+@click.option("--calls", default=200, show_default=True, help="Calls held at once with media.")
+@click.option("--hold", default=60.0, show_default=True, help="Seconds the calls are held.")
+@click.option("--setup-rate", default=40.0, show_default=True, help="Calls/s while ramping up.")
+@click.option("--cps", default=100.0, show_default=True, help="Calls/s for the rate run.")
+@click.option("--duration", default=60.0, show_default=True, help="Seconds of the rate run.")
+@click.option(
+    "--answered-hold",
+    default=0.0,
+    show_default=True,
+    help="Rate run: answer each call and hang up after this many seconds (0: answer 486).",
+)
+@click.option("--workers", type=int, default=None, help="Line workers (default: as needed).")
+@click.option("--bridged", is_flag=True, help="Hold the calls as bridged pairs (customer+agent).")
+@click.option(
+    "--run",
+    "runs",
+    multiple=True,
+    type=click.Choice(["held", "rate"]),
+    default=("held", "rate"),
+    show_default=True,
+)
+@click.option("--json", "as_json", is_flag=True)
+def bench_sip(
+    calls: int,
+    hold: float,
+    setup_rate: float,
+    cps: float,
+    duration: float,
+    answered_hold: float,
+    workers: int | None,
+    bridged: bool,
+    runs: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Concurrent calls with media and calls per second against SIPp on loopback."""
+    from dialer.bench import sip
+
+    for run in runs:
+        if run == "held":
+            figures = sip.held(calls, hold, setup_rate, workers, bridged)
+        else:
+            figures = sip.rate(cps, duration, workers, answered_hold)
+        if as_json:
+            click.echo(json.dumps(figures))
+        else:
+            click.echo(", ".join(f"{key} {value}" for key, value in figures.items()))

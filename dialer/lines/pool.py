@@ -1,0 +1,423 @@
+"""The supervised pool of line workers.
+
+The supervisor thread owns all pool state: it launches waiting originations when the trunk's
+channel and calls-per-second limits and a worker's 4 slots allow, forwards worker events to
+`next_event()`, and restarts a worker that dies, ending each of its attempts with outcome
+failed so that no attempt is ever lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import queue
+import random
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+
+from dialer.lines import events as ev
+from dialer.lines.bucket import TokenBucket
+from dialer.lines.worker import SLOTS, WorkerSettings, main
+from sip_config import MIN_RING_TIMEOUT, SipConfig, SipConfigError
+
+# Each call takes an RTP and an RTCP port; closed sockets stay reserved for 500 ms, so a worker
+# gets room for several generations of its 4 calls.
+RTP_PORTS_PER_WORKER = 100
+# pjsua aborts a process past ~55 new calls/s; stay clear of it.
+CALLS_PER_SECOND_PER_WORKER = 40.0
+
+
+class NoSuchAttempt(KeyError):
+    pass
+
+
+@dataclass
+class WorkerSlot:
+    index: int
+    rtp_port: int
+    process: BaseProcess | None = None
+    commands: Connection | None = None
+    events: Connection | None = None
+    pid: int = 0
+    sip_port: int = 0
+    ready: bool = False
+    # attempt id -> (trunk, dialed_at) for every attempt sent and not yet ended
+    attempts: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+
+class LinePool:
+    def __init__(
+        self,
+        config: SipConfig,
+        workers: int = 1,
+        *,
+        bind_address: str = "127.0.0.1",
+        rtp_port_base: int | None = None,
+        calls_per_second_per_worker: float = CALLS_PER_SECOND_PER_WORKER,
+        log_level: int = 0,
+    ) -> None:
+        self.config = config
+        self.bind_address = bind_address
+        self.calls_per_second_per_worker = calls_per_second_per_worker
+        self.log_level = log_level
+        base = rtp_port_base or free_port_block(bind_address, workers * RTP_PORTS_PER_WORKER)
+        self.workers = [
+            WorkerSlot(index=i, rtp_port=base + i * RTP_PORTS_PER_WORKER) for i in range(workers)
+        ]
+        # 50 ms worth of calls absorbs the supervisor loop's jitter on a busy machine (with a
+        # bucket of 1, 100 calls/s came out as 67/s at load 10); it never banks more than that.
+        self.trunk_buckets = {
+            name: TokenBucket(trunk.max_cps, burst=max(1.0, trunk.max_cps / 20))
+            for name, trunk in config.trunks.items()
+        }
+        self._context = mp.get_context("spawn")
+        self._events: queue.Queue[ev.Event] = queue.Queue()
+        self._lock = threading.Lock()
+        self._waiting: deque[tuple[ev.Originate, int | None]] = deque()  # (command, worker)
+        self._where: dict[str, WorkerSlot] = {}
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.restarts = 0
+        self.exits: list[tuple[int, int | None]] = []  # (worker, exit code): -6 is an abort
+
+    # -- life cycle
+
+    def start(self, timeout: float = 20.0) -> None:
+        for slot in self.workers:
+            self._spawn(slot)
+        deadline = time.monotonic() + timeout
+        while not all(slot.ready for slot in self.workers):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("line workers did not start in time")
+            self._poll(0.05)
+        self._thread = threading.Thread(target=self._supervise, name="line-pool", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            self._stopping = True
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        for command, _ in self._waiting:
+            now = time.time()
+            self._events.put(
+                ev.Ended(
+                    command.attempt_id,
+                    0,
+                    "line pool stopped before dialing",
+                    "failed",
+                    ev.Timings(now, None, None, now),
+                )
+            )
+        self._waiting.clear()
+        for slot in self.workers:
+            if slot.commands is not None and slot.process is not None and slot.process.is_alive():
+                with contextlib.suppress(OSError):
+                    slot.commands.send(ev.Shutdown())
+        deadline = time.monotonic() + timeout
+        while any(s.process is not None and s.process.is_alive() for s in self.workers):
+            self._poll(0.05)
+            if time.monotonic() > deadline:
+                break
+        self._poll(0.0)
+        for slot in self.workers:
+            if slot.process is not None and slot.process.is_alive():
+                slot.process.kill()
+                slot.process.join()
+            self._buried(slot, "line pool stopped")
+
+    def __enter__(self) -> LinePool:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- commands
+
+    def originate(
+        self,
+        attempt_id: str,
+        trunk: str,
+        number: str,
+        *,
+        ring_timeout: float | None = None,
+        tap: ev.TapSpec | None = None,
+        near: str | None = None,
+    ) -> None:
+        """Dial `number` over `trunk`; the outcome arrives as an `Ended` event.
+
+        `near` names a live attempt whose worker must hold this call too (an agent leg goes
+        where its customer leg is, since bridging happens in one process's conference bridge).
+        """
+        spec = self.config.trunk(trunk)
+        ring = spec.ring_timeout if ring_timeout is None else ring_timeout
+        if ring < MIN_RING_TIMEOUT:
+            raise SipConfigError(
+                f"ring timeout {ring:g} s is below {MIN_RING_TIMEOUT:g} s (regulators want 15 s)"
+            )
+        command = ev.Originate(attempt_id, trunk, number, ring, spec.no_response_timeout, tap)
+        with self._lock:
+            if attempt_id in self._where or any(
+                c.attempt_id == attempt_id for c, _ in self._waiting
+            ):
+                raise ValueError(f"attempt {attempt_id!r} is already in the pool")
+            worker = None
+            if near is not None:
+                if near not in self._where:
+                    raise NoSuchAttempt(f"no live attempt {near!r} to place {attempt_id!r} near")
+                worker = self._where[near].index
+            self._waiting.append((command, worker))
+
+    def hangup(self, attempt_id: str) -> None:
+        with self._lock:
+            for command, _ in self._waiting:
+                if command.attempt_id == attempt_id:
+                    self._waiting = deque(w for w in self._waiting if w[0] is not command)
+                    now = time.time()
+                    timings = ev.Timings(now, None, None, now)
+                    self._events.put(
+                        ev.Ended(attempt_id, 0, "hung up before dialing", "failed", timings)
+                    )
+                    return
+        self._send(attempt_id, ev.Hangup(attempt_id))
+
+    def play(self, attempt_id: str, path: str) -> None:
+        self._send(attempt_id, ev.Play(attempt_id, path))
+
+    def record(self, attempt_id: str, path: str) -> None:
+        self._send(attempt_id, ev.Record(attempt_id, path))
+
+    def stop_record(self, attempt_id: str) -> None:
+        self._send(attempt_id, ev.StopRecord(attempt_id))
+
+    def send_dtmf(self, attempt_id: str, digits: str) -> None:
+        self._send(attempt_id, ev.SendDtmf(attempt_id, digits))
+
+    def attach_tap(self, attempt_id: str, tap: ev.TapSpec) -> None:
+        self._send(attempt_id, ev.AttachTap(attempt_id, tap))
+
+    def bridge(self, attempt_id: str, other_attempt_id: str) -> None:
+        with self._lock:
+            a, b = self._where.get(attempt_id), self._where.get(other_attempt_id)
+        if a is None or b is None or a is not b:
+            raise ValueError(
+                f"attempts {attempt_id!r} and {other_attempt_id!r} are not live in one worker "
+                "(originate the second with near= the first)"
+            )
+        self._send(attempt_id, ev.Bridge(attempt_id, other_attempt_id))
+
+    def next_event(self, timeout: float | None = None) -> ev.Event | None:
+        try:
+            return self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def worker_of(self, attempt_id: str) -> int | None:
+        with self._lock:
+            slot = self._where.get(attempt_id)
+            return None if slot is None else slot.index
+
+    def worker_pids(self) -> list[int]:
+        return [slot.pid for slot in self.workers]
+
+    # -- supervision
+
+    def _send(self, attempt_id: str, command: ev.Command) -> None:
+        with self._lock:
+            slot = self._where.get(attempt_id)
+            if slot is None or slot.commands is None:
+                raise NoSuchAttempt(f"no live attempt {attempt_id!r}")
+            # A send to a worker that just died fails; the supervisor ends the attempt.
+            with contextlib.suppress(OSError):
+                slot.commands.send(command)
+
+    def _spawn(self, slot: WorkerSlot) -> None:
+        commands_out, commands_in = self._context.Pipe(duplex=False)
+        events_out, events_in = self._context.Pipe(duplex=False)
+        settings = WorkerSettings(
+            index=slot.index,
+            trunks=dict(self.config.trunks),
+            bind_address=self.bind_address,
+            rtp_port=slot.rtp_port,
+            rtp_port_range=RTP_PORTS_PER_WORKER,
+            calls_per_second=self.calls_per_second_per_worker,
+            log_level=self.log_level,
+        )
+        process = self._context.Process(
+            target=main,
+            args=(settings, commands_out, events_in),
+            name=f"line-worker-{slot.index}",
+            daemon=True,
+        )
+        process.start()
+        commands_out.close()
+        events_in.close()
+        slot.process, slot.commands, slot.events = process, commands_in, events_out
+        slot.ready = False
+
+    def _supervise(self) -> None:
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return
+            self._dispatch()
+            self._poll(0.005)
+
+    def _poll(self, timeout: float) -> None:
+        sources: dict[object, WorkerSlot] = {}
+        for slot in self.workers:
+            if slot.events is not None:
+                sources[slot.events] = slot
+            if slot.process is not None:
+                sources[slot.process.sentinel] = slot
+        if not sources:
+            time.sleep(timeout)
+            return
+        for ready in wait(list(sources), timeout):
+            slot = sources[ready]
+            if ready is slot.events:
+                self._drain(slot)
+        for slot in self.workers:
+            if slot.process is not None and not slot.process.is_alive():
+                self._drain(slot)
+                self._died(slot)
+
+    def _drain(self, slot: WorkerSlot) -> None:
+        connection = slot.events
+        if connection is None:
+            return
+        try:
+            while connection.poll():
+                self._deliver(slot, connection.recv())
+        except (EOFError, OSError):
+            return
+
+    def _deliver(self, slot: WorkerSlot, event: ev.Event) -> None:
+        if isinstance(event, ev.WorkerReady):
+            slot.pid, slot.sip_port, slot.ready = event.pid, event.sip_port, True
+            return
+        if isinstance(event, ev.Ended):
+            with self._lock:
+                slot.attempts.pop(event.attempt_id, None)
+                self._where.pop(event.attempt_id, None)
+        self._events.put(event)
+
+    def _died(self, slot: WorkerSlot) -> None:
+        process = slot.process
+        assert process is not None
+        code = process.exitcode
+        how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        started = slot.ready
+        self._buried(slot, f"line worker {slot.index} died ({how})")
+        with self._lock:
+            stopping = self._stopping
+        if not stopping:
+            # A worker that cannot even start (a bad address, ports exhausted) would otherwise
+            # be respawned in a tight loop.
+            if not started:
+                time.sleep(1.0)
+            self.restarts += 1
+            self._spawn(slot)
+
+    def _buried(self, slot: WorkerSlot, reason: str) -> None:
+        """End every attempt the worker held: the record must not be lost with the process."""
+        if slot.process is not None:
+            slot.process.join(timeout=1)
+            self.exits.append((slot.index, slot.process.exitcode))
+        for connection in (slot.commands, slot.events):
+            if connection is not None:
+                connection.close()
+        with self._lock:
+            lost = dict(slot.attempts)
+            slot.attempts.clear()
+            for attempt_id in lost:
+                self._where.pop(attempt_id, None)
+            slot.process = slot.commands = slot.events = None
+            slot.ready = False
+        now = time.time()
+        for attempt_id, (_, dialed_at) in lost.items():
+            timings = ev.Timings(dialed_at, None, None, now)
+            self._events.put(ev.Ended(attempt_id, 0, reason, "failed", timings))
+
+    def _dispatch(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not self._waiting:
+                return
+            channels: dict[str, int] = {}
+            for slot in self.workers:
+                for trunk, _ in slot.attempts.values():
+                    channels[trunk] = channels.get(trunk, 0) + 1
+            kept: deque[tuple[ev.Originate, int | None]] = deque()
+            blocked: set[str] = set()
+            while self._waiting:
+                command, wanted = self._waiting.popleft()
+                trunk = self.config.trunks[command.trunk]
+                slot = self._choose(wanted)
+                if wanted is not None and slot is None:
+                    now_wall = time.time()
+                    self._events.put(
+                        ev.Ended(
+                            command.attempt_id,
+                            0,
+                            f"no free line in worker {wanted} next to the other leg",
+                            "failed",
+                            ev.Timings(now_wall, None, None, now_wall),
+                        )
+                    )
+                    continue
+                if (
+                    command.trunk in blocked
+                    or slot is None
+                    or channels.get(command.trunk, 0) >= trunk.max_channels
+                    or not self.trunk_buckets[command.trunk].take(now)
+                ):
+                    blocked.add(command.trunk)  # keep the order of this trunk's attempts
+                    kept.append((command, wanted))
+                    continue
+                assert slot.commands is not None
+                try:
+                    slot.commands.send(command)
+                except OSError:
+                    kept.append((command, wanted))  # the worker is dying; place it elsewhere
+                    continue
+                slot.attempts[command.attempt_id] = (command.trunk, time.time())
+                self._where[command.attempt_id] = slot
+                channels[command.trunk] = channels.get(command.trunk, 0) + 1
+            self._waiting = kept
+
+    def _choose(self, wanted: int | None) -> WorkerSlot | None:
+        candidates = self.workers if wanted is None else [self.workers[wanted]]
+        free = [s for s in candidates if s.ready and len(s.attempts) < SLOTS]
+        if not free:
+            return None
+        # The emptiest worker first, so the next agent leg finds room next to its customer.
+        return min(free, key=lambda s: len(s.attempts))
+
+
+def free_port_block(address: str, size: int, tries: int = 50) -> int:
+    """An even base port with `size` free UDP ports above it (RTP wants even ports). Other
+    engineers and other pools run on the same machine, so the block is chosen at random."""
+    for _ in range(tries):
+        base = random.randrange(20000, 60000 - size, 2)
+        sockets = []
+        try:
+            for port in range(base, base + size):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(s)
+                s.bind((address, port))
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+        return base
+    raise RuntimeError(f"no block of {size} free UDP ports on {address}")

@@ -1,0 +1,42 @@
+"""What the node needs from a set of lines, whatever carries the calls: the pjsua2 pool
+(`dialer.lines.pool.LinePool`) or a simulated carrier for demos."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from dialer.lines.events import Event, TapSpec
+
+
+class Lines(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def originate(
+        self,
+        attempt_id: str,
+        trunk: str,
+        number: str,
+        *,
+        ring_timeout: float | None = None,
+        tap: TapSpec | None = None,
+        near: str | None = None,
+    ) -> None:
+        """Dial; exactly one `Ended` event follows for `attempt_id`, whatever happens."""
+
+    def hangup(self, attempt_id: str) -> None: ...
+
+    def play(self, attempt_id: str, path: str) -> None: ...
+
+    def record(self, attempt_id: str, path: str) -> None: ...
+
+    def stop_record(self, attempt_id: str) -> None: ...
+
+    def send_dtmf(self, attempt_id: str, digits: str) -> None: ...
+
+    def attach_tap(self, attempt_id: str, tap: TapSpec) -> None: ...
+
+    def bridge(self, attempt_id: str, other_attempt_id: str) -> None: ...
+
+    def next_event(self, timeout: float | None = None) -> Event | None: ...

@@ -1,0 +1,588 @@
+"""One line worker: a process with one pjsua2 Endpoint and at most 4 calls.
+
+pjsua2 (2.15.1) is compiled with PJSUA_MAX_CALLS = 4 and allows one Endpoint per process, so a
+node runs several of these under `dialer.lines.pool.LinePool`. The worker runs pjsua in poll
+mode on its main thread and reads commands from a pipe between polls; all pj calls happen on
+that thread except the frame and end-of-file callbacks, which pjsua runs on its media clock
+thread (those only set flags that the main loop acts on).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import signal
+import sys
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import pjsua2 as pj
+
+from dialer.lines import events as ev
+from dialer.lines.bucket import TokenBucket
+from dialer.lines.outcome import classify
+from sip_config import Trunk
+
+SLOTS = 4
+# makeCall raises PJ_ETOOMANY for a moment after a DISCONNECTED, until pjsua frees the slot.
+PJ_ETOOMANY = 70010
+SLOT_RETRY_FOR = 2.0
+# PJSUA_MAX_ACC is compiled as 8: a 9th Account aborts the process (assertion in pjsua_acc_add),
+# so a worker keeps one account per trunk for at most 8 trunks and drops idle ones beyond that.
+MAX_ACCOUNTS = 8
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    index: int
+    trunks: dict[str, Trunk]
+    bind_address: str
+    rtp_port: int
+    rtp_port_range: int
+    calls_per_second: float
+    log_level: int = 0
+
+
+class FrameTap(pj.AudioMediaPort):
+    """Feeds 20 ms frames to a detector on pjsua's media thread; the main loop reads `verdict`."""
+
+    def __init__(self, detector: Any) -> None:
+        super().__init__()
+        self.detector = detector
+        self.verdict: str | None = None
+        self.failure: str | None = None
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
+        try:
+            if self.verdict is not None or self.failure is not None:
+                return
+            if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO or frame.size != 320:
+                return
+            verdict = self.detector.feed(bytes(frame.buf))
+            if verdict is not None:
+                self.verdict = str(verdict)
+        except Exception as error:  # an escaping exception keeps the call alive (SWIG trap)
+            self.failure = f"{type(error).__name__}: {error}"
+
+
+class Prompt(pj.AudioMediaPlayer):
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self.finished = False
+
+    def onEof2(self) -> None:
+        with contextlib.suppress(Exception):
+            self.finished = True
+
+
+@dataclass
+class Attempt:
+    command: ev.Originate
+    dialed_at: float = 0.0
+    started: float = 0.0  # monotonic, for the timeouts
+    call: Line | None = None
+    audio: pj.AudioMedia | None = None
+    media_index: int = 0
+    rtp: tuple[int, int] | None = None  # (received, lost) just before our hangup
+    ringing_at: float | None = None
+    answered_at: float | None = None
+    provisional: bool = False
+    ring_timed_out: bool = False
+    no_response: bool = False
+    hung_up_by_us: bool = False
+    amd_verdict: str | None = None
+    prompts: list[Prompt] = field(default_factory=list)
+    waiting_prompts: list[str] = field(default_factory=list)
+    recorder: pj.AudioMediaRecorder | None = None
+    waiting_record: str | None = None
+    tap: FrameTap | None = None
+    waiting_tap: ev.TapSpec | None = None
+    bridged_to: str | None = None
+    ended: bool = False
+
+    @property
+    def attempt_id(self) -> str:
+        return self.command.attempt_id
+
+
+class Line(pj.Call):
+    """A pjsua call. Every callback body is wrapped: an exception escaping a SWIG callback
+    leaves `sys.last_traceback` holding the call, which later aborts the process."""
+
+    def __init__(self, worker: Worker, account: pj.Account, attempt: Attempt) -> None:
+        super().__init__(account)
+        self.worker = worker
+        self.attempt = attempt
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        try:
+            self.worker.call_state(self.attempt, self.getInfo())
+        except Exception:
+            self.worker.log_exception("onCallState")
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        try:
+            info = self.getInfo()
+            for media in info.media:
+                if (
+                    media.type == pj.PJMEDIA_TYPE_AUDIO
+                    and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE
+                ):
+                    self.attempt.media_index = media.index
+                    self.worker.media_active(self.attempt, self.getAudioMedia(media.index))
+                    return
+        except Exception:
+            self.worker.log_exception("onCallMediaState")
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
+        try:
+            self.worker.emit(ev.DtmfReceived(self.attempt.attempt_id, prm.digit))
+        except Exception:
+            self.worker.log_exception("onDtmfDigit")
+
+
+class Worker:
+    def __init__(self, settings: WorkerSettings, commands: Connection, events: Connection) -> None:
+        self.settings = settings
+        self.commands = commands
+        self.events = events
+        # A burst of 2 absorbs the poll loop's jitter (with 1, a worker set to 40 calls/s made
+        # 30/s); at 40/s it still starts at most 22 calls in any 500 ms, the window in which
+        # pjsua's 64-slot ioqueue keeps closed sockets reserved.
+        self.bucket = TokenBucket(settings.calls_per_second, burst=2.0)
+        self.waiting: deque[tuple[ev.Originate, float]] = deque()  # (command, retry after)
+        self.first_tried: dict[str, float] = {}
+        self.attempts: dict[str, Attempt] = {}
+        self.finished: list[Attempt] = []
+        self.accounts: dict[str, pj.Account] = {}
+        self.running = True
+        self.ep = pj.Endpoint()
+
+    # -- set-up and tear-down
+
+    def start(self) -> int:
+        quiet_lib_create(self.ep)
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = True
+        cfg.uaConfig.maxCalls = SLOTS
+        cfg.medConfig.noVad = True
+        cfg.medConfig.ecTailLen = 0
+        cfg.medConfig.clockRate = 8000
+        cfg.medConfig.sndClockRate = 8000
+        cfg.logConfig.level = self.settings.log_level
+        cfg.logConfig.consoleLevel = self.settings.log_level
+        self.ep.libInit(cfg)
+        sip_port = 0
+        # Port 0 everywhere: the kernel picks free ports, and other pools and SIPp instances
+        # share the machine. Each transport puts its own port in the Contact it sends.
+        transports = {t.transport for t in self.settings.trunks.values()} | {"udp"}
+        kinds = {
+            "udp": pj.PJSIP_TRANSPORT_UDP,
+            "tcp": pj.PJSIP_TRANSPORT_TCP,
+            "tls": pj.PJSIP_TRANSPORT_TLS,
+        }
+        for name in ("udp", "tcp", "tls"):
+            if name not in transports:
+                continue
+            tc = pj.TransportConfig()
+            tc.port = 0
+            tc.boundAddress = self.settings.bind_address
+            tc.publicAddress = self.settings.bind_address
+            tid = self.ep.transportCreate(kinds[name], tc)
+            if name == "udp":
+                sip_port = int(self.ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
+        self.ep.libStart()
+        self.ep.audDevManager().setNullDev()
+        self._codec_priorities()
+        return sip_port
+
+    def _codec_priorities(self) -> None:
+        wanted: list[str] = []
+        for trunk in self.settings.trunks.values():
+            wanted += [c for c in trunk.codecs if c not in wanted]
+        if not wanted:
+            return
+        for codec in self.ep.codecEnum2():
+            short = codec.codecId.split("/")[0]
+            priority = 255 - wanted.index(short) if short in wanted else 0
+            self.ep.codecSetPriority(codec.codecId, priority)
+
+    def account(self, trunk: Trunk) -> pj.Account:
+        account = self.accounts.pop(trunk.name, None)
+        if account is not None:
+            self.accounts[trunk.name] = account  # most recently used last
+            return account
+        if len(self.accounts) >= MAX_ACCOUNTS:
+            busy = {a.command.trunk for a in self.attempts.values()}
+            idle = next(name for name in self.accounts if name not in busy)
+            self.accounts.pop(idle).shutdown()
+        cfg = pj.AccountConfig()
+        cfg.idUri = trunk.from_uri
+        if trunk.outbound_proxy:
+            cfg.sipConfig.proxies.append(f"sip:{trunk.outbound_proxy};lr")
+        password = trunk.password()
+        if trunk.username and password is not None:
+            cfg.sipConfig.authCreds.append(
+                pj.AuthCredInfo("digest", trunk.realm or "*", trunk.username, 0, password)
+            )
+        media = cfg.mediaConfig.transportConfig
+        media.port = self.settings.rtp_port
+        media.portRange = self.settings.rtp_port_range
+        media.boundAddress = self.settings.bind_address
+        media.publicAddress = self.settings.bind_address
+        # Test peers and many carriers reject the re-INVITE pjsua sends to lock one codec.
+        cfg.mediaConfig.lockCodecEnabled = False
+        account = pj.Account()
+        account.create(cfg)
+        self.accounts[trunk.name] = account
+        return account
+
+    def shutdown(self) -> None:
+        for command, _ in self.waiting:
+            self._end_unplaced(command, "line pool stopped before dialing")
+        self.waiting.clear()
+        for attempt in list(self.attempts.values()):
+            attempt.hung_up_by_us = True
+        self.ep.hangupAllCalls()
+        deadline = time.monotonic() + 3.0
+        while self.attempts and time.monotonic() < deadline:
+            self.ep.libHandleEvents(10)
+            self.reap()
+        for attempt in list(self.attempts.values()):
+            self.finish(attempt, 500, "line worker stopped before the call ended")
+        self.reap()
+        time.sleep(0.1)
+        for account in self.accounts.values():
+            account.shutdown()
+        self.accounts.clear()
+        self.ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
+
+    # -- the loop
+
+    def run(self) -> None:
+        while self.running:
+            self.ep.libHandleEvents(10)
+            self.reap()
+            while self.running and self.commands.poll():
+                try:
+                    command = self.commands.recv()
+                except EOFError:  # the supervisor is gone: stop as cleanly as we can
+                    self.running = False
+                    break
+                self.handle(command)
+            self.reap()
+            self.launch()
+            self.check_timers()
+            self.reap()
+
+    def handle(self, command: ev.Command) -> None:
+        if isinstance(command, ev.Shutdown):
+            self.running = False
+            return
+        if isinstance(command, ev.Originate):
+            self.waiting.append((command, 0.0))
+            return
+        attempt = self.attempts.get(command.attempt_id)
+        if attempt is None or attempt.call is None:
+            for waiting, _ in self.waiting:
+                if isinstance(command, ev.Hangup) and waiting.attempt_id == command.attempt_id:
+                    self.waiting = deque(w for w in self.waiting if w[0] is not waiting)
+                    self._end_unplaced(waiting, "hung up before dialing")
+                    return
+            self.emit(ev.CommandFailed(command.attempt_id, type(command).__name__, "no live call"))
+            return
+        try:
+            self._apply(attempt, command)
+        except pj.Error as error:
+            self.emit(
+                ev.CommandFailed(attempt.attempt_id, type(command).__name__, error.info(False))
+            )
+        except Exception as error:  # one bad command must not take the worker's 4 calls down
+            self.emit(ev.CommandFailed(attempt.attempt_id, type(command).__name__, repr(error)))
+
+    def _apply(self, attempt: Attempt, command: ev.Command) -> None:
+        call = attempt.call
+        assert call is not None
+        if isinstance(command, ev.Hangup):
+            attempt.hung_up_by_us = True
+            if attempt.audio is not None:
+                rx = call.getStreamStat(attempt.media_index).rtcp.rxStat
+                attempt.rtp = (int(rx.pkt), int(rx.loss))
+            call.hangup(pj.CallOpParam(True))
+        elif isinstance(command, ev.Play):
+            attempt.waiting_prompts.append(command.path)
+            self.connect_media(attempt)
+        elif isinstance(command, ev.Record):
+            attempt.waiting_record = command.path
+            self.connect_media(attempt)
+        elif isinstance(command, ev.StopRecord):
+            attempt.recorder = None  # the WAV header is written one frame after deletion
+        elif isinstance(command, ev.SendDtmf):
+            call.dialDtmf(command.digits)
+        elif isinstance(command, ev.AttachTap):
+            attempt.waiting_tap = command.tap
+            self.connect_media(attempt)
+        elif isinstance(command, ev.Bridge):
+            other = self.attempts.get(command.other_attempt_id)
+            if other is None or other.audio is None or attempt.audio is None:
+                reason = "both legs need active media in this worker"
+                self.emit(ev.CommandFailed(attempt.attempt_id, "Bridge", reason))
+                return
+            attempt.audio.startTransmit(other.audio)
+            other.audio.startTransmit(attempt.audio)
+            attempt.bridged_to, other.bridged_to = other.attempt_id, attempt.attempt_id
+
+    def launch(self) -> None:
+        now = time.monotonic()
+        live = sum(1 for a in self.attempts.values() if a.call is not None)
+        while self.waiting and live < SLOTS:
+            command, retry_after = self.waiting[0]
+            if retry_after > now or not self.bucket.take(now):
+                return
+            self.waiting.popleft()
+            if self.place(command):
+                live += 1
+            elif self.waiting and self.waiting[0][0] is command:
+                return  # put back at the head for a slot retry
+
+    def place(self, command: ev.Originate) -> bool:
+        trunk = self.settings.trunks.get(command.trunk)
+        attempt = Attempt(command=command, dialed_at=time.time(), started=time.monotonic())
+        try:
+            if trunk is None:
+                raise ValueError(f"no trunk named {command.trunk!r} in this worker")
+            uri = trunk.request_uri(command.number)
+            account = self.account(trunk)
+        except Exception as error:
+            self._end_unplaced(command, f"cannot dial: {error}")
+            return False
+        attempt.waiting_tap = command.tap
+        self.attempts[command.attempt_id] = attempt
+        call = Line(self, account, attempt)
+        attempt.call = call
+        prm = pj.CallOpParam(True)
+        if trunk.p_asserted_identity:
+            header = pj.SipHeader()
+            header.hName = "P-Asserted-Identity"
+            header.hValue = trunk.p_asserted_identity
+            prm.txOption.headers.append(header)
+        try:
+            call.makeCall(uri, prm)
+        except pj.Error as error:
+            attempt.call = None
+            del self.attempts[command.attempt_id]
+            first = self.first_tried.setdefault(command.attempt_id, attempt.started)
+            if error.status == PJ_ETOOMANY and attempt.started - first < SLOT_RETRY_FOR:
+                self.waiting.appendleft((command, time.monotonic() + 0.05))
+                return False
+            self.first_tried.pop(command.attempt_id, None)
+            self._end_unplaced(command, f"makeCall failed: {error.info(False)}")
+            return False
+        self.first_tried.pop(command.attempt_id, None)
+        return True
+
+    def check_timers(self) -> None:
+        now = time.monotonic()
+        for attempt in list(self.attempts.values()):
+            if attempt.call is None or attempt.answered_at is not None or attempt.hung_up_by_us:
+                continue
+            age = now - attempt.started
+            if age >= attempt.command.ring_timeout:
+                attempt.ring_timed_out = True
+            elif not attempt.provisional and age >= attempt.command.no_response_timeout:
+                attempt.no_response = True
+            else:
+                continue
+            attempt.hung_up_by_us = True
+            # In CALLING/EARLY this sends CANCEL; the far end answers 487.
+            attempt.call.hangup(pj.CallOpParam(True))
+        for attempt in list(self.attempts.values()):
+            tap = attempt.tap
+            if tap is not None and (tap.verdict is not None or tap.failure is not None):
+                attempt.tap = None
+                if tap.verdict is not None:
+                    attempt.amd_verdict = tap.verdict
+                    self.emit(ev.AmdVerdict(attempt.attempt_id, tap.verdict, time.time()))
+                else:
+                    self.emit(ev.CommandFailed(attempt.attempt_id, "AttachTap", str(tap.failure)))
+            finished = [p for p in attempt.prompts if p.finished]
+            if finished:
+                attempt.prompts = [p for p in attempt.prompts if not p.finished]
+                for prompt in finished:
+                    self.emit(ev.PromptFinished(attempt.attempt_id, prompt.path))
+
+    # -- callbacks (main thread, inside libHandleEvents, makeCall or hangup)
+
+    def call_state(self, attempt: Attempt, info: pj.CallInfo) -> None:
+        code = int(info.lastStatusCode)
+        if info.state == pj.PJSIP_INV_STATE_EARLY and code in (180, 181, 182, 183):
+            if not attempt.provisional:
+                attempt.ringing_at = time.time()
+            attempt.provisional = True
+            self.emit(ev.Progress(attempt.attempt_id, code, time.time()))
+        elif info.state == pj.PJSIP_INV_STATE_CONFIRMED and attempt.answered_at is None:
+            attempt.answered_at = time.time()
+            self.emit(ev.Answered(attempt.attempt_id, attempt.answered_at))
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.finish(attempt, code, str(info.lastReason))
+
+    def media_active(self, attempt: Attempt, audio: pj.AudioMedia) -> None:
+        attempt.audio = audio
+        self.connect_media(attempt)
+
+    def connect_media(self, attempt: Attempt) -> None:
+        audio = attempt.audio
+        if audio is None:
+            return  # early media or the answer will bring it
+        while attempt.waiting_prompts:
+            path = attempt.waiting_prompts.pop(0)
+            prompt = Prompt(path)
+            try:
+                prompt.createPlayer(path, pj.PJMEDIA_FILE_NO_LOOP)
+            except pj.Error as error:
+                self.emit(ev.CommandFailed(attempt.attempt_id, "Play", error.info(False)))
+                continue
+            prompt.startTransmit(audio)
+            attempt.prompts.append(prompt)
+        if attempt.waiting_record is not None:
+            path, attempt.waiting_record = attempt.waiting_record, None
+            recorder = pj.AudioMediaRecorder()
+            try:
+                recorder.createRecorder(path)
+            except pj.Error as error:
+                self.emit(ev.CommandFailed(attempt.attempt_id, "Record", error.info(False)))
+            else:
+                audio.startTransmit(recorder)
+                attempt.recorder = recorder
+        if attempt.waiting_tap is not None and attempt.tap is None:
+            spec, attempt.waiting_tap = attempt.waiting_tap, None
+            try:
+                tap = FrameTap(build_detector(spec))
+                fmt = pj.MediaFormatAudio()
+                fmt.init(pj.PJMEDIA_FORMAT_PCM, 8000, 1, 20000, 16)
+                tap.createPort(f"tap-{attempt.attempt_id}", fmt)
+            except Exception as error:
+                self.emit(ev.CommandFailed(attempt.attempt_id, "AttachTap", str(error)))
+            else:
+                audio.startTransmit(tap)
+                attempt.tap = tap
+
+    def finish(self, attempt: Attempt, code: int, reason: str) -> None:
+        if attempt.ended:
+            return
+        attempt.ended = True
+        answered = attempt.answered_at is not None
+        if attempt.no_response:
+            code, reason = (
+                408,
+                f"no response from the trunk in {attempt.command.no_response_timeout:g} s",
+            )
+        elif attempt.ring_timed_out:
+            reason = f"no answer in {attempt.command.ring_timeout:g} s (cancelled)"
+        elif answered:
+            reason = "hung up by the dialer" if attempt.hung_up_by_us else "far end hung up"
+        outcome = classify(
+            code,
+            answered=answered,
+            ring_timed_out=attempt.ring_timed_out,
+            amd_verdict=attempt.amd_verdict,
+        )
+        if attempt.no_response:
+            outcome = "failed"  # a silent trunk says nothing about the lead
+        timings = ev.Timings(
+            attempt.dialed_at, attempt.ringing_at, attempt.answered_at, time.time()
+        )
+        received, lost = attempt.rtp if attempt.rtp is not None else (None, None)
+        self.emit(
+            ev.Ended(
+                attempt.attempt_id,
+                code,
+                reason,
+                outcome,
+                timings,
+                attempt.amd_verdict,
+                rtp_received=received,
+                rtp_lost=lost,
+            )
+        )
+        self.finished.append(attempt)
+
+    def reap(self) -> None:
+        """Drop every pj object of ended attempts, before any new makeCall can reuse the slot:
+        a stale Call keeps its slot id, and deleting it later hangs up the call in that slot."""
+        while self.finished:
+            attempt = self.finished.pop()
+            peer = self.attempts.get(attempt.bridged_to or "")
+            if peer is not None:
+                peer.bridged_to = None
+            attempt.tap = None
+            attempt.prompts.clear()
+            attempt.recorder = None
+            attempt.audio = None
+            if attempt.call is not None:
+                attempt.call.attempt = None  # type: ignore[assignment]
+            attempt.call = None
+            self.attempts.pop(attempt.attempt_id, None)
+
+    def _end_unplaced(self, command: ev.Originate, reason: str) -> None:
+        now = time.time()
+        self.emit(
+            ev.Ended(command.attempt_id, 0, reason, "failed", ev.Timings(now, None, None, now))
+        )
+
+    def emit(self, event: ev.Event) -> None:
+        self.events.send(event)
+
+    def log_exception(self, where: str) -> None:
+        print(f"line worker {self.settings.index}: error in {where}", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+        sys.last_traceback = None  # never let a traceback hold a Call alive
+        sys.last_value = None
+
+
+def quiet_lib_create(ep: pj.Endpoint) -> None:
+    """libCreate prints a banner on fd 1 before any log setting applies: it would land in the
+    middle of `dialer call --json` output, so fd 1 points at /dev/null meanwhile."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    try:
+        ep.libCreate()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def build_detector(spec: ev.TapSpec) -> Any:
+    module_name, _, attribute = spec.factory.partition(":")
+    factory: Callable[..., Any] = getattr(importlib.import_module(module_name), attribute)
+    return factory(**spec.options)
+
+
+def main(settings: WorkerSettings, commands: Connection, events: Connection) -> None:
+    """Process entry point (multiprocessing spawn)."""
+    # Ctrl-C reaches the whole process group; the supervisor decides when its workers stop,
+    # and a worker interrupted mid-loop would skip the clean pjsua shutdown.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    worker = Worker(settings, commands, events)
+    try:
+        sip_port = worker.start()
+        worker.emit(ev.WorkerReady(settings.index, os.getpid(), sip_port))
+        worker.run()
+        worker.shutdown()
+    except (BrokenPipeError, EOFError):
+        pass
+    finally:
+        # Calls and players must not outlive libDestroy: drop every reference now.
+        worker.attempts.clear()
+        worker.finished.clear()

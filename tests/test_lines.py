@@ -1,0 +1,626 @@
+"""The line pool against SIPp as the carrier, on loopback: every call ends with one `Ended`
+event whose outcome follows what the carrier said, whatever happened to the worker."""
+
+from __future__ import annotations
+
+import array
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dialer.lines import (
+    AmdVerdict,
+    Answered,
+    DtmfReceived,
+    Ended,
+    Event,
+    LinePool,
+    Progress,
+    PromptFinished,
+    TapSpec,
+    classify,
+)
+from dialer.lines.bucket import TokenBucket
+from sip_config import SipConfigError, loads
+from tests.sipp_uas import PCAPS, Carrier, free_udp_port, pcap_with_payload_type
+
+NUMBER = "+12125550111"
+PASSWORD_ENV = "TEST_LINES_SIP_PASSWORD"
+PASSWORD = "pa55-for-sipp"
+LOUD = TapSpec("tests.lines_detectors:LoudFrames", {"frames": 25})
+
+# -- the pure parts
+
+
+@pytest.mark.parametrize(
+    ("code", "answered", "ring_timed_out", "verdict", "outcome"),
+    [
+        (200, True, False, None, "human"),
+        (200, True, False, "machine", "machine"),
+        (200, True, False, "human", "human"),
+        (486, False, False, None, "busy"),
+        (600, False, False, None, "busy"),
+        (487, False, True, None, "no_answer"),
+        (487, False, False, None, "failed"),
+        (480, False, False, None, "no_answer"),
+        (408, False, False, None, "no_answer"),
+        (404, False, False, None, "invalid"),
+        (484, False, False, None, "invalid"),
+        (410, False, False, None, "invalid"),
+        (604, False, False, None, "invalid"),
+        (503, False, False, None, "congestion"),
+        (403, False, False, None, "failed"),
+        (500, False, False, None, "failed"),
+    ],
+)
+def test_sip_results_map_to_outcomes(
+    code: int, answered: bool, ring_timed_out: bool, verdict: str | None, outcome: str
+) -> None:
+    assert (
+        classify(code, answered=answered, ring_timed_out=ring_timed_out, amd_verdict=verdict)
+        == outcome
+    )
+
+
+def test_the_token_bucket_never_bursts_to_catch_up() -> None:
+    bucket = TokenBucket(rate=40.0)
+    assert bucket.take(0.0)
+    assert not bucket.take(0.01)
+    assert bucket.take(0.026)
+    # After a long idle spell only one call may go at once, not the 400 the spell "earned".
+    assert bucket.take(10.0)
+    assert not bucket.take(10.0)
+
+
+# -- against SIPp
+
+SCENARIO_TRUNKS = (
+    "answer",
+    "record",
+    "busy",
+    "not_found",
+    "overloaded",
+    "ring",
+    "early",
+    "remote_bye",
+    "auth",
+    "wrong_auth",
+    "dtmf_in",
+    "echo",
+    "customer",
+    "agent",
+    "silent",
+    "no_secret",
+)
+
+
+@pytest.fixture(scope="module")
+def carriers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Carrier]]:
+    if shutil.which("sipp") is None:
+        pytest.skip("sipp is not installed")
+    workdir = tmp_path_factory.mktemp("sipp")
+    carriers = {name: Carrier(workdir, name) for name in SCENARIO_TRUNKS}
+    yield carriers
+    for carrier in carriers.values():
+        carrier.stop()
+
+
+def trunk_table(name: str, port: int, extra: str = "") -> str:
+    return (
+        f'[trunks.{name}]\nhost = "127.0.0.1"\nport = {port}\ncaller_id = "+12125550100"\n'
+        f"ring_timeout = 15\nno_response_timeout = 5\nmax_cps = 50\n{extra}"
+    )
+
+
+@pytest.fixture(scope="module")
+def pool(carriers: dict[str, Carrier]) -> Iterator[LinePool]:
+    tables = []
+    for name, carrier in carriers.items():
+        extra = ""
+        if name == "auth":
+            extra = f'username = "acct123"\npassword_env = "{PASSWORD_ENV}"\n'
+        if name == "wrong_auth":
+            extra = f'username = "acct123"\npassword_env = "{PASSWORD_ENV}_WRONG"\n'
+        if name == "no_secret":
+            extra = 'username = "acct123"\npassword_env = "TEST_LINES_UNSET_PASSWORD"\n'
+        tables.append(trunk_table(name, carrier.port, extra))
+    # The workers read the password from their environment, inherited at spawn.
+    os.environ[PASSWORD_ENV] = PASSWORD
+    os.environ[f"{PASSWORD_ENV}_WRONG"] = "not-the-password"
+    with LinePool(loads("\n".join(tables)), workers=2) as line_pool:
+        yield line_pool
+    # Every worker shut down cleanly: no abort (-6) from a Call alive after libDestroy.
+    assert sorted(line_pool.exits) == [(0, 0), (1, 0)]
+
+
+def run_until_ended(
+    pool: LinePool, attempt_id: str, timeout: float = 30.0, on_event=None
+) -> list[Event]:  # type: ignore[no-untyped-def]
+    """Every event of the attempt until its `Ended`; `on_event` may act on each one."""
+    seen: list[Event] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = pool.next_event(timeout=0.2)
+        if event is None or getattr(event, "attempt_id", None) != attempt_id:
+            continue
+        seen.append(event)
+        if on_event is not None:
+            on_event(event)
+        if isinstance(event, Ended):
+            return seen
+    raise AssertionError(f"no Ended event for {attempt_id} in {timeout} s; saw {seen}")
+
+
+def ended(events: list[Event]) -> Ended:
+    last = events[-1]
+    assert isinstance(last, Ended)
+    return last
+
+
+def hang_up_after(pool: LinePool, attempt_id: str, seconds: float):  # type: ignore[no-untyped-def]
+    """An on_event hook: once answered, hold the call `seconds`, then hang up."""
+    state = {"answered": 0.0}
+
+    def hook(event: Event) -> None:
+        if isinstance(event, Answered):
+            state["answered"] = time.monotonic()
+            time.sleep(seconds)
+            pool.hangup(attempt_id)
+
+    return hook
+
+
+def originate(pool: LinePool, attempt_id: str, trunk: str, **options: object) -> None:
+    pool.originate(attempt_id, trunk, NUMBER, **options)  # type: ignore[arg-type]
+
+
+def wav_rms(path: Path) -> tuple[float, float]:
+    """(seconds, RMS) of a 16-bit mono WAV."""
+    with wave.open(str(path)) as wav:
+        frames = wav.readframes(wav.getnframes())
+        seconds = wav.getnframes() / wav.getframerate()
+    samples = array.array("h", frames)
+    return seconds, math.sqrt(sum(s * s for s in samples) / max(1, len(samples)))
+
+
+@pytest.mark.sip
+def test_an_answered_call_is_human_with_its_timings(
+    pool: LinePool, carriers: dict[str, Carrier]
+) -> None:
+    carriers["answer"].start("answer")
+    originate(pool, "a-answer", "answer")
+    events = run_until_ended(pool, "a-answer", on_event=hang_up_after(pool, "a-answer", 1.0))
+    pool_progress = [e for e in events if isinstance(e, Progress)]
+    assert [e.sip_code for e in pool_progress] == [180]
+    result = ended(events)
+    assert (result.outcome, result.sip_code, result.reason) == (
+        "human",
+        200,
+        "hung up by the dialer",
+    )
+    # 1 s on the call at 50 packets/s, less the moments before SIPp starts its pcap
+    assert result.rtp_received is not None and result.rtp_received >= 25
+    assert result.rtp_lost == 0
+    t = result.timings
+    assert t.ringing_at is not None and t.answered_at is not None
+    assert t.dialed_at <= t.ringing_at <= t.answered_at < t.ended_at
+    assert t.ended_at - t.answered_at >= 1.0
+    assert carriers["answer"].wait() == 0, carriers["answer"].errors()
+
+
+@pytest.mark.sip
+def test_a_recording_holds_the_far_ends_audio(
+    pool: LinePool, carriers: dict[str, Carrier], tmp_path: Path
+) -> None:
+    carriers["record"].start("answer")
+    recording = tmp_path / "call.wav"
+
+    def hook(event: Event) -> None:
+        if isinstance(event, Answered):
+            pool.record("a-record", str(recording))
+            time.sleep(3.0)
+            pool.stop_record("a-record")
+            pool.hangup("a-record")
+
+    originate(pool, "a-record", "record")
+    assert ended(run_until_ended(pool, "a-record", on_event=hook)).outcome == "human"
+    time.sleep(0.2)  # the WAV header is finalised one frame after the recorder is dropped
+    seconds, rms = wav_rms(recording)
+    assert 2.0 <= seconds <= 3.5
+    assert rms > 300, "the recording is silent: no far-end audio reached it"
+
+
+@pytest.mark.sip
+@pytest.mark.parametrize(
+    ("trunk", "code", "reason", "outcome"),
+    [
+        ("busy", 486, "Busy Here", "busy"),
+        ("not_found", 404, "Not Found", "invalid"),
+        ("overloaded", 503, "Service Unavailable", "congestion"),
+    ],
+)
+def test_a_rejected_call_gets_the_outcome_of_its_sip_code(
+    pool: LinePool, carriers: dict[str, Carrier], trunk: str, code: int, reason: str, outcome: str
+) -> None:
+    carriers[trunk].start("reject", CODE=str(code), REASON=reason)
+    originate(pool, f"a-{trunk}", trunk)
+    result = ended(run_until_ended(pool, f"a-{trunk}"))
+    assert (result.outcome, result.sip_code, result.reason) == (outcome, code, reason)
+    assert result.timings.answered_at is None
+    assert carriers[trunk].wait() == 0, carriers[trunk].errors()
+
+
+@pytest.mark.sip
+def test_a_call_nobody_answers_is_cancelled_after_the_ring_timeout(
+    pool: LinePool, carriers: dict[str, Carrier]
+) -> None:
+    carriers["ring"].start("ring")
+    originate(pool, "a-ring", "ring", ring_timeout=15)
+    result = ended(run_until_ended(pool, "a-ring", timeout=25))
+    assert (result.outcome, result.sip_code) == ("no_answer", 487)
+    assert result.reason == "no answer in 15 s (cancelled)"
+    assert 15.0 <= result.timings.ended_at - result.timings.dialed_at < 17.0
+    assert carriers["ring"].wait() == 0, carriers["ring"].errors()
+
+
+@pytest.mark.sip
+def test_a_trunk_that_never_answers_fails_after_the_no_response_timeout(pool: LinePool) -> None:
+    originate(pool, "a-silent", "silent")
+    result = ended(run_until_ended(pool, "a-silent", timeout=15))
+    assert (result.outcome, result.sip_code) == ("failed", 408)
+    assert result.reason == "no response from the trunk in 5 s"
+    assert 5.0 <= result.timings.ended_at - result.timings.dialed_at < 7.0
+
+
+@pytest.mark.sip
+def test_a_trunk_whose_password_is_not_in_the_environment_fails_the_attempt_saying_so(
+    pool: LinePool,
+) -> None:
+    originate(pool, "a-no-secret", "no_secret")
+    result = ended(run_until_ended(pool, "a-no-secret", timeout=5))
+    assert result.outcome == "failed"
+    assert result.reason == (
+        "cannot dial: trunks.no_secret.password_env: "
+        "environment variable TEST_LINES_UNSET_PASSWORD is not set"
+    )
+
+
+@pytest.mark.sip
+def test_a_ring_timeout_below_15_s_is_refused(pool: LinePool) -> None:
+    with pytest.raises(SipConfigError, match="below 15 s"):
+        originate(pool, "a-short", "ring", ring_timeout=10)
+
+
+@pytest.mark.sip
+def test_early_media_reaches_the_frame_tap_before_the_answer(
+    pool: LinePool, carriers: dict[str, Carrier]
+) -> None:
+    carriers["early"].start("early_media")
+    originate(pool, "a-early", "early", tap=LOUD)
+    events = run_until_ended(pool, "a-early", on_event=hang_up_after(pool, "a-early", 0.5))
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.index("Progress") < kinds.index("AmdVerdict") < kinds.index("Answered"), kinds
+    assert [e.sip_code for e in events if isinstance(e, Progress)] == [183]
+    verdict = next(e for e in events if isinstance(e, AmdVerdict))
+    assert verdict.verdict == "machine"
+    result = ended(events)
+    assert (result.outcome, result.amd_verdict) == ("machine", "machine")
+    assert carriers["early"].wait() == 0, carriers["early"].errors()
+
+
+@pytest.mark.sip
+def test_the_far_end_hanging_up_ends_the_attempt(
+    pool: LinePool, carriers: dict[str, Carrier]
+) -> None:
+    carriers["remote_bye"].start("remote_bye")
+    originate(pool, "a-bye", "remote_bye")
+    result = ended(run_until_ended(pool, "a-bye"))
+    assert (result.outcome, result.reason) == ("human", "far end hung up")
+    assert result.timings.answered_at is not None
+    assert result.timings.ended_at - result.timings.answered_at >= 1.9
+    assert carriers["remote_bye"].wait() == 0, carriers["remote_bye"].errors()
+
+
+@pytest.mark.sip
+@pytest.mark.parametrize("scenario", ["digest_auth", "proxy_auth"])  # 401 and 407 challenges
+def test_a_digest_challenge_is_answered_with_the_trunks_credentials(
+    pool: LinePool, carriers: dict[str, Carrier], scenario: str
+) -> None:
+    carriers["auth"].start(scenario, PASSWORD=PASSWORD)
+    attempt_id = f"a-{scenario}"
+    originate(pool, attempt_id, "auth")
+    events = run_until_ended(pool, attempt_id, on_event=hang_up_after(pool, attempt_id, 0.2))
+    assert any(isinstance(e, Answered) for e in events), events
+    assert ended(events).outcome == "human"
+    assert carriers["auth"].wait() == 0, carriers["auth"].errors()
+
+
+@pytest.mark.sip
+def test_a_wrong_password_is_refused_by_the_carrier(
+    pool: LinePool, carriers: dict[str, Carrier]
+) -> None:
+    carriers["wrong_auth"].start("digest_auth", PASSWORD=PASSWORD)
+    originate(pool, "a-wrong", "wrong_auth")
+    result = ended(run_until_ended(pool, "a-wrong"))
+    assert (result.outcome, result.sip_code) == ("failed", 403)
+
+
+@pytest.mark.sip
+def test_dtmf_from_the_far_end_arrives_as_digits(
+    pool: LinePool, carriers: dict[str, Carrier], tmp_path: Path
+) -> None:
+    pcap = pcap_with_payload_type(PCAPS / "dtmf_2833_1.pcap", tmp_path / "dtmf1.pcap", 120)
+    carriers["dtmf_in"].start("answer", PCAP=str(pcap))
+    digits: list[str] = []
+
+    def hook(event: Event) -> None:
+        if isinstance(event, DtmfReceived):
+            digits.append(event.digit)
+            pool.hangup("a-dtmf-in")
+
+    originate(pool, "a-dtmf-in", "dtmf_in")
+    run_until_ended(pool, "a-dtmf-in", timeout=15, on_event=hook)
+    assert digits == ["1"]
+
+
+@pytest.fixture(scope="module")
+def prompt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    path = tmp_path_factory.mktemp("prompts") / "prompt.wav"
+    subprocess.run(
+        ["espeak-ng", "-w", str(path), "Press one to confirm your appointment."], check=True
+    )
+    return path
+
+
+@pytest.mark.sip
+def test_prompts_and_dtmf_we_send_reach_the_far_end(
+    pool: LinePool, carriers: dict[str, Carrier], prompt: Path, tmp_path: Path
+) -> None:
+    """SIPp echoes our RTP back, so what we play and key comes back to us."""
+    carriers["echo"].start("echo", rtp_echo=True)
+    recording = tmp_path / "echo.wav"
+    seen: list[Event] = []
+
+    def hook(event: Event) -> None:
+        seen.append(event)
+        if isinstance(event, Answered):
+            pool.record("a-echo", str(recording))
+            pool.play("a-echo", str(prompt))
+        elif isinstance(event, PromptFinished):
+            pool.stop_record("a-echo")
+            pool.send_dtmf("a-echo", "59#")
+        elif isinstance(event, DtmfReceived) and event.digit == "#":
+            pool.hangup("a-echo")
+
+    originate(pool, "a-echo", "echo")
+    run_until_ended(pool, "a-echo", timeout=20, on_event=hook)
+    assert [e.path for e in seen if isinstance(e, PromptFinished)] == [str(prompt)]
+    assert [e.digit for e in seen if isinstance(e, DtmfReceived)] == ["5", "9", "#"]
+    time.sleep(0.2)
+    seconds, rms = wav_rms(recording)
+    assert seconds > 1.0
+    assert rms > 300, "the prompt did not come back: nothing was played to the far end"
+    assert carriers["echo"].wait() == 0, carriers["echo"].errors()
+
+
+@pytest.mark.sip
+def test_an_agent_leg_placed_near_its_customer_is_bridged_to_it(
+    pool: LinePool, carriers: dict[str, Carrier], tmp_path: Path
+) -> None:
+    """The customer's carrier plays audio; the agent's phone echoes what it hears. A recording
+    of the agent leg holds the customer's audio only if the bridge carries it."""
+    carriers["customer"].start("answer")
+    carriers["agent"].start("echo", rtp_echo=True)
+    recording = tmp_path / "agent.wav"
+    originate(pool, "a-customer", "customer")
+    seen: list[Event] = []
+    deadline = time.monotonic() + 10
+    while not any(isinstance(e, Answered) for e in seen) and time.monotonic() < deadline:
+        event = pool.next_event(0.2)
+        if event is not None:
+            seen.append(event)
+    originate(pool, "a-agent", "agent", near="a-customer")
+
+    def hook(event: Event) -> None:
+        if isinstance(event, Answered):
+            assert pool.worker_of("a-agent") == pool.worker_of("a-customer")
+            pool.bridge("a-customer", "a-agent")
+            pool.record("a-agent", str(recording))
+            time.sleep(2.0)
+            pool.hangup("a-agent")
+
+    assert ended(run_until_ended(pool, "a-agent", on_event=hook)).outcome == "human"
+    pool.hangup("a-customer")
+    assert ended(run_until_ended(pool, "a-customer")).reason == "hung up by the dialer"
+    time.sleep(0.2)
+    seconds, rms = wav_rms(recording)
+    assert seconds > 1.5
+    assert rms > 300, "the agent leg never heard the customer: the bridge carried no audio"
+    assert carriers["customer"].wait() == 0, carriers["customer"].errors()
+    assert carriers["agent"].wait() == 0, carriers["agent"].errors()
+
+
+@pytest.mark.sip
+def test_a_killed_worker_ends_its_calls_as_failed_and_is_replaced(tmp_path: Path) -> None:
+    carrier = Carrier(tmp_path, "kill").start("answer", calls=2, timeout=30)
+    config = loads(trunk_table("kill", carrier.port))
+    try:
+        with LinePool(config, workers=1) as pool:
+            pid = pool.worker_pids()[0]
+
+            def kill_when_answered(event: Event) -> None:
+                if isinstance(event, Answered):
+                    os.kill(pid, signal.SIGKILL)
+
+            pool.originate("a-killed", "kill", NUMBER)
+            result = ended(run_until_ended(pool, "a-killed", on_event=kill_when_answered))
+            assert result.outcome == "failed"
+            assert result.reason == "line worker 0 died (signal 9)"
+            assert pool.restarts == 1
+
+            pool.originate("a-after", "kill", NUMBER)
+            events = run_until_ended(pool, "a-after", on_event=hang_up_after(pool, "a-after", 0.2))
+            assert ended(events).outcome == "human"
+            assert pool.worker_pids()[0] != pid
+        # The replacement shut down cleanly: no abort (-6) at exit.
+        assert pool.exits == [(0, -9), (0, 0)]
+    finally:
+        carrier.stop()
+
+
+# -- the command line: `dialer trunk check` and `dialer call`
+
+
+def run_cli(args: list[str], config: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    dialer = Path(sys.executable).parent / "dialer"
+    return subprocess.run(
+        [str(dialer), *args],
+        env={**os.environ, "DIALER_SIP_CONFIG": str(config), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.sip
+@pytest.mark.parametrize(("password", "exit_code"), [("pw-right", 0), ("pw-wrong", 1)])
+def test_trunk_check_pings_and_registers(tmp_path: Path, password: str, exit_code: int) -> None:
+    carrier = Carrier(tmp_path, "registrar")
+    config = tmp_path / "sip.toml"
+    config.write_text(
+        trunk_table(
+            "carrier1",
+            carrier.port,
+            'username = "acct123"\npassword_env = "CHECK_PW"\nregister = true\n',
+        )
+    )
+    carrier.start("register", calls=2, timeout=20, PASSWORD="pw-right")
+    try:
+        result = run_cli(["trunk", "check", "carrier1"], config, CHECK_PW=password)
+    finally:
+        carrier.stop()
+    assert result.returncode == exit_code, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"OPTIONS 127.0.0.1:{carrier.port}/udp: 200 OK in ")
+    if exit_code == 0:
+        assert lines[1] == "REGISTER acct123@127.0.0.1: 200 OK, expires in 300 s"
+    else:
+        assert lines[1] == "REGISTER acct123@127.0.0.1: failed: 403 Forbidden"
+    assert password not in result.stdout + result.stderr
+
+
+@pytest.mark.sip
+def test_trunk_check_says_when_nobody_answers(tmp_path: Path) -> None:
+    config = tmp_path / "sip.toml"
+    config.write_text(trunk_table("silent", free_udp_port()))
+    result = run_cli(["trunk", "check", "silent", "--timeout", "1"], config)
+    assert result.returncode == 1
+    assert "unreachable" in result.stdout
+
+
+@pytest.mark.sip
+@pytest.mark.parametrize(
+    ("scenario", "placeholders", "outcome", "sip_code"),
+    [
+        ("answer", {}, "human", 200),
+        ("reject", {"CODE": "486", "REASON": "Busy Here"}, "busy", 486),
+    ],
+)
+def test_dialer_call_prints_progress_and_a_json_outcome(
+    tmp_path: Path,
+    prompt: Path,
+    scenario: str,
+    placeholders: dict[str, str],
+    outcome: str,
+    sip_code: int,
+) -> None:
+    carrier = Carrier(tmp_path, "cli")
+    config = tmp_path / "sip.toml"
+    config.write_text(trunk_table("carrier1", carrier.port))
+    carrier.start(scenario, timeout=30, **placeholders)
+    try:
+        args = ["call", NUMBER, "--trunk", "carrier1", "--play", str(prompt), "--json"]
+        result = run_cli(args, config)
+    finally:
+        sipp_status = carrier.wait(10)
+    assert result.returncode == 0, result.stdout + result.stderr
+    *progress, last = result.stdout.splitlines()
+    summary = json.loads(last)
+    assert (summary["outcome"], summary["sip_code"]) == (outcome, sip_code)
+    assert set(summary["timings"]) == {"dialed_at", "ringing_at", "answered_at", "ended_at"}
+    assert any("dialing +12125550111 via carrier1" in line for line in progress)
+    if outcome == "human":
+        assert any(line.endswith("answered") for line in progress), progress
+        assert any("prompt played" in line for line in progress), progress
+        assert summary["reason"] == "hung up by the dialer"
+    assert sipp_status == 0, carrier.errors()
+
+
+@pytest.mark.sip
+def test_a_tcp_trunk_is_pinged_and_dialed_over_tcp(tmp_path: Path) -> None:
+    carrier = Carrier(tmp_path, "tcp")
+    config = tmp_path / "sip.toml"
+    config.write_text(trunk_table("carrier1", carrier.port, 'transport = "tcp"\n'))
+    carrier.start("options", transport="tcp", timeout=20)
+    try:
+        check = run_cli(["trunk", "check", "carrier1"], config)
+    finally:
+        carrier.stop()
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.startswith(f"OPTIONS 127.0.0.1:{carrier.port}/tcp: 200 OK")
+    carrier.start("reject", transport="tcp", timeout=20, CODE="486", REASON="Busy Here")
+    try:
+        result = run_cli(["call", NUMBER, "--trunk", "carrier1", "--json"], config)
+    finally:
+        sipp_status = carrier.wait(10)
+    assert json.loads(result.stdout.splitlines()[-1])["outcome"] == "busy", result.stdout
+    assert sipp_status == 0, carrier.errors()
+
+
+@pytest.mark.sip
+def test_the_pool_keeps_to_the_trunks_calls_per_second_and_channels(tmp_path: Path) -> None:
+    carrier = Carrier(tmp_path, "limits")
+    config = loads(
+        trunk_table("limited", carrier.port).replace("max_cps = 50", "max_cps = 5")
+        + "max_channels = 2\n"
+    )
+    calls = 8
+    carrier.start("answer", calls=calls, timeout=30)
+    answered: list[float] = []
+    live: set[str] = set()
+    most_live = 0
+    try:
+        with LinePool(config, workers=2) as pool:
+            for n in range(calls):
+                pool.originate(f"lim-{n}", "limited", NUMBER)
+            ends: list[Ended] = []
+            while len(ends) < calls:
+                event = pool.next_event(timeout=10)
+                assert event is not None, "the pool stalled"
+                if isinstance(event, Answered):
+                    live.add(event.attempt_id)
+                    most_live = max(most_live, len(live))
+                    answered.append(event.at)
+                    pool.hangup(event.attempt_id)
+                elif isinstance(event, Ended):
+                    live.discard(event.attempt_id)
+                    ends.append(event)
+    finally:
+        carrier.stop()
+    assert {e.outcome for e in ends} == {"human"}
+    assert most_live <= 2
+    dialed = sorted(e.timings.dialed_at for e in ends)
+    # 5 calls/s: 8 calls take at least 7 intervals of 0.2 s (a 50 ms burst allowance aside).
+    assert dialed[-1] - dialed[0] >= 1.3, dialed
