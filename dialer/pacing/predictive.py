@@ -7,13 +7,15 @@ The model, learned online from the protocol's events only:
 - talk and wrap-up time distributions, which give each busy agent its chance of being free
   within a horizon given how long it has been talking or wrapping.
 
-A candidate call is launched when the probability that, were it a person, it would find no free
-agent (more persons arriving before it than agents free by then, a normal approximation of the
-sum of all those chances) stays under a threshold. The threshold follows the abandon budget of
-the rolling 30-day window (47 CFR 64.1200(a)(7): 3% of live answers): it rises while the window
-has unspent budget and falls with every abandon; the unspent budget it may draw on is capped, so
-a good month is not spent in an hour, and a bad hour only makes it progressive until the budget
-is earned back. It never dials fewer calls than progressive would, as those cannot abandon.
+A candidate call is launched while the probability that, were it a person, it would find no
+free agent (more persons arriving before it than agents free by then: exact sums of those
+chances for small teams, a skew-corrected normal approximation for large ones) stays under a
+threshold. The threshold follows the abandon budget of the rolling 30-day window (47 CFR
+64.1200(a)(7): 3% of live answers, less a reserve for the persons AMD hangs up on unseen): it
+rises with unspent budget and falls with every abandon; the budget it may draw on is capped, so
+a good month is not spent in an hour, and a bad hour makes it cautious until the budget is
+earned back. It never dials fewer calls than progressive would, as those cannot abandon, and is
+progressive until it has seen enough calls to trust its model (a cold start).
 """
 
 from __future__ import annotations
@@ -283,6 +285,9 @@ class PredictivePacer:
         self.live_answers = s.window_live_answers
         self.abandons = s.window_abandons
         self.risk_level = math.log(s.base_risk)
+        # Tables rebuilt from the learned distributions every few hundred events.
+        self.horizons = np.zeros(0)
+        self.ringing = self.new_call = self.free_talk = self.free_wrap = np.zeros((0, 0))
         self._tables_from = -1
         self._changes = 0
 
