@@ -6,10 +6,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from campaigns import dnc
+from campaigns.import_rows import json_object
 from campaigns.imports import ImportFileError, import_leads, write_error_report
 from campaigns.models import ImportRun, Lead
 from dialer.cli import main
@@ -164,3 +167,8 @@ def test_large_file_goes_through_the_parallel_path(
     path = write(tmp_path, "phone\n" + "".join(f"212555{i:04d}\n" for i in range(3000)) + "bad\n")
     summary = import_leads(engine, path, campaign)
     assert (summary.imported, summary.invalid, summary.errors[0].row) == (3000, 1, 3002)
+
+
+@given(st.dictionaries(st.text(), st.text(), max_size=4))
+def test_custom_fields_are_encoded_exactly_as_json_dumps_would(fields: dict[str, str]) -> None:
+    assert json_object(fields) == json.dumps(fields)
