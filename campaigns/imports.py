@@ -28,12 +28,15 @@ from sqlalchemy.orm import Session
 from campaigns import dnc
 from campaigns.import_rows import (
     LEAD_COLUMNS,
+    MAX_LINE,
     PHONE,
     SOURCE_ROW,
     ImportPlan,
+    LineBatch,
+    Records,
     Validated,
     start_worker,
-    validate_records,
+    validate_batch,
 )
 from campaigns.leads import (
     ImportFileError,
@@ -46,8 +49,6 @@ from campaigns.leads import (
 from campaigns.models import Campaign, ImportRowError, ImportRun, Lead, LeadList, utcnow
 
 SAMPLE_BYTES = 64 * 1024
-# A lead row is a few hundred characters; anything this long is not a lead list.
-MAX_LINE = 64 * 1024
 CHUNK_ROWS = 20_000
 BATCH_ROWS = 2000
 READ_BYTES = 2**20
@@ -128,7 +129,8 @@ def _bounded_lines(raw: IO[bytes], encoding: str) -> Iterator[list[str]]:
             yield [last]
 
 
-def _open_rows(path: Path) -> tuple[IO[bytes], Iterator[list[str]]]:
+def _open_lines(path: Path) -> tuple[IO[bytes], Iterator[str], str]:
+    """The open file, its lines and its delimiter."""
     raw = path.open("rb")
     sample = raw.read(SAMPLE_BYTES)
     if not sample.strip(b" \t\r\n\xef\xbb\xbf"):
@@ -142,8 +144,7 @@ def _open_rows(path: Path) -> tuple[IO[bytes], Iterator[list[str]]]:
     delimiter = sniff_delimiter(sample_text.lstrip("\ufeff").splitlines()[:20] or [""])
     raw.seek(0)
     csv.field_size_limit(MAX_LINE)
-    lines = itertools.chain.from_iterable(_bounded_lines(raw, encoding))
-    return raw, csv.reader(lines, delimiter=delimiter)
+    return raw, itertools.chain.from_iterable(_bounded_lines(raw, encoding)), delimiter
 
 
 def import_leads(
@@ -194,26 +195,34 @@ def import_leads(
     return summary
 
 
-def _record_batches(rows: Iterator[list[str]], size: int) -> Iterator[list[tuple[int, list[str]]]]:
-    batch: list[tuple[int, list[str]]] = []
-    for row_number, cells in enumerate(rows, start=2):
-        if cells and (len(cells) > 1 or cells[0].strip()):
-            batch.append((row_number, cells))
-            if len(batch) >= size:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
+def _record_batches(lines: Iterator[str], delimiter: str) -> Iterator[LineBatch | Records]:
+    """The records after the header, a batch at a time. A batch of lines with no quote
+    character is sent as it is (a line is then a record, and splitting it costs the validating
+    process, not this one); otherwise it is split here, where a quoted field may run on into
+    the lines that follow. Rows are numbered by record, the header being row 1."""
+    row_number = 2
+    while batch := list(itertools.islice(lines, BATCH_ROWS)):
+        if '"' not in "".join(batch):
+            yield LineBatch(row_number, batch)
+            row_number += len(batch)
+            continue
+        reader = csv.reader(itertools.chain(batch, lines), delimiter=delimiter)
+        records: Records = []
+        while reader.line_num < len(batch):
+            records.append((row_number, next(reader)))
+            row_number += 1
+        yield records
 
 
-def _validated(rows: Iterator[list[str]], plan: ImportPlan, workers: int) -> Iterator[Validated]:
+def _validated(
+    batches: Iterator[LineBatch | Records], plan: ImportPlan, workers: int
+) -> Iterator[Validated]:
     """Validation runs in worker processes for large files (it is most of the CPU work) while
     this one reads, deduplicates and writes. Results come back in file order, and only a few
     batches are in flight, so memory stays flat whatever the size of the file."""
-    batches = _record_batches(rows, BATCH_ROWS)
     if not workers:
         start_worker(plan)
-        yield from map(validate_records, batches)
+        yield from map(validate_batch, batches)
         return
     with concurrent.futures.ProcessPoolExecutor(
         workers,
@@ -223,7 +232,7 @@ def _validated(rows: Iterator[list[str]], plan: ImportPlan, workers: int) -> Ite
     ) as pool:
         pending: deque[concurrent.futures.Future[Validated]] = deque()
         for batch in batches:
-            pending.append(pool.submit(validate_records, batch))
+            pending.append(pool.submit(validate_batch, batch))
             if len(pending) > 2 * workers:
                 yield pending.popleft().result()
         while pending:
@@ -255,15 +264,17 @@ def _stream_rows(
         f"VALUES ({', '.join([mark] * len(LEAD_COLUMNS))})"
     )
 
-    raw, rows = _open_rows(path)
+    raw, lines, delimiter = _open_lines(path)
     with raw:
-        header = next(rows, None)
+        header_reader = csv.reader(lines, delimiter=delimiter)
+        header = next(header_reader, None)
         if header is None or not any(cell.strip() for cell in header):
             raise ImportFileError(f"{path.name} has no header row")
         header[0] = header[0].lstrip("\ufeff")
         map_columns(header, mapping)  # a bad header fails here, before any process starts
         plan = ImportPlan(
             header,
+            delimiter,
             mapping,
             region,
             engine.dialect.name == "sqlite",
@@ -278,7 +289,8 @@ def _stream_rows(
         problems: list[RowError] = []
         writer = _ChunkWriter(engine, insert_leads, summary.import_id)
         try:
-            for batch in _validated(rows, plan, workers):
+            batches = _record_batches(lines, delimiter)
+            for batch in _validated(batches, plan, workers):
                 for result in batch:
                     summary.rows += 1
                     if isinstance(result, RowError):
