@@ -17,10 +17,10 @@ from campaigns.leads import LeadRow, PhoneAnalyzer, RowError, RowValidator, map_
 
 # A lead row is a few hundred characters; anything this long is not a lead list.
 MAX_LINE = 64 * 1024
+# Columns with a value of their own in each row; the import's ids, the status, the attempt
+# count and the creation time are the same for every row and written into the statement
+# (binding them a million times was 8% of the insert).
 LEAD_COLUMNS = (
-    "campaign_id",
-    "list_id",
-    "import_id",
     "source_row",
     "phone_e164",
     "phone_type",
@@ -35,12 +35,9 @@ LEAD_COLUMNS = (
     "due_date",
     "appointment_at",
     "custom_fields",
-    "status",
-    "attempts",
     "priority",
     "consent_automated",
     "consent_at",
-    "created_at",
 )
 SOURCE_ROW = LEAD_COLUMNS.index("source_row")
 PHONE = LEAD_COLUMNS.index("phone_e164")
@@ -55,8 +52,12 @@ class ImportPlan:
     mapping: dict[str, str] | None
     region: str
     sqlite: bool
-    ids: tuple[int, int, int]
     now: dt.datetime
+
+
+def sqlite_moment(value: dt.datetime) -> str:
+    # The storage format of SQLAlchemy's SQLite DATETIME, in UTC like UTCDateTime.
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 class LeadRows:
@@ -64,17 +65,15 @@ class LeadRows:
     processing cost more than everything else in an import, so the conversions that the
     models' types would make are done here once per distinct value."""
 
-    def __init__(self, sqlite: bool, ids: tuple[int, int, int], now: dt.datetime) -> None:
+    def __init__(self, sqlite: bool, now: dt.datetime) -> None:
         self.sqlite = sqlite
-        self.ids = ids
         self.now = self.moment(now)
         self._zones: dict[tuple[str, ...], str] = {}
 
     def moment(self, value: dt.datetime | None) -> object:
         if value is None or not self.sqlite:
             return value
-        # The storage format of SQLAlchemy's SQLite DATETIME, in UTC like UTCDateTime.
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return sqlite_moment(value)
 
     def row(self, lead: LeadRow) -> tuple[object, ...]:
         phone = lead.phone
@@ -87,7 +86,6 @@ class LeadRows:
             due = due.isoformat() if due is not None else None
             balance = str(balance) if balance is not None else None
         return (
-            *self.ids,
             lead.row,
             phone.e164,
             phone.phone_type,
@@ -102,12 +100,9 @@ class LeadRows:
             due,
             self.moment(lead.appointment_at),
             json_object(lead.custom_fields),
-            "new",
-            0,
             lead.priority,
             lead.consent,
             self.now if lead.consent else None,
-            self.now,
         )
 
 
@@ -140,7 +135,7 @@ def start_worker(plan: ImportPlan) -> None:
     csv.field_size_limit(MAX_LINE)
     _worker = (
         RowValidator(map_columns(plan.header, plan.mapping), PhoneAnalyzer(plan.region)),
-        LeadRows(plan.sqlite, plan.ids, plan.now),
+        LeadRows(plan.sqlite, plan.now),
         plan.delimiter,
     )
 

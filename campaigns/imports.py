@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import concurrent.futures
 import csv
+import datetime as dt
 import itertools
 import json
 import multiprocessing
@@ -35,6 +36,7 @@ from campaigns.import_rows import (
     LineBatch,
     Records,
     Validated,
+    sqlite_moment,
     start_worker,
     validate_batch,
 )
@@ -239,6 +241,25 @@ def _validated(
             yield pending.popleft().result()
 
 
+def _insert_statement(sqlite: bool, ids: tuple[int, int, int], now: dt.datetime) -> str:
+    """INSERT of one import's leads, the values its rows share written in. They are ours (ids
+    from the database, a timestamp we formatted), never the file's."""
+    campaign_id, list_id, import_id = (int(i) for i in ids)
+    created = sqlite_moment(now) if sqlite else now.isoformat()
+    shared = {
+        "campaign_id": str(campaign_id),
+        "list_id": str(list_id),
+        "import_id": str(import_id),
+        "status": "'new'",
+        "attempts": "0",
+        "created_at": f"'{created}'",
+    }
+    mark = "?" if sqlite else "%s"
+    columns = [*shared, *LEAD_COLUMNS]
+    values = [*shared.values(), *([mark] * len(LEAD_COLUMNS))]
+    return f"INSERT INTO leads ({', '.join(columns)}) VALUES ({', '.join(values)})"
+
+
 def _stream_rows(
     engine: Engine,
     path: Path,
@@ -258,11 +279,8 @@ def _stream_rows(
         }
     with Session(engine) as session:
         blocked = {int(n[1:]) for n in dnc.blocked_numbers(session, campaign_id, now)}
-    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-    insert_leads = (
-        f"INSERT INTO leads ({', '.join(LEAD_COLUMNS)}) "
-        f"VALUES ({', '.join([mark] * len(LEAD_COLUMNS))})"
-    )
+    sqlite = engine.dialect.name == "sqlite"
+    insert_leads = _insert_statement(sqlite, (campaign_id, list_id, summary.import_id), now)
 
     raw, lines, delimiter = _open_lines(path)
     with raw:
@@ -277,8 +295,7 @@ def _stream_rows(
             delimiter,
             mapping,
             region,
-            engine.dialect.name == "sqlite",
-            (campaign_id, list_id, summary.import_id),
+            sqlite,
             now,
         )
         workers = 0

@@ -391,6 +391,7 @@ class PhoneAnalyzer:
             tuple[int, int, str], tuple[str, str, str | None, tuple[str, ...]] | str
         ] = {}
         self._classes: dict[tuple[int, int, str], _NumberClass | str] = {}
+        self._key_digits: dict[tuple[int, str, int], int] = {}
 
     def analyse(self, raw: str) -> PhoneFacts | str:
         """Facts of a dialable number, or the reason it is not one."""
@@ -416,23 +417,29 @@ class PhoneAnalyzer:
         return self._facts(number.country_code, phonenumbers.national_significant_number(number))
 
     def _facts(self, country_code: int, national: str) -> PhoneFacts | str:
-        code = str(country_code)
-        zone_digits = max(4, ZONE_DEPTHS.get((code + national)[:4], 0)) - len(code)
-        significant = max(len(national) - _free_tail(country_code, national[:3]), 3)
-        key = (country_code, len(national), national[: max(significant, zone_digits)])
+        # How many leading digits decide the facts depends only on the first three and the
+        # length: worked out once per such prefix, it leaves two dict lookups per number.
+        where = (country_code, national[:3], len(national))
+        digits = self._key_digits.get(where)
+        if digits is None:
+            digits = self._key_digits[where] = max(
+                _significant_digits(country_code, national), _zone_digits(country_code, national)
+            )
+        key = (country_code, len(national), national[:digits])
         shared = self._shared.get(key)
         if shared is None:
-            shared = self._shared[key] = self._describe(country_code, national, significant)
+            shared = self._shared[key] = self._describe(country_code, national)
         if isinstance(shared, str):
             return shared
-        return PhoneFacts(f"+{code}{national}", *shared)
+        return PhoneFacts(f"+{country_code}{national}", *shared)
 
     def _describe(
-        self, country_code: int, national: str, significant: int
+        self, country_code: int, national: str
     ) -> tuple[str, str, str | None, tuple[str, ...]] | str:
         """What every number sharing this one's significant digits has in common."""
         # Area codes that span time zones have zones per exchange: the numbering plan's verdict,
         # the costly part, is still shared by the whole prefix the patterns look at.
+        significant = _significant_digits(country_code, national)
         class_key = (country_code, len(national), national[:significant])
         number_class = self._classes.get(class_key)
         if number_class is None:
@@ -449,6 +456,17 @@ class PhoneAnalyzer:
         if number_class.region == "US" and number_class.geographic:
             state = _us_state(national[:3])
         return number_class.phone_type, number_class.region, state, zones
+
+
+def _significant_digits(country_code: int, national: str) -> int:
+    """The leading digits of a national number that its validity, type and region depend on."""
+    return max(len(national) - _free_tail(country_code, national[:3]), 3)
+
+
+def _zone_digits(country_code: int, national: str) -> int:
+    """The leading digits of a national number that its time zones depend on."""
+    code = str(country_code)
+    return max(4, ZONE_DEPTHS.get((code + national)[:4], 0)) - len(code)
 
 
 def _classify(country_code: int, national: str) -> _NumberClass | str:
@@ -487,11 +505,14 @@ def _us_state(area_code: str) -> str | None:
     return state
 
 
+NUMERIC_CELL = re.compile(r"[+\-]?[\d\s().,\-]+")
+
+
 def looks_like_formula(value: str) -> bool:
     if not value.startswith(FORMULA_PREFIXES):
         return False
     # "+1 212 555 0100" or "-12.50" are data, not formulas.
-    return not re.fullmatch(r"[+\-]?[\d\s().,\-]+", value)
+    return not NUMERIC_CELL.fullmatch(value)
 
 
 def neutralise(value: str) -> str:
@@ -500,6 +521,8 @@ def neutralise(value: str) -> str:
 
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+AMOUNT_NOISE = re.compile(r"[\s$€£,]")
+PRIORITY = re.compile(r"-?\d{1,6}")
 TRUE_WORDS = frozenset({"1", "y", "yes", "true", "t", "x", "on"})
 FALSE_WORDS = frozenset({"", "0", "n", "no", "false", "f", "off"})
 
@@ -573,7 +596,7 @@ class RowValidator:
         fields = self.columns.fields
         if "balance" in fields and (value := cells[fields["balance"]].strip()):
             try:
-                lead.balance = Decimal(re.sub(r"[\s$€£,]", "", value))
+                lead.balance = Decimal(AMOUNT_NOISE.sub("", value))
             except InvalidOperation:
                 return RowError(row, "balance", value, "not an amount (e.g. 1234.50)")
             if not lead.balance.is_finite() or abs(lead.balance) >= 10**12:
@@ -599,7 +622,7 @@ class RowValidator:
                 moment = moment.replace(tzinfo=ZoneInfo(lead.phone.time_zones[0]))
             lead.appointment_at = moment
         if "priority" in fields and (value := cells[fields["priority"]].strip()):
-            if not re.fullmatch(r"-?\d{1,6}", value):
+            if not PRIORITY.fullmatch(value):
                 return RowError(row, "priority", value, "not a whole number")
             lead.priority = int(value)
         if "consent" in fields:
