@@ -28,8 +28,11 @@ def normalise(number: str, region: str = "US") -> str:
     return facts.e164
 
 
-def in_force(campaign_id: int | None, at: dt.datetime) -> ColumnElement[bool]:
-    """The condition for entries that block a campaign's dials at an instant."""
+def in_force(
+    campaign_id: int | ColumnElement[int] | None, at: dt.datetime | ColumnElement[dt.datetime]
+) -> ColumnElement[bool]:
+    """The condition for entries that block a campaign's dials at an instant (either may be a
+    bound parameter, for statements built once)."""
     scope = DncEntry.scope == "global"
     if campaign_id is not None:
         scope = or_(scope, DncEntry.campaign_id == campaign_id)

@@ -13,8 +13,10 @@ from typing import Any, NamedTuple
 
 import phonenumbers
 import regex
-from phonenumbers import PhoneNumberType, geocoder, timezone
+from phonenumbers import PhoneNumberType, timezone
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
+
+from campaigns.us_area_codes import AREA_CODE_STATES
 
 FIELDS = (
     "phone",
@@ -299,6 +301,27 @@ def _top_level_branches(pattern: str) -> list[str]:
 
 
 @functools.cache
+def _pattern_branches(country_code: int) -> tuple[tuple[str | None, Any, int], ...]:
+    """Every top-level branch of every number pattern of the country's regions, compiled, with
+    its region's leading-digits pattern and how many trailing digits it leaves free."""
+    import re._parser as parser
+
+    branches = []
+    for region in phonenumbers.region_codes_for_country_code(country_code):
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        if metadata is None:
+            return ()
+        for name in NUMBER_DESCS:
+            desc = getattr(metadata, name)
+            if desc is None or not desc.national_number_pattern:
+                continue
+            for branch in _top_level_branches(desc.national_number_pattern):
+                tail = _tail_digits(list(parser.parse(branch)))
+                branches.append((metadata.leading_digits, regex.compile(branch), tail))
+    return tuple(branches)
+
+
+@functools.cache
 def _free_tail(country_code: int, lead_digits: str) -> int:
     """How many trailing digits no pattern looks at, for numbers starting with `lead_digits`.
 
@@ -306,23 +329,12 @@ def _free_tail(country_code: int, lead_digits: str) -> int:
     the cache keyed on the rest is exact. Only the regions and pattern branches that can match
     a number starting with `lead_digits` count (a partial match decides), which keeps the
     significant prefix short: for US geographic numbers it is the area code and one digit."""
-    import re._parser as parser
-
     tail = 99
-    for region in phonenumbers.region_codes_for_country_code(country_code):
-        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-        if metadata is None:
-            return 0
-        leading = metadata.leading_digits
+    for leading, branch, branch_tail in _pattern_branches(country_code):
         if leading is not None and not re.match(leading, lead_digits):
             continue
-        for name in NUMBER_DESCS:
-            desc = getattr(metadata, name)
-            if desc is None or not desc.national_number_pattern:
-                continue
-            for branch in _top_level_branches(desc.national_number_pattern):
-                if regex.fullmatch(branch, lead_digits, partial=True):
-                    tail = min(tail, _tail_digits(list(parser.parse(branch))))
+        if branch_tail < tail and branch.fullmatch(lead_digits, partial=True):
+            tail = branch_tail
     return 0 if tail == 99 else tail
 
 
@@ -378,7 +390,8 @@ class PhoneAnalyzer:
         self._shared: dict[
             tuple[int, int, str], tuple[str, str, str | None, tuple[str, ...]] | str
         ] = {}
-        self._states: dict[str, str | None] = {}
+        self._classes: dict[tuple[int, int, str], _NumberClass | str] = {}
+        self._key_digits: dict[tuple[int, str, int], int] = {}
 
     def analyse(self, raw: str) -> PhoneFacts | str:
         """Facts of a dialable number, or the reason it is not one."""
@@ -404,22 +417,33 @@ class PhoneAnalyzer:
         return self._facts(number.country_code, phonenumbers.national_significant_number(number))
 
     def _facts(self, country_code: int, national: str) -> PhoneFacts | str:
-        code = str(country_code)
-        zone_digits = max(4, ZONE_DEPTHS.get((code + national)[:4], 0)) - len(code)
-        significant = max(len(national) - _free_tail(country_code, national[:3]), zone_digits, 3)
-        key = (country_code, len(national), national[:significant])
+        # How many leading digits decide the facts depends only on the first three and the
+        # length: worked out once per such prefix, it leaves two dict lookups per number.
+        where = (country_code, national[:3], len(national))
+        digits = self._key_digits.get(where)
+        if digits is None:
+            digits = self._key_digits[where] = max(
+                _significant_digits(country_code, national), _zone_digits(country_code, national)
+            )
+        key = (country_code, len(national), national[:digits])
         shared = self._shared.get(key)
         if shared is None:
             shared = self._shared[key] = self._describe(country_code, national)
         if isinstance(shared, str):
             return shared
-        return PhoneFacts(f"+{code}{national}", *shared)
+        return PhoneFacts(f"+{country_code}{national}", *shared)
 
     def _describe(
         self, country_code: int, national: str
     ) -> tuple[str, str, str | None, tuple[str, ...]] | str:
         """What every number sharing this one's significant digits has in common."""
-        number_class = _classify(country_code, national)
+        # Area codes that span time zones have zones per exchange: the numbering plan's verdict,
+        # the costly part, is still shared by the whole prefix the patterns look at.
+        significant = _significant_digits(country_code, national)
+        class_key = (country_code, len(national), national[:significant])
+        number_class = self._classes.get(class_key)
+        if number_class is None:
+            number_class = self._classes[class_key] = _classify(country_code, national)
         if isinstance(number_class, str):
             return number_class
         e164_digits = f"{country_code}{national}"
@@ -429,12 +453,20 @@ class PhoneAnalyzer:
             else number_class.zones
         )
         state = None
-        if number_class.region == "US":
-            area = national[:3]
-            if area not in self._states:
-                self._states[area] = _us_state(e164_digits)
-            state = self._states[area]
+        if number_class.region == "US" and number_class.geographic:
+            state = _us_state(national[:3])
         return number_class.phone_type, number_class.region, state, zones
+
+
+def _significant_digits(country_code: int, national: str) -> int:
+    """The leading digits of a national number that its validity, type and region depend on."""
+    return max(len(national) - _free_tail(country_code, national[:3]), 3)
+
+
+def _zone_digits(country_code: int, national: str) -> int:
+    """The leading digits of a national number that its time zones depend on."""
+    code = str(country_code)
+    return max(4, ZONE_DEPTHS.get((code + national)[:4], 0)) - len(code)
 
 
 def _classify(country_code: int, national: str) -> _NumberClass | str:
@@ -459,18 +491,28 @@ def _classify(country_code: int, national: str) -> _NumberClass | str:
     return _NumberClass(phone_type, region, geographic, zones)
 
 
-def _us_state(e164_digits: str) -> str | None:
-    # Area codes do not cross state lines, so the state of one number is its area code's.
-    place = geocoder.description_for_number(phonenumbers.parse("+" + e164_digits), "en")
-    abbreviated = re.search(r", ([A-Z]{2})$", place)
-    return US_STATES.get(place) or (abbreviated.group(1) if abbreviated else None)
+def _us_state(area_code: str) -> str | None:
+    # Area codes do not cross state lines. The table covers every area code of the installed
+    # phonenumbers (a test checks it); the geocoder, ~100 MB loaded, only answers for one
+    # added by a newer phonenumbers before the table is regenerated.
+    state = AREA_CODE_STATES.get(area_code)
+    if state is None:
+        from phonenumbers import geocoder
+
+        place = geocoder.description_for_number(phonenumbers.parse(f"+1{area_code}2345678"), "en")
+        abbreviated = re.search(r", ([A-Z]{2})$", place)
+        state = US_STATES.get(place) or (abbreviated.group(1) if abbreviated else None)
+    return state
+
+
+NUMERIC_CELL = re.compile(r"[+\-]?[\d\s().,\-]+")
 
 
 def looks_like_formula(value: str) -> bool:
     if not value.startswith(FORMULA_PREFIXES):
         return False
     # "+1 212 555 0100" or "-12.50" are data, not formulas.
-    return not re.fullmatch(r"[+\-]?[\d\s().,\-]+", value)
+    return not NUMERIC_CELL.fullmatch(value)
 
 
 def neutralise(value: str) -> str:
@@ -479,6 +521,8 @@ def neutralise(value: str) -> str:
 
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+AMOUNT_NOISE = re.compile(r"[\s$€£,]")
+PRIORITY = re.compile(r"-?\d{1,6}")
 TRUE_WORDS = frozenset({"1", "y", "yes", "true", "t", "x", "on"})
 FALSE_WORDS = frozenset({"", "0", "n", "no", "false", "f", "off"})
 
@@ -552,7 +596,7 @@ class RowValidator:
         fields = self.columns.fields
         if "balance" in fields and (value := cells[fields["balance"]].strip()):
             try:
-                lead.balance = Decimal(re.sub(r"[\s$€£,]", "", value))
+                lead.balance = Decimal(AMOUNT_NOISE.sub("", value))
             except InvalidOperation:
                 return RowError(row, "balance", value, "not an amount (e.g. 1234.50)")
             if not lead.balance.is_finite() or abs(lead.balance) >= 10**12:
@@ -578,7 +622,7 @@ class RowValidator:
                 moment = moment.replace(tzinfo=ZoneInfo(lead.phone.time_zones[0]))
             lead.appointment_at = moment
         if "priority" in fields and (value := cells[fields["priority"]].strip()):
-            if not re.fullmatch(r"-?\d{1,6}", value):
+            if not PRIORITY.fullmatch(value):
                 return RowError(row, "priority", value, "not a whole number")
             lead.priority = int(value)
         if "consent" in fields:

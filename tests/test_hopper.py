@@ -68,6 +68,24 @@ def test_callbacks_first_then_priority_and_each_lead_once(
     assert claim(engine, campaign.id, 10, "node-c", NOON_NY) == []
 
 
+def test_recycled_and_new_leads_mix_as_the_campaign_says(engine: Engine, session: Session) -> None:
+    campaign = make_campaign(session, recycled_mix=0.5)
+    list_id = campaign.lists[0].id
+    earlier = NOON_NY - dt.timedelta(hours=1)
+    add_leads(engine, campaign.id, list_id, 20, status="recycled", attempts=1, next_dial_at=earlier)
+    add_leads(engine, campaign.id, list_id, 10, start=100)
+    kinds = [
+        [
+            "recycled" if c.attempts else "new"
+            for c in claim(engine, campaign.id, 8, "node", NOON_NY)
+        ]
+        for _ in range(3)
+    ]
+    assert kinds[0] == kinds[1] == ["recycled", "new"] * 4
+    # Two new leads left: recycled ones make up the batch.
+    assert kinds[2] == ["recycled", "new"] * 2 + ["recycled"] * 4
+
+
 def test_gate_closes_dnc_leads_and_defers_out_of_hours(
     engine: Engine, session: Session, campaign
 ) -> None:  # type: ignore[no-untyped-def]

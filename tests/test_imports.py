@@ -6,10 +6,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from campaigns import dnc
+from campaigns.import_rows import json_object
 from campaigns.imports import ImportFileError, import_leads, write_error_report
 from campaigns.models import ImportRun, Lead
 from dialer.cli import main
@@ -164,3 +167,40 @@ def test_large_file_goes_through_the_parallel_path(
     path = write(tmp_path, "phone\n" + "".join(f"212555{i:04d}\n" for i in range(3000)) + "bad\n")
     summary = import_leads(engine, path, campaign)
     assert (summary.imported, summary.invalid, summary.errors[0].row) == (3000, 1, 3002)
+
+
+@given(st.dictionaries(st.text(), st.text(), max_size=4))
+def test_custom_fields_are_encoded_exactly_as_json_dumps_would(fields: dict[str, str]) -> None:
+    assert json_object(fields) == json.dumps(fields)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_quoted_fields_across_batches_keep_row_numbers(
+    engine: Engine,
+    session: Session,
+    campaign: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    parallel: bool,
+) -> None:
+    # Batches of 3 lines: the quoted note of row 4 starts in the first batch and ends in the
+    # second; the batches after it have no quotes and are split by the validating process.
+    monkeypatch.setattr("campaigns.imports.BATCH_ROWS", 3)
+    if parallel:
+        monkeypatch.setattr("campaigns.imports.PARALLEL_BYTES", 0)
+    path = write(
+        tmp_path,
+        "phone,note\n"
+        "2125550100,a\n"
+        "2125550101,b\n"
+        '2125550102,"two\nlines, one comma"\n'
+        "2125550103,c\n"
+        "\n"
+        "2125550104,d\n"
+        "nope,e\n"
+        "2125550105,f\n",
+    )
+    summary = import_leads(engine, path, campaign)
+    assert (summary.rows, summary.imported, [e.row for e in summary.errors]) == (7, 6, [8])
+    notes = dict(session.execute(select(Lead.source_row, Lead.custom_fields)).all())
+    assert notes[4] == {"note": "two\nlines, one comma"} and notes[9] == {"note": "f"}

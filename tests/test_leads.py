@@ -1,0 +1,53 @@
+"""Phone analysis without phonenumbers' geocoder: the area-code table and what it saves."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+from campaigns.leads import PhoneAnalyzer
+from campaigns.us_area_codes import AREA_CODE_STATES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_area_code_table_matches_the_installed_phonenumbers() -> None:
+    script_path = ROOT / "scripts" / "us_area_codes.py"
+    spec = importlib.util.spec_from_file_location("us_area_codes", script_path)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.area_code_states() == AREA_CODE_STATES, (
+        "phonenumbers changed its area codes: run scripts/us_area_codes.py"
+    )
+
+
+def test_every_us_geographic_number_gets_its_state() -> None:
+    analyzer = PhoneAnalyzer("US")
+    for raw, state in [
+        ("(206) 386-1234", "WA"),  # the geocoder names it "Washington State"
+        ("203 234 5678", "CT"),  # no entry of its own, only its exchanges'
+        ("(305) 555-0199", "FL"),
+        ("405-555-0123", "OK"),
+    ]:
+        facts = analyzer.analyse(raw)
+        assert not isinstance(facts, str) and facts.state == state, raw
+    for area in range(200, 1000):
+        facts = analyzer.analyse(f"{area}2345678")
+        if isinstance(facts, str) or facts.region != "US" or facts.phone_type == "toll_free":
+            continue
+        if facts.phone_type != "personal_number":
+            assert facts.state is not None, area
+
+
+def test_analysing_numbers_does_not_load_the_geocoder() -> None:
+    # Its data costs ~100 MB in every process that imports leads.
+    code = (
+        "import sys; from campaigns.leads import PhoneAnalyzer; a = PhoneAnalyzer('US');"
+        "[a.analyse(n) for n in ('2065550100', '+44 20 7946 0018', '+1 800 555 0100')];"
+        "print('phonenumbers.geocoder' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert result.stdout.strip() == "False"
