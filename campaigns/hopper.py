@@ -243,11 +243,12 @@ def histories(
 def _candidate_query(
     status: str, automated: bool, locking: bool, limit: ColumnElement[int]
 ) -> Select[Any]:
-    # Recycled leads always have a dial time: for them the condition stays a plain range on
-    # the index, checked without reading the table.
+    # Recycled leads and callbacks always have a dial time (dispositions sets it): for them the
+    # condition stays a plain range on the index. With "IS NULL OR" the scan could not stop at
+    # the due ones: 300,000 future callbacks made every claim read them all (740 ms).
     due = (
         Lead.next_dial_at <= NOW
-        if status == "recycled"
+        if status in ("recycled", "callback")
         else or_(Lead.next_dial_at.is_(None), Lead.next_dial_at <= NOW)
     )
     # Checked at dial time, in the same statement: a number listed a moment ago is not dialed.
@@ -453,7 +454,10 @@ def release_stale(engine: Engine, now: dt.datetime, older_than: dt.timedelta) ->
 
 
 def _release_where(engine: Engine, condition: ColumnElement[bool]) -> int:
-    pending_callback = exists().where(Callback.lead_id == Lead.id, Callback.status == "pending")
+    pending = (Callback.lead_id == Lead.id, Callback.status == "pending")
+    pending_callback = exists().where(*pending)
+    # A callback lead always carries its due time: the hopper's scan of callbacks relies on it.
+    callback_due = select(func.min(Callback.due_at)).where(*pending).scalar_subquery()
     with engine.begin() as connection:
         result = connection.execute(
             update(Lead)
@@ -463,6 +467,10 @@ def _release_where(engine: Engine, condition: ColumnElement[bool]) -> int:
                     (pending_callback, "callback"),
                     (Lead.attempts > 0, "recycled"),
                     else_="new",
+                ),
+                next_dial_at=case(
+                    (pending_callback, func.coalesce(Lead.next_dial_at, callback_due)),
+                    else_=Lead.next_dial_at,
                 ),
                 claimed_by=None,
                 claimed_at=None,
