@@ -30,6 +30,8 @@ from sip_config import MIN_RING_TIMEOUT, SipConfig, SipConfigError
 RTP_PORTS_PER_WORKER = 100
 # pjsua aborts a process past ~55 new calls/s; stay clear of it.
 CALLS_PER_SECOND_PER_WORKER = 40.0
+# An auto-answering agent phone answers at once; the connector gives up far sooner anyway.
+AGENT_RING_TIMEOUT = 5.0
 
 
 class NoSuchAttempt(KeyError):
@@ -175,6 +177,36 @@ class LinePool:
                     raise NoSuchAttempt(f"no live attempt {near!r} to place {attempt_id!r} near")
                 worker = self._where[near].index
             self._waiting.append((command, worker))
+
+    def call_agent(
+        self,
+        attempt_id: str,
+        uri: str,
+        *,
+        near: str,
+        headers: tuple[tuple[str, str], ...] = (),
+        ring_timeout: float = AGENT_RING_TIMEOUT,
+    ) -> None:
+        """Dial an agent's phone at `uri` in the worker that holds attempt `near`.
+
+        Not through a trunk: agent phones are reached directly, so the trunk's channel and
+        calls-per-second limits do not apply; the agent leg goes ahead of waiting customer
+        dials, since a person is already on the line. The 15 s ring minimum is for called
+        parties, not for our own agents' phones, which auto-answer.
+        """
+        if not uri.startswith(("sip:", "sips:")):
+            raise ValueError(f"agent URI {uri!r}: expected sip:user@host[:port]")
+        command = ev.Originate(
+            attempt_id, "", "", ring_timeout, ring_timeout, None, uri=uri, headers=headers
+        )
+        with self._lock:
+            if attempt_id in self._where or any(
+                c.attempt_id == attempt_id for c, _ in self._waiting
+            ):
+                raise ValueError(f"attempt {attempt_id!r} is already in the pool")
+            if near not in self._where:
+                raise NoSuchAttempt(f"no live attempt {near!r} to place {attempt_id!r} near")
+            self._waiting.appendleft((command, self._where[near].index))
 
     def hangup(self, attempt_id: str) -> None:
         with self._lock:
@@ -360,7 +392,6 @@ class LinePool:
             blocked: set[str] = set()
             while self._waiting:
                 command, wanted = self._waiting.popleft()
-                trunk = self.config.trunks[command.trunk]
                 slot = self._choose(wanted)
                 if wanted is not None and slot is None:
                     now_wall = time.time()
@@ -374,6 +405,17 @@ class LinePool:
                         )
                     )
                     continue
+                if command.uri is not None:  # an agent leg: no trunk limits (call_agent)
+                    assert slot is not None and slot.commands is not None
+                    try:
+                        slot.commands.send(command)
+                    except OSError:
+                        kept.append((command, wanted))
+                        continue
+                    slot.attempts[command.attempt_id] = (command.trunk, time.time())
+                    self._where[command.attempt_id] = slot
+                    continue
+                trunk = self.config.trunks[command.trunk]
                 if (
                     command.trunk in blocked
                     or slot is None

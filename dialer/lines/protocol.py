@@ -25,6 +25,17 @@ class Lines(Protocol):
     ) -> None:
         """Dial; exactly one `Ended` event follows for `attempt_id`, whatever happens."""
 
+    def call_agent(
+        self,
+        attempt_id: str,
+        uri: str,
+        *,
+        near: str,
+        headers: tuple[tuple[str, str], ...] = (),
+        ring_timeout: float = ...,
+    ) -> None:
+        """Dial an agent's phone in the worker holding `near`; one `Ended` follows too."""
+
     def hangup(self, attempt_id: str) -> None: ...
 
     def play(self, attempt_id: str, path: str) -> None: ...
