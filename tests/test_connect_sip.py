@@ -40,7 +40,7 @@ pytestmark = [
 ]
 
 NUMBER = "+12125550142"
-CUSTOMERS = ("human", "machine", "bridged", "hears_agent", "abandoned")
+CUSTOMERS = ("human", "machine", "bridged", "hears_agent", "abandoned", "reserve")
 HUMAN_TAP = TapSpec("dialer.bench.connect:DeclareHuman")
 # SIPp starts playing on the ACK and frames pass pjsua's jitter buffer: a few frames' shift.
 TIME_TOLERANCE_MS = 200
@@ -317,3 +317,36 @@ def test_a_human_no_agent_takes_hears_the_safe_harbor_message_and_is_abandoned(
     (agent_leg,) = of(events, "c-abandoned/agent", Ended)
     assert agent_leg.sip_code == 487  # cancelled while ringing
     assert agent.wait() == 0, agent.errors()
+
+
+def test_a_reserving_customer_call_keeps_a_slot_for_its_agent_leg(
+    pool: LinePool, carriers: dict[str, Carrier]
+) -> None:
+    """Two workers of 4 slots take 4 reserving customer calls, 2 each, not 5: the fifth waits
+    until a call ends, so no live answer ever finds its worker full when its agent is dialled."""
+    carriers["reserve"].start("answer", calls=5)
+    ids = [f"r-{n}" for n in range(5)]
+    for attempt_id in ids:
+        pool.originate(attempt_id, "reserve", NUMBER, reserve_agent_slot=True)
+    answered: list[str] = []
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        event = pool.next_event(0.05)
+        if isinstance(event, Answered):
+            answered.append(event.attempt_id)
+    assert sorted(answered) == ids[:4]
+    assert sorted(pool.worker_of(a) for a in answered) == [0, 0, 1, 1]
+    assert pool.worker_of("r-4") is None  # still waiting for room
+    pool.hangup("r-0")
+    seen, _ = drive(pool, None, {"r-0"})
+    answered += [e.attempt_id for e in seen if isinstance(e, Answered)]
+    deadline = time.monotonic() + 5.0
+    while "r-4" not in answered and time.monotonic() < deadline:
+        event = pool.next_event(0.05)
+        if isinstance(event, Answered):
+            answered.append(event.attempt_id)
+    assert "r-4" in answered
+    for attempt_id in ids[1:]:
+        pool.hangup(attempt_id)
+    drive(pool, None, set(ids[1:]))
+    assert carriers["reserve"].wait() == 0, carriers["reserve"].errors()
