@@ -242,10 +242,7 @@ class Worker:
         if account is not None:
             self.accounts[trunk.name] = account  # most recently used last
             return account
-        if len(self.accounts) >= MAX_ACCOUNTS:
-            busy = {a.command.trunk for a in self.attempts.values()} | {AGENT_ACCOUNT}
-            idle = next(name for name in self.accounts if name not in busy)
-            self.accounts.pop(idle).shutdown()
+        self._make_room_for_an_account()
         cfg = pj.AccountConfig()
         cfg.idUri = trunk.from_uri
         if trunk.outbound_proxy:
@@ -267,11 +264,18 @@ class Worker:
         self.accounts[trunk.name] = account
         return account
 
+    def _make_room_for_an_account(self) -> None:
+        if len(self.accounts) >= MAX_ACCOUNTS:
+            busy = {a.command.trunk for a in self.attempts.values()} | {AGENT_ACCOUNT}
+            idle = next(name for name in self.accounts if name not in busy)
+            self.accounts.pop(idle).shutdown()
+
     def agent_account(self) -> pj.Account:
         """A registrar-less account for agent phones, which the dialer calls directly."""
         account = self.accounts.get(AGENT_ACCOUNT)
         if account is not None:
             return account
+        self._make_room_for_an_account()  # a 9th account aborts the process (PJSUA_MAX_ACC)
         cfg = pj.AccountConfig()
         cfg.idUri = f"sip:dialer@{self.settings.bind_address}:{self.sip_port}"
         media = cfg.mediaConfig.transportConfig
