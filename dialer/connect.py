@@ -43,6 +43,7 @@ from dialer.lines.events import (
     TapSpec,
 )
 from dialer.lines.protocol import Lines
+from dialer.pacing import Abandoned, Connected
 
 # 47 CFR 64.1200(a)(7)(i): a live answer not connected within 2 s of the completed greeting
 # is abandoned.
@@ -131,6 +132,16 @@ class ConnectOutcome:
     safe_harbor_played: bool
     # When the safe-harbor prompt was started, in seconds after the greeting's end.
     safe_harbor_after_greeting_s: float | None
+
+
+def pacing_event(outcome: ConnectOutcome) -> Connected | Abandoned | None:
+    """What the pacer observes about the call: a live answer connected after its wait, or
+    abandoned; None for a machine or a call that never had a verdict."""
+    if outcome.connect_delay_ms is not None:
+        return Connected(waited=outcome.connect_delay_ms / 1000)
+    if outcome.abandoned:
+        return Abandoned()
+    return None
 
 
 class CallConnect:

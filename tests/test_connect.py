@@ -14,7 +14,9 @@ from dialer.connect import (
     DialAgent,
     HangUp,
     PlaySafeHarbor,
+    pacing_event,
 )
+from dialer.pacing import Abandoned, Connected
 
 SETTINGS = ConnectSettings(safe_harbor_prompt="/prompts/safe-harbor.wav")
 AGENT = "sip:anna@127.0.0.1:5080"
@@ -144,3 +146,17 @@ def test_a_live_answer_is_connected_or_hears_the_prompt_within_2_s_of_its_greeti
     else:
         assert call.prompt_started is not None
         assert call.prompt_started <= deadline - SETTINGS.prompt_lead_s + tick + 1e-6
+
+
+def test_the_pacer_hears_of_connects_and_abandons_but_not_of_machines() -> None:
+    connected = CallConnect("c1", SETTINGS)
+    connected.on_verdict("human", "silence after greeting", 10.0, AGENT)
+    connected.on_agent_answered(10.1)
+    connected.on_bridged(120.0, 10.12)
+    assert pacing_event(connected.outcome()) == Connected(waited=0.12)
+    abandoned = CallConnect("c2", SETTINGS)
+    abandoned.on_verdict("notsure", "initial silence", 10.0, None)
+    assert pacing_event(abandoned.outcome()) == Abandoned()
+    machine = CallConnect("c3", SETTINGS)
+    machine.on_verdict("machine", "beep", 10.0, None)
+    assert pacing_event(machine.outcome()) is None
