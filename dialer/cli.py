@@ -739,14 +739,27 @@ def bench_sip(
     default=None,
     help="8 kHz mono WAV the customers play (default: none, SIPp echoes).",
 )
+@click.option(
+    "--agent-rings",
+    is_flag=True,
+    help="The agent's phone never answers: every call is abandoned; times the safe-harbor start.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def bench_connect(
-    calls: int, workers: int, hold: float, amd: bool, greeting: Path | None, as_json: bool
+    calls: int,
+    workers: int,
+    hold: float,
+    amd: bool,
+    greeting: Path | None,
+    agent_rings: bool,
+    as_json: bool,
 ) -> None:
     """Connect delay (human verdict -> agent bridged) against SIPp customers and agent phone."""
     from dialer.bench import connect
 
-    figures = connect.run(calls, workers, hold, amd=amd, greeting=greeting)
+    figures = connect.run(
+        calls, workers, hold, amd=amd, greeting=greeting, agent_answers=not agent_rings
+    )
     if as_json:
         click.echo(json.dumps(figures))
     else:

@@ -18,6 +18,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dialer.bench.sip import LOOPBACK, NUMBER, _cpu_seconds
 from dialer.connect import Connector, ConnectOutcome, ConnectSettings, amd_tap
 from dialer.lines import Bridged, Ended, LinePool, TapSpec
@@ -31,10 +33,18 @@ class DeclareHuman:
 
 
 def run(
-    calls: int, workers: int, hold: float = 1.0, amd: bool = False, greeting: Path | None = None
+    calls: int,
+    workers: int,
+    hold: float = 1.0,
+    amd: bool = False,
+    greeting: Path | None = None,
+    agent_answers: bool = True,
 ) -> dict[str, Any]:
     """Place `calls` customer calls, at most two per worker at once (each keeps a slot for its
-    agent leg), connect each to the SIPp agent phone, hold `hold` s, hang up."""
+    agent leg), connect each to the SIPp agent phone, hold `hold` s, hang up. With
+    `agent_answers` False the agent's phone only rings: every call is abandoned and the figures
+    say when the safe-harbor prompt started, after the greeting's end."""
+    from dialer.bench.amd_corpus import write_wav
     from dialer.bench.rtp_pcap import wav_to_rtp_pcap
     from dialer.bench.sip import _Carrier, _config
 
@@ -49,15 +59,20 @@ def run(
             customers = _Carrier(customer_dir, "answer", calls, timeout, PCAP=str(pcap))
         else:
             customers = _Carrier(customer_dir, "echo", calls, timeout)
-        agent = _Carrier(agent_dir, "agent_autoanswer", calls, timeout, MEDIA="")
+        if agent_answers:
+            agent = _Carrier(agent_dir, "agent_autoanswer", calls, timeout, MEDIA="")
+        else:
+            agent = _Carrier(agent_dir, "ring", calls, timeout)
+        # A stand-in safe-harbor prompt: 1 s of a quiet 440 Hz tone.
+        prompt = Path(folder) / "safe-harbor.wav"
+        write_wav(prompt, 3000 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000))
         try:
             pool = LinePool(_config([customers.port], 50.0, calls), workers)
             pool.start(timeout=30 + 2.0 * workers)
             try:
                 tap = amd_tap() if amd else TapSpec("dialer.bench.connect:DeclareHuman")
-                figures = _run(
-                    pool, calls, workers, hold, tap, f"sip:agent@{LOOPBACK}:{agent.port}"
-                )
+                agent_uri = f"sip:agent@{LOOPBACK}:{agent.port}"
+                figures = _run(pool, calls, workers, hold, tap, agent_uri, prompt)
             finally:
                 pool.stop(timeout=30)
             figures["worker_exits_not_clean"] = [f"worker {w}: {c}" for w, c in pool.exits if c]
@@ -68,11 +83,15 @@ def run(
 
 
 def _run(
-    pool: LinePool, calls: int, workers: int, hold: float, tap: TapSpec, agent_uri: str
+    pool: LinePool,
+    calls: int,
+    workers: int,
+    hold: float,
+    tap: TapSpec,
+    agent_uri: str,
+    prompt: Path,
 ) -> dict[str, Any]:
-    # The prompt is never played when every agent leg answers; a missing file would show up as
-    # a failed Play in the outcomes' reasons.
-    settings = ConnectSettings(safe_harbor_prompt=str(Path(__file__).with_name("missing.wav")))
+    settings = ConnectSettings(safe_harbor_prompt=str(prompt))
     connector = Connector(pool, settings, lambda customer: agent_uri)
     pids = pool.worker_pids()
     cpu_before = sum(_cpu_seconds(pid) for pid in pids)
@@ -110,6 +129,12 @@ def _run(
     elapsed = time.monotonic() - started
     cpu = sum(_cpu_seconds(pid) for pid in pool.worker_pids()) - cpu_before
     delays = sorted(o.connect_delay_ms for o in outcomes if o.connect_delay_ms is not None)
+    # When the prompt started after the greeting's end (the rule allows 2 s).
+    prompt_starts = sorted(
+        1000 * o.safe_harbor_after_greeting_s
+        for o in outcomes
+        if o.safe_harbor_after_greeting_s is not None
+    )
     return {
         "run": "connect",
         "calls": calls,
@@ -122,6 +147,9 @@ def _run(
         "connect_delay_ms_median": _percentile(delays, 50),
         "connect_delay_ms_p99": _percentile(delays, 99),
         "connect_delay_ms_max": round(delays[-1], 1) if delays else None,
+        "safe_harbor_played": sum(o.safe_harbor_played for o in outcomes),
+        "safe_harbor_start_ms_after_greeting_median": _percentile(prompt_starts, 50),
+        "safe_harbor_start_ms_after_greeting_max": _percentile(prompt_starts, 100),
         "elapsed_s": round(elapsed, 1),
         "cpu_ms_per_call": round(1000 * cpu / max(1, calls), 1),
         "worker_restarts": pool.restarts,
