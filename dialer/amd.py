@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import webrtcvad
@@ -257,3 +257,9 @@ def detect(pcm: bytes, settings: AmdSettings | None = None) -> Verdict:
         if verdict is not None:
             return verdict
     return Verdict("notsure", "end of audio", detector.frames * FRAME_MS)
+
+
+def tap_factory(**settings: Any) -> AmdDetector:
+    """Build a detector inside a line worker from a campaign's `AmdSettings` as a dict (the
+    options of a `TapSpec("dialer.amd:tap_factory", ...)`, which must cross a process pipe)."""
+    return AmdDetector(AmdSettings(**settings))

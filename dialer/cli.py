@@ -720,3 +720,47 @@ def bench_sip(
             click.echo(json.dumps(figures))
         else:
             click.echo(", ".join(f"{key} {value}" for key, value in figures.items()))
+
+
+@bench.command("connect")
+@click.option("--calls", default=100, show_default=True, help="Customer calls to connect.")
+@click.option("--workers", default=4, show_default=True, help="Line workers (2 customers each).")
+@click.option("--hold", default=1.0, show_default=True, help="Seconds each bridged call lasts.")
+@click.option(
+    "--amd/--immediate",
+    default=False,
+    show_default=True,
+    help="Run the real AMD detector on a greeting (--greeting) instead of a tap that says "
+    "human at the first frame.",
+)
+@click.option(
+    "--greeting",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="8 kHz mono WAV the customers play (default: none, SIPp echoes).",
+)
+@click.option(
+    "--agent-rings",
+    is_flag=True,
+    help="The agent's phone never answers: every call is abandoned; times the safe-harbor start.",
+)
+@click.option("--json", "as_json", is_flag=True)
+def bench_connect(
+    calls: int,
+    workers: int,
+    hold: float,
+    amd: bool,
+    greeting: Path | None,
+    agent_rings: bool,
+    as_json: bool,
+) -> None:
+    """Connect delay (human verdict -> agent bridged) against SIPp customers and agent phone."""
+    from dialer.bench import connect
+
+    figures = connect.run(
+        calls, workers, hold, amd=amd, greeting=greeting, agent_answers=not agent_rings
+    )
+    if as_json:
+        click.echo(json.dumps(figures))
+    else:
+        click.echo(", ".join(f"{key} {value}" for key, value in figures.items()))

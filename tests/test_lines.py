@@ -302,14 +302,22 @@ def test_a_ring_timeout_below_15_s_is_refused(pool: LinePool) -> None:
 
 
 @pytest.mark.sip
-def test_early_media_reaches_the_frame_tap_before_the_answer(
-    pool: LinePool, carriers: dict[str, Carrier]
+@pytest.mark.parametrize("from_answer", [False, True])
+def test_early_media_reaches_a_frame_tap_only_when_it_asks_for_it(
+    pool: LinePool, carriers: dict[str, Carrier], from_answer: bool
 ) -> None:
+    """A tap hears the 183's audio only with from_answer=False; AMD taps (the default) start
+    at the answer, so an announcement or ringback never counts as the greeting."""
     carriers["early"].start("early_media")
-    originate(pool, "a-early", "early", tap=LOUD)
-    events = run_until_ended(pool, "a-early", on_event=hang_up_after(pool, "a-early", 0.5))
+    tap = TapSpec(LOUD.factory, LOUD.options, from_answer=from_answer)
+    attempt_id = f"a-early-{from_answer}"
+    originate(pool, attempt_id, "early", tap=tap)
+    events = run_until_ended(pool, attempt_id, on_event=hang_up_after(pool, attempt_id, 2.5))
     kinds = [type(e).__name__ for e in events]
-    assert kinds.index("Progress") < kinds.index("AmdVerdict") < kinds.index("Answered"), kinds
+    if from_answer:
+        assert kinds.index("Progress") < kinds.index("Answered") < kinds.index("AmdVerdict")
+    else:
+        assert kinds.index("Progress") < kinds.index("AmdVerdict") < kinds.index("Answered")
     assert [e.sip_code for e in events if isinstance(e, Progress)] == [183]
     verdict = next(e for e in events if isinstance(e, AmdVerdict))
     assert verdict.verdict == "machine"

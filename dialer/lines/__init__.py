@@ -3,6 +3,7 @@
 from dialer.lines.events import (
     AmdVerdict,
     Answered,
+    Bridged,
     CommandFailed,
     DtmfReceived,
     Ended,
@@ -20,6 +21,7 @@ __all__ = [
     "OUTCOMES",
     "AmdVerdict",
     "Answered",
+    "Bridged",
     "CommandFailed",
     "DtmfReceived",
     "Ended",

@@ -14,12 +14,20 @@ class TapSpec:
 
     `factory` is "package.module:name"; `factory(**options)` must return an object with
     `feed(frame: bytes) -> str | None` taking 320-byte frames (20 ms of 16-bit 8 kHz mono PCM)
-    and returning a verdict ("human" / "machine") once it has one. Built from a name rather
-    than pickled so a detector with numpy state never has to cross the pipe.
+    and returning a verdict once it has one: a string ("human" / "machine" / "notsure") or an
+    object with `kind`, `reason` and `after_ms` such as `dialer.amd.Verdict`. Built from a name
+    rather than pickled so a detector with numpy state never has to cross the pipe.
+
+    With `from_answer` (the default) the tap hears nothing before the call is answered: early
+    media (ringback, "the number you have dialled ...", a carrier's 183 announcement) would
+    otherwise count as the called party's greeting and shift every AMD timing. Frames pjsua
+    delivers without audio in them are fed as silence, since a detector counts time in frames.
+    Set it False for taps that want early media (e.g. special information tones).
     """
 
     factory: str
     options: dict[str, Any] = field(default_factory=dict)
+    from_answer: bool = True
 
 
 # Commands (supervisor -> worker)
@@ -33,6 +41,10 @@ class Originate:
     ring_timeout: float
     no_response_timeout: float
     tap: TapSpec | None = None
+    # An agent leg: dial this SIP URI directly (not through a trunk) with these extra INVITE
+    # headers (auto-answer); `trunk` and `number` are then empty.
+    uri: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,9 +135,27 @@ class PromptFinished:
 
 @dataclass(frozen=True)
 class AmdVerdict:
+    """`after_ms` is the detector's decision time since answer (frames heard x 20 ms);
+    `at_monotonic` is when the tap decided, on CLOCK_MONOTONIC, which every process of the
+    machine shares: the node times the 2 s abandonment window from it."""
+
     attempt_id: str
     verdict: str
     at: float
+    reason: str | None = None
+    after_ms: int | None = None
+    at_monotonic: float | None = None
+
+
+@dataclass(frozen=True)
+class Bridged:
+    """Two legs hear each other. `connect_delay_ms`: from the AMD verdict on either leg to the
+    bridge, both read on the worker's monotonic clock; None when neither leg had a verdict."""
+
+    attempt_id: str
+    other_attempt_id: str
+    at: float
+    connect_delay_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +196,7 @@ Event = (
     | DtmfReceived
     | PromptFinished
     | AmdVerdict
+    | Bridged
     | CommandFailed
     | Ended
     | WorkerReady

@@ -30,6 +30,8 @@ from sip_config import MIN_RING_TIMEOUT, SipConfig, SipConfigError
 RTP_PORTS_PER_WORKER = 100
 # pjsua aborts a process past ~55 new calls/s; stay clear of it.
 CALLS_PER_SECOND_PER_WORKER = 40.0
+# An auto-answering agent phone answers at once; the connector gives up far sooner anyway.
+AGENT_RING_TIMEOUT = 5.0
 
 
 class NoSuchAttempt(KeyError):
@@ -48,6 +50,11 @@ class WorkerSlot:
     ready: bool = False
     # attempt id -> (trunk, dialed_at) for every attempt sent and not yet ended
     attempts: dict[str, tuple[str, float]] = field(default_factory=dict)
+    # customer attempts holding a second slot here for the agent leg they may need
+    reserved: set[str] = field(default_factory=set)
+
+    def free(self) -> int:
+        return SLOTS - len(self.attempts) - len(self.reserved)
 
 
 class LinePool:
@@ -80,6 +87,8 @@ class LinePool:
         self._lock = threading.Lock()
         self._waiting: deque[tuple[ev.Originate, int | None]] = deque()  # (command, worker)
         self._where: dict[str, WorkerSlot] = {}
+        self._reserving: set[str] = set()  # waiting customer attempts that want an agent slot
+        self._agent_of: dict[str, str] = {}  # waiting agent leg -> its customer attempt
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.restarts = 0
@@ -151,11 +160,15 @@ class LinePool:
         ring_timeout: float | None = None,
         tap: ev.TapSpec | None = None,
         near: str | None = None,
+        reserve_agent_slot: bool = False,
     ) -> None:
         """Dial `number` over `trunk`; the outcome arrives as an `Ended` event.
 
         `near` names a live attempt whose worker must hold this call too (an agent leg goes
         where its customer leg is, since bridging happens in one process's conference bridge).
+        `reserve_agent_slot` places the call only in a worker with a second free slot and keeps
+        that slot for its agent leg (`call_agent(near=...)`) until the call ends: otherwise a
+        worker full of customers would leave a live answer no room for its agent.
         """
         spec = self.config.trunk(trunk)
         ring = spec.ring_timeout if ring_timeout is None else ring_timeout
@@ -165,6 +178,8 @@ class LinePool:
             )
         command = ev.Originate(attempt_id, trunk, number, ring, spec.no_response_timeout, tap)
         with self._lock:
+            if reserve_agent_slot:
+                self._reserving.add(attempt_id)
             if attempt_id in self._where or any(
                 c.attempt_id == attempt_id for c, _ in self._waiting
             ):
@@ -176,11 +191,44 @@ class LinePool:
                 worker = self._where[near].index
             self._waiting.append((command, worker))
 
+    def call_agent(
+        self,
+        attempt_id: str,
+        uri: str,
+        *,
+        near: str,
+        headers: tuple[tuple[str, str], ...] = (),
+        ring_timeout: float = AGENT_RING_TIMEOUT,
+    ) -> None:
+        """Dial an agent's phone at `uri` in the worker that holds attempt `near`.
+
+        Not through a trunk: agent phones are reached directly, so the trunk's channel and
+        calls-per-second limits do not apply; the agent leg goes ahead of waiting customer
+        dials, since a person is already on the line. The 15 s ring minimum is for called
+        parties, not for our own agents' phones, which auto-answer.
+        """
+        if not uri.startswith(("sip:", "sips:")):
+            raise ValueError(f"agent URI {uri!r}: expected sip:user@host[:port]")
+        command = ev.Originate(
+            attempt_id, "", "", ring_timeout, ring_timeout, None, uri=uri, headers=headers
+        )
+        with self._lock:
+            if attempt_id in self._where or any(
+                c.attempt_id == attempt_id for c, _ in self._waiting
+            ):
+                raise ValueError(f"attempt {attempt_id!r} is already in the pool")
+            if near not in self._where:
+                raise NoSuchAttempt(f"no live attempt {near!r} to place {attempt_id!r} near")
+            self._agent_of[attempt_id] = near
+            self._waiting.appendleft((command, self._where[near].index))
+
     def hangup(self, attempt_id: str) -> None:
         with self._lock:
             for command, _ in self._waiting:
                 if command.attempt_id == attempt_id:
                     self._waiting = deque(w for w in self._waiting if w[0] is not command)
+                    self._reserving.discard(attempt_id)
+                    self._agent_of.pop(attempt_id, None)
                     now = time.time()
                     timings = ev.Timings(now, None, None, now)
                     self._events.put(
@@ -307,6 +355,7 @@ class LinePool:
         if isinstance(event, ev.Ended):
             with self._lock:
                 slot.attempts.pop(event.attempt_id, None)
+                slot.reserved.discard(event.attempt_id)
                 self._where.pop(event.attempt_id, None)
         self._events.put(event)
 
@@ -338,6 +387,7 @@ class LinePool:
         with self._lock:
             lost = dict(slot.attempts)
             slot.attempts.clear()
+            slot.reserved.clear()
             for attempt_id in lost:
                 self._where.pop(attempt_id, None)
             slot.process = slot.commands = slot.events = None
@@ -360,8 +410,9 @@ class LinePool:
             blocked: set[str] = set()
             while self._waiting:
                 command, wanted = self._waiting.popleft()
-                trunk = self.config.trunks[command.trunk]
-                slot = self._choose(wanted)
+                near = self._agent_of.pop(command.attempt_id, None)
+                reserving = command.attempt_id in self._reserving
+                slot = self._choose(wanted, near, reserving)
                 if wanted is not None and slot is None:
                     now_wall = time.time()
                     self._events.put(
@@ -374,6 +425,21 @@ class LinePool:
                         )
                     )
                     continue
+                if command.uri is not None:  # an agent leg: no trunk limits (call_agent)
+                    assert slot is not None and slot.commands is not None
+                    try:
+                        slot.commands.send(command)
+                    except OSError:
+                        kept.append((command, wanted))
+                        if near is not None:
+                            self._agent_of[command.attempt_id] = near
+                        continue
+                    if near is not None:
+                        slot.reserved.discard(near)  # the agent leg takes the kept slot
+                    slot.attempts[command.attempt_id] = (command.trunk, time.time())
+                    self._where[command.attempt_id] = slot
+                    continue
+                trunk = self.config.trunks[command.trunk]
                 if (
                     command.trunk in blocked
                     or slot is None
@@ -389,18 +455,28 @@ class LinePool:
                 except OSError:
                     kept.append((command, wanted))  # the worker is dying; place it elsewhere
                     continue
+                if reserving:
+                    self._reserving.discard(command.attempt_id)
+                    slot.reserved.add(command.attempt_id)
                 slot.attempts[command.attempt_id] = (command.trunk, time.time())
                 self._where[command.attempt_id] = slot
                 channels[command.trunk] = channels.get(command.trunk, 0) + 1
             self._waiting = kept
 
-    def _choose(self, wanted: int | None) -> WorkerSlot | None:
+    def _choose(
+        self, wanted: int | None, near: str | None = None, reserving: bool = False
+    ) -> WorkerSlot | None:
         candidates = self.workers if wanted is None else [self.workers[wanted]]
-        free = [s for s in candidates if s.ready and len(s.attempts) < SLOTS]
-        if not free:
+        ready = [s for s in candidates if s.ready]
+        if near is not None:
+            # An agent leg takes the slot its customer kept, or any slot nobody else kept.
+            ready = [s for s in ready if near in s.reserved or s.free() >= 1]
+        else:
+            ready = [s for s in ready if s.free() >= (2 if reserving else 1)]
+        if not ready:
             return None
         # The emptiest worker first, so the next agent leg finds room next to its customer.
-        return min(free, key=lambda s: len(s.attempts))
+        return min(ready, key=lambda s: len(s.attempts) + len(s.reserved))
 
 
 def free_port_block(address: str, size: int, tries: int = 50) -> int:

@@ -22,8 +22,21 @@ class Lines(Protocol):
         ring_timeout: float | None = None,
         tap: TapSpec | None = None,
         near: str | None = None,
+        reserve_agent_slot: bool = False,
     ) -> None:
-        """Dial; exactly one `Ended` event follows for `attempt_id`, whatever happens."""
+        """Dial; exactly one `Ended` event follows for `attempt_id`, whatever happens.
+        `reserve_agent_slot`: keep room next to this call for the agent leg it may need."""
+
+    def call_agent(
+        self,
+        attempt_id: str,
+        uri: str,
+        *,
+        near: str,
+        headers: tuple[tuple[str, str], ...] = (),
+        ring_timeout: float = ...,
+    ) -> None:
+        """Dial an agent's phone in the worker holding `near`; one `Ended` follows too."""
 
     def hangup(self, attempt_id: str) -> None: ...
 

@@ -36,6 +36,10 @@ SLOT_RETRY_FOR = 2.0
 # PJSUA_MAX_ACC is compiled as 8: a 9th Account aborts the process (assertion in pjsua_acc_add),
 # so a worker keeps one account per trunk for at most 8 trunks and drops idle ones beyond that.
 MAX_ACCOUNTS = 8
+FRAME_BYTES = 320
+SILENT_FRAME = bytes(FRAME_BYTES)
+# Agent legs dial SIP URIs directly through this account, which is not one of the trunks.
+AGENT_ACCOUNT = ""
 
 
 @dataclass(frozen=True)
@@ -50,23 +54,38 @@ class WorkerSettings:
 
 
 class FrameTap(pj.AudioMediaPort):
-    """Feeds 20 ms frames to a detector on pjsua's media thread; the main loop reads `verdict`."""
+    """Feeds 20 ms frames to a detector on pjsua's media thread; the main loop reads `verdict`.
 
-    def __init__(self, detector: Any) -> None:
+    Closed (`listening` False) until the answer when its spec says `from_answer`: the media
+    port is connected as soon as media is active, which for a 183 is before the answer."""
+
+    def __init__(self, detector: Any, listening: bool) -> None:
         super().__init__()
         self.detector = detector
+        self.listening = listening
         self.verdict: str | None = None
+        self.reason: str | None = None
+        self.after_ms: int | None = None
+        self.decided_at: float | None = None  # monotonic, taken on the frame that decided
         self.failure: str | None = None
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:
         try:
-            if self.verdict is not None or self.failure is not None:
+            if not self.listening or self.verdict is not None or self.failure is not None:
                 return
-            if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO or frame.size != 320:
-                return
-            verdict = self.detector.feed(bytes(frame.buf))
+            if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size == FRAME_BYTES:
+                pcm = bytes(frame.buf)
+            else:
+                # A frame without audio is still 20 ms of the call: detectors count time in
+                # frames, so it goes in as silence rather than not at all.
+                pcm = SILENT_FRAME
+            verdict = self.detector.feed(pcm)
             if verdict is not None:
-                self.verdict = str(verdict)
+                self.decided_at = time.monotonic()
+                self.reason = getattr(verdict, "reason", None)
+                after_ms = getattr(verdict, "after_ms", None)
+                self.after_ms = None if after_ms is None else int(after_ms)
+                self.verdict = str(getattr(verdict, "kind", verdict))
         except Exception as error:  # an escaping exception keeps the call alive (SWIG trap)
             self.failure = f"{type(error).__name__}: {error}"
 
@@ -98,6 +117,7 @@ class Attempt:
     no_response: bool = False
     hung_up_by_us: bool = False
     amd_verdict: str | None = None
+    verdict_at: float | None = None  # monotonic: the start of the connect delay
     prompts: list[Prompt] = field(default_factory=list)
     waiting_prompts: list[str] = field(default_factory=list)
     recorder: pj.AudioMediaRecorder | None = None
@@ -163,6 +183,7 @@ class Worker:
         self.finished: list[Attempt] = []
         self.accounts: dict[str, pj.Account] = {}
         self.running = True
+        self.sip_port = 0
         self.ep = pj.Endpoint()
 
     # -- set-up and tear-down
@@ -202,6 +223,7 @@ class Worker:
         self.ep.libStart()
         self.ep.audDevManager().setNullDev()
         self._codec_priorities()
+        self.sip_port = sip_port
         return sip_port
 
     def _codec_priorities(self) -> None:
@@ -220,10 +242,7 @@ class Worker:
         if account is not None:
             self.accounts[trunk.name] = account  # most recently used last
             return account
-        if len(self.accounts) >= MAX_ACCOUNTS:
-            busy = {a.command.trunk for a in self.attempts.values()}
-            idle = next(name for name in self.accounts if name not in busy)
-            self.accounts.pop(idle).shutdown()
+        self._make_room_for_an_account()
         cfg = pj.AccountConfig()
         cfg.idUri = trunk.from_uri
         if trunk.outbound_proxy:
@@ -243,6 +262,31 @@ class Worker:
         account = pj.Account()
         account.create(cfg)
         self.accounts[trunk.name] = account
+        return account
+
+    def _make_room_for_an_account(self) -> None:
+        if len(self.accounts) >= MAX_ACCOUNTS:
+            busy = {a.command.trunk for a in self.attempts.values()} | {AGENT_ACCOUNT}
+            idle = next(name for name in self.accounts if name not in busy)
+            self.accounts.pop(idle).shutdown()
+
+    def agent_account(self) -> pj.Account:
+        """A registrar-less account for agent phones, which the dialer calls directly."""
+        account = self.accounts.get(AGENT_ACCOUNT)
+        if account is not None:
+            return account
+        self._make_room_for_an_account()  # a 9th account aborts the process (PJSUA_MAX_ACC)
+        cfg = pj.AccountConfig()
+        cfg.idUri = f"sip:dialer@{self.settings.bind_address}:{self.sip_port}"
+        media = cfg.mediaConfig.transportConfig
+        media.port = self.settings.rtp_port
+        media.portRange = self.settings.rtp_port_range
+        media.boundAddress = self.settings.bind_address
+        media.publicAddress = self.settings.bind_address
+        cfg.mediaConfig.lockCodecEnabled = False  # softphones reject it too, as trunks do
+        account = pj.Account()
+        account.create(cfg)
+        self.accounts[AGENT_ACCOUNT] = account
         return account
 
     def shutdown(self) -> None:
@@ -288,7 +332,11 @@ class Worker:
             self.running = False
             return
         if isinstance(command, ev.Originate):
-            self.waiting.append((command, 0.0))
+            if command.uri is not None:
+                # A person is waiting on the other leg: the agent leg goes before new dials.
+                self.waiting.appendleft((command, 0.0))
+            else:
+                self.waiting.append((command, 0.0))
             return
         attempt = self.attempts.get(command.attempt_id)
         if attempt is None or attempt.call is None:
@@ -338,7 +386,11 @@ class Worker:
                 return
             attempt.audio.startTransmit(other.audio)
             other.audio.startTransmit(attempt.audio)
+            bridged_at = time.monotonic()
             attempt.bridged_to, other.bridged_to = other.attempt_id, attempt.attempt_id
+            verdict_at = attempt.verdict_at or other.verdict_at
+            delay = None if verdict_at is None else 1000.0 * (bridged_at - verdict_at)
+            self.emit(ev.Bridged(attempt.attempt_id, other.attempt_id, time.time(), delay))
 
     def launch(self) -> None:
         now = time.monotonic()
@@ -357,10 +409,12 @@ class Worker:
         trunk = self.settings.trunks.get(command.trunk)
         attempt = Attempt(command=command, dialed_at=time.time(), started=time.monotonic())
         try:
-            if trunk is None:
+            if command.uri is not None:
+                uri, account = command.uri, self.agent_account()
+            elif trunk is None:
                 raise ValueError(f"no trunk named {command.trunk!r} in this worker")
-            uri = trunk.request_uri(command.number)
-            account = self.account(trunk)
+            else:
+                uri, account = trunk.request_uri(command.number), self.account(trunk)
         except Exception as error:
             self._end_unplaced(command, f"cannot dial: {error}")
             return False
@@ -369,10 +423,13 @@ class Worker:
         call = Line(self, account, attempt)
         attempt.call = call
         prm = pj.CallOpParam(True)
-        if trunk.p_asserted_identity:
+        headers = list(command.headers)
+        if trunk is not None and command.uri is None and trunk.p_asserted_identity:
+            headers.append(("P-Asserted-Identity", trunk.p_asserted_identity))
+        for name, value in headers:
             header = pj.SipHeader()
-            header.hName = "P-Asserted-Identity"
-            header.hValue = trunk.p_asserted_identity
+            header.hName = name
+            header.hValue = value
             prm.txOption.headers.append(header)
         try:
             call.makeCall(uri, prm)
@@ -410,7 +467,17 @@ class Worker:
                 attempt.tap = None
                 if tap.verdict is not None:
                     attempt.amd_verdict = tap.verdict
-                    self.emit(ev.AmdVerdict(attempt.attempt_id, tap.verdict, time.time()))
+                    attempt.verdict_at = tap.decided_at
+                    self.emit(
+                        ev.AmdVerdict(
+                            attempt.attempt_id,
+                            tap.verdict,
+                            time.time(),
+                            reason=tap.reason,
+                            after_ms=tap.after_ms,
+                            at_monotonic=tap.decided_at,
+                        )
+                    )
                 else:
                     self.emit(ev.CommandFailed(attempt.attempt_id, "AttachTap", str(tap.failure)))
             finished = [p for p in attempt.prompts if p.finished]
@@ -430,6 +497,8 @@ class Worker:
             self.emit(ev.Progress(attempt.attempt_id, code, time.time()))
         elif info.state == pj.PJSIP_INV_STATE_CONFIRMED and attempt.answered_at is None:
             attempt.answered_at = time.time()
+            if attempt.tap is not None:
+                attempt.tap.listening = True
             self.emit(ev.Answered(attempt.attempt_id, attempt.answered_at))
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.finish(attempt, code, str(info.lastReason))
@@ -465,7 +534,8 @@ class Worker:
         if attempt.waiting_tap is not None and attempt.tap is None:
             spec, attempt.waiting_tap = attempt.waiting_tap, None
             try:
-                tap = FrameTap(build_detector(spec))
+                listening = not spec.from_answer or attempt.answered_at is not None
+                tap = FrameTap(build_detector(spec), listening)
                 fmt = pj.MediaFormatAudio()
                 fmt.init(pj.PJMEDIA_FORMAT_PCM, 8000, 1, 20000, 16)
                 tap.createPort(f"tap-{attempt.attempt_id}", fmt)

@@ -1,0 +1,361 @@
+"""Connecting a live answer to an agent, or abandoning it the lawful way.
+
+When AMD says "human" (or "notsure", which the dialer treats as a person), the customer must be
+talking to an agent within 2 s of the end of their greeting (47 CFR 64.1200(a)(7)). If no agent
+leg is bridged by then the call is abandoned: the campaign's safe-harbor message (seller,
+call-back number, opt-out) plays, the dialer hangs up after it, and the attempt is recorded as
+abandoned for the 3 % rolling 30-day rule.
+
+Agent legs are dialled on demand, not nailed up. pjsua2 holds at most 4 calls per process and
+two legs can only be bridged inside one process's conference bridge (ARCHITECTURE §6), so an
+agent held in a permanent call would pin that agent to one worker: every customer call meant
+for them would have to be placed in that worker (3 slots left at best), pacing would need to
+know where each agent lives, and a worker crash would drop the agent's session with it; a SIP
+dialog cannot move to another pjsua endpoint. On demand, the agent's auto-answering phone is
+called in the customer's worker (`near=`) when the verdict arrives, which costs one
+INVITE/200/ACK exchange with a phone on the LAN (`dialer bench connect` measures it) and
+leaves every worker free to take any customer call.
+
+The greeting's end is taken as the verdict time minus the detector's after-greeting silence
+when the verdict is "silence after greeting" (the detector only decides after waiting that
+long), and as the verdict time otherwise. The safe-harbor prompt is started `prompt_lead_s`
+before the 2 s are up, so that it reaches the customer within them.
+
+`CallConnect` is the pure decision logic for one customer call (times in, actions out);
+`Connector` is the thin shell that feeds it line-pool events and carries out its actions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from dialer.amd import AmdSettings
+from dialer.lines.events import (
+    AmdVerdict,
+    Answered,
+    Bridged,
+    CommandFailed,
+    Ended,
+    Event,
+    PromptFinished,
+    TapSpec,
+)
+from dialer.lines.protocol import Lines
+from dialer.pacing import Abandoned, Connected
+
+# 47 CFR 64.1200(a)(7)(i): a live answer not connected within 2 s of the completed greeting
+# is abandoned.
+CONNECT_WITHIN_S = 2.0
+# Auto-answer headers: Call-Info answer-after (RFC 7462 style, Polycom, Yealink, Snom, Linphone)
+# and Alert-Info info=alert-autoanswer (Cisco, Grandstream). A phone ignores what it does not
+# know, so both go on every agent INVITE.
+AUTO_ANSWER_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Call-Info", "<sip:127.0.0.1>;answer-after=0"),
+    ("Alert-Info", "<http://127.0.0.1>;info=alert-autoanswer"),
+)
+CONNECTED_VERDICTS = frozenset({"human", "notsure"})
+
+
+def amd_tap(settings: AmdSettings | None = None) -> TapSpec:
+    """The frame tap that runs `dialer.amd` on a customer call from its answer on."""
+    return TapSpec("dialer.amd:tap_factory", asdict(settings or AmdSettings()))
+
+
+@dataclass(frozen=True)
+class ConnectSettings:
+    safe_harbor_prompt: str  # WAV path: seller, call-back number, opt-out
+    connect_within_s: float = CONNECT_WITHIN_S
+    # The Play command crosses two pipes and the prompt one jitter buffer before it is heard.
+    prompt_lead_s: float = 0.2
+    after_greeting_silence_ms: int = AmdSettings().after_greeting_silence_ms
+    agent_headers: tuple[tuple[str, str], ...] = AUTO_ANSWER_HEADERS
+
+    def __post_init__(self) -> None:
+        if not 0 < self.connect_within_s <= CONNECT_WITHIN_S:
+            raise ValueError(
+                f"connect_within_s={self.connect_within_s}: expected 0 < s <= "
+                f"{CONNECT_WITHIN_S} (47 CFR 64.1200(a)(7))"
+            )
+        if not 0 <= self.prompt_lead_s < self.connect_within_s:
+            raise ValueError(
+                f"prompt_lead_s={self.prompt_lead_s}: expected 0 <= s < connect_within_s"
+            )
+
+
+# Actions (decisions for the shell to carry out)
+
+
+@dataclass(frozen=True)
+class DialAgent:
+    agent_leg: str
+    uri: str
+    near: str
+
+
+@dataclass(frozen=True)
+class BridgeLegs:
+    customer: str
+    agent_leg: str
+
+
+@dataclass(frozen=True)
+class HangUp:
+    attempt_id: str
+
+
+@dataclass(frozen=True)
+class PlaySafeHarbor:
+    attempt_id: str
+    path: str
+
+
+Action = DialAgent | BridgeLegs | HangUp | PlaySafeHarbor
+
+
+@dataclass(frozen=True)
+class ConnectOutcome:
+    """What the node stores with the attempt once the customer leg has ended.
+
+    `abandoned` is True for every live answer (human or notsure) that never reached an agent,
+    a customer who hung up while waiting included: counting those overstates the abandonment
+    rate a little, which is the safe side of the 3 % rule."""
+
+    customer: str
+    verdict: str | None
+    agent_leg: str | None
+    agent_uri: str | None
+    connect_delay_ms: float | None
+    abandoned: bool
+    reason: str
+    safe_harbor_played: bool
+    # When the safe-harbor prompt was started, in seconds after the greeting's end.
+    safe_harbor_after_greeting_s: float | None
+
+
+def pacing_event(outcome: ConnectOutcome) -> Connected | Abandoned | None:
+    """What the pacer observes about the call: a live answer connected after its wait, or
+    abandoned; None for a machine or a call that never had a verdict."""
+    if outcome.connect_delay_ms is not None:
+        return Connected(waited=outcome.connect_delay_ms / 1000)
+    if outcome.abandoned:
+        return Abandoned()
+    return None
+
+
+class CallConnect:
+    """The connect decision for one customer call. Every method takes the time it happens at
+    (monotonic seconds) and returns what to do; nothing here reads a clock or touches a call."""
+
+    def __init__(self, customer: str, settings: ConnectSettings) -> None:
+        self.customer = customer
+        self.settings = settings
+        self.state = "detecting"
+        self.verdict: str | None = None
+        self.greeting_end: float | None = None
+        self.give_up_at: float | None = None
+        self.agent_leg: str | None = None
+        self.agent_uri: str | None = None
+        self.agent_live = False
+        self.connect_delay_ms: float | None = None
+        self.reason = "no verdict"
+        self.prompt_started: float | None = None
+        self.prompt_done = False
+
+    @property
+    def connected(self) -> bool:
+        return self.connect_delay_ms is not None
+
+    def on_verdict(
+        self, verdict: str, reason: str | None, at: float, agent_uri: str | None
+    ) -> list[Action]:
+        if self.state != "detecting":
+            return []
+        self.verdict = verdict
+        if verdict not in CONNECTED_VERDICTS:
+            self.state, self.reason = "done", verdict
+            return [HangUp(self.customer)]
+        silence = self.settings.after_greeting_silence_ms / 1000.0
+        self.greeting_end = at - silence if reason == "silence after greeting" else at
+        self.give_up_at = (
+            self.greeting_end + self.settings.connect_within_s - self.settings.prompt_lead_s
+        )
+        if agent_uri is None:
+            return self._abandon("no agent free", at)
+        self.state = "dialing_agent"
+        self.agent_leg, self.agent_uri, self.agent_live = f"{self.customer}/agent", agent_uri, True
+        return [DialAgent(self.agent_leg, agent_uri, near=self.customer)]
+
+    def on_agent_answered(self, at: float) -> list[Action]:
+        if self.state != "dialing_agent" or self.agent_leg is None:
+            return []
+        assert self.give_up_at is not None
+        if at >= self.give_up_at:
+            return self._abandon("agent answered too late", at)
+        self.state = "bridging"
+        return [BridgeLegs(self.customer, self.agent_leg)]
+
+    def on_bridged(self, connect_delay_ms: float | None, at: float) -> list[Action]:
+        if self.state != "bridging":
+            return []
+        self.state, self.reason = "connected", "connected"
+        self.connect_delay_ms = connect_delay_ms
+        return []
+
+    def on_agent_failed(self, why: str, at: float) -> list[Action]:
+        """The agent leg ended or could not be bridged."""
+        self.agent_live = False
+        if self.state in ("dialing_agent", "bridging"):
+            return self._abandon(f"agent leg failed: {why}", at)
+        if self.state == "connected":
+            self.state = "done"  # the agent hung up: the conversation is over
+            return [HangUp(self.customer)]
+        return []
+
+    def on_prompt_finished(self, at: float) -> list[Action]:
+        if self.state != "safe_harbor":
+            return []
+        self.prompt_done = True
+        self.state = "done"
+        return [HangUp(self.customer)]
+
+    def on_prompt_failed(self, at: float) -> list[Action]:
+        return self.on_prompt_finished(at)
+
+    def on_tick(self, now: float) -> list[Action]:
+        waiting = self.state in ("dialing_agent", "bridging")
+        if waiting and self.give_up_at is not None and now >= self.give_up_at:
+            return self._abandon("no agent connected within 2 s of the greeting", now)
+        return []
+
+    def on_customer_ended(self, at: float) -> list[Action]:
+        if self.state in ("dialing_agent", "bridging"):
+            self.reason = "customer hung up while waiting for an agent"
+        self.state = "ended"
+        if self.agent_leg is not None and self.agent_live:
+            self.agent_live = False
+            return [HangUp(self.agent_leg)]
+        return []
+
+    def outcome(self) -> ConnectOutcome:
+        after = None
+        if self.prompt_started is not None and self.greeting_end is not None:
+            after = self.prompt_started - self.greeting_end
+        return ConnectOutcome(
+            customer=self.customer,
+            verdict=self.verdict,
+            agent_leg=self.agent_leg,
+            agent_uri=self.agent_uri,
+            connect_delay_ms=self.connect_delay_ms,
+            abandoned=self.verdict in CONNECTED_VERDICTS and not self.connected,
+            reason=self.reason,
+            safe_harbor_played=self.prompt_done,
+            safe_harbor_after_greeting_s=after,
+        )
+
+    def _abandon(self, reason: str, at: float) -> list[Action]:
+        actions: list[Action] = []
+        if self.agent_leg is not None and self.agent_live:
+            self.agent_live = False
+            actions.append(HangUp(self.agent_leg))
+        self.state, self.reason, self.prompt_started = "safe_harbor", reason, at
+        actions.append(PlaySafeHarbor(self.customer, self.settings.safe_harbor_prompt))
+        return actions
+
+
+class Connector:
+    """Feeds line-pool events to one `CallConnect` per answered customer call and carries out
+    what it decides. Call `handle` for every pool event and `tick` at least every 20 ms; the
+    outcome of each customer call comes back from `handle` with its `Ended`."""
+
+    def __init__(
+        self,
+        lines: Lines,
+        settings: ConnectSettings,
+        pick_agent: Callable[[str], str | None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.lines = lines
+        self.settings = settings
+        self.pick_agent = pick_agent  # customer attempt -> an idle agent's SIP URI, or None
+        self.clock = clock
+        self.calls: dict[str, CallConnect] = {}
+        self.agent_legs: dict[str, str] = {}  # agent leg -> customer
+
+    def handle(self, event: Event) -> ConnectOutcome | None:
+        attempt_id = getattr(event, "attempt_id", None)
+        if attempt_id is None:
+            return None
+        now = self.clock()
+        customer = self.agent_legs.get(attempt_id)
+        if customer is not None:
+            call = self.calls.get(customer)
+            if call is not None:
+                self._carry_out(self._agent_event(call, event, now))
+            if isinstance(event, Ended):
+                del self.agent_legs[attempt_id]
+            return None
+        if isinstance(event, AmdVerdict):
+            call = self.calls.setdefault(attempt_id, CallConnect(attempt_id, self.settings))
+            # The tap's own clock reading: CLOCK_MONOTONIC is shared by the machine's processes,
+            # and the 2 s window starts at the greeting, not when the event reached us.
+            at = event.at_monotonic if event.at_monotonic is not None else now
+            uri = self.pick_agent(attempt_id) if event.verdict in CONNECTED_VERDICTS else None
+            self._carry_out(call.on_verdict(event.verdict, event.reason, at, uri))
+            return None
+        call = self.calls.get(attempt_id)
+        if call is None:
+            return None
+        if isinstance(event, Bridged):
+            self._carry_out(call.on_bridged(event.connect_delay_ms, now))
+        elif isinstance(event, PromptFinished):
+            self._carry_out(call.on_prompt_finished(now))
+        elif isinstance(event, CommandFailed) and event.command == "Play":
+            self._carry_out(call.on_prompt_failed(now))
+        elif isinstance(event, CommandFailed) and event.command == "Bridge":
+            self._carry_out(call.on_agent_failed(event.reason, now))
+        elif isinstance(event, Ended):
+            self._carry_out(call.on_customer_ended(now))
+            del self.calls[attempt_id]
+            return call.outcome()
+        return None
+
+    def tick(self) -> None:
+        now = self.clock()
+        for call in list(self.calls.values()):
+            self._carry_out(call.on_tick(now))
+
+    def _agent_event(self, call: CallConnect, event: Event, now: float) -> list[Action]:
+        if isinstance(event, Answered):
+            return call.on_agent_answered(now)
+        if isinstance(event, Bridged):
+            return call.on_bridged(event.connect_delay_ms, now)
+        if isinstance(event, CommandFailed) and event.command == "Bridge":
+            return call.on_agent_failed(event.reason, now)
+        if isinstance(event, Ended):
+            return call.on_agent_failed(f"{event.sip_code} {event.reason}", now)
+        return []
+
+    def _carry_out(self, actions: list[Action]) -> None:
+        for action in actions:
+            try:
+                if isinstance(action, DialAgent):
+                    self.agent_legs[action.agent_leg] = action.near
+                    self.lines.call_agent(
+                        action.agent_leg,
+                        action.uri,
+                        near=action.near,
+                        headers=self.settings.agent_headers,
+                    )
+                elif isinstance(action, BridgeLegs):
+                    self.lines.bridge(action.customer, action.agent_leg)
+                elif isinstance(action, PlaySafeHarbor):
+                    self.lines.play(action.attempt_id, action.path)
+                else:
+                    self.lines.hangup(action.attempt_id)
+            except (KeyError, ValueError):
+                # The leg ended while the action was decided (NoSuchAttempt is a KeyError): its
+                # Ended event is on its way and settles the call.
+                if isinstance(action, DialAgent):
+                    self.agent_legs.pop(action.agent_leg, None)

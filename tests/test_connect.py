@@ -1,0 +1,162 @@
+"""The connect decision (pure): human answers reach an agent within 2 s of the greeting's end
+or get the safe-harbor message and count as abandoned."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dialer.connect import (
+    BridgeLegs,
+    CallConnect,
+    ConnectSettings,
+    DialAgent,
+    HangUp,
+    PlaySafeHarbor,
+    pacing_event,
+)
+from dialer.pacing import Abandoned, Connected
+
+SETTINGS = ConnectSettings(safe_harbor_prompt="/prompts/safe-harbor.wav")
+AGENT = "sip:anna@127.0.0.1:5080"
+
+
+def test_a_human_is_bridged_to_the_agent_when_the_agent_answers() -> None:
+    call = CallConnect("c1", SETTINGS)
+    assert call.on_verdict("human", "silence after greeting", 10.0, AGENT) == [
+        DialAgent("c1/agent", AGENT, near="c1")
+    ]
+    assert call.on_agent_answered(10.08) == [BridgeLegs("c1", "c1/agent")]
+    assert call.on_bridged(85.0, 10.085) == []
+    assert call.on_tick(20.0) == []  # connected: the window no longer matters
+    assert call.on_customer_ended(60.0) == [HangUp("c1/agent")]
+    outcome = call.outcome()
+    assert (outcome.abandoned, outcome.connect_delay_ms, outcome.reason) == (
+        False,
+        85.0,
+        "connected",
+    )
+    assert not outcome.safe_harbor_played
+
+
+def test_the_window_starts_at_the_greetings_end_not_at_the_verdict() -> None:
+    """The detector decided 800 ms after the greeting ended, so 1.2 s are left, minus the lead
+    the prompt needs to be heard in time."""
+    call = CallConnect("c1", SETTINGS)
+    call.on_verdict("human", "silence after greeting", 10.0, AGENT)
+    assert call.on_tick(10.99) == []
+    assert call.on_tick(11.0) == [
+        HangUp("c1/agent"),
+        PlaySafeHarbor("c1", SETTINGS.safe_harbor_prompt),
+    ]
+    assert call.on_agent_answered(11.1) == []  # too late: no bridge after the prompt started
+    assert call.on_prompt_finished(15.0) == [HangUp("c1")]
+    outcome = call.outcome()
+    assert outcome.abandoned and outcome.safe_harbor_played
+    assert outcome.reason == "no agent connected within 2 s of the greeting"
+    assert outcome.safe_harbor_after_greeting_s == pytest.approx(1.8)
+
+
+def test_a_notsure_verdict_is_connected_like_a_human_and_timed_from_the_verdict() -> None:
+    call = CallConnect("c1", SETTINGS)
+    assert call.on_verdict("notsure", "initial silence", 10.0, AGENT)[0] == DialAgent(
+        "c1/agent", AGENT, near="c1"
+    )
+    assert call.on_tick(11.79) == []
+    assert isinstance(call.on_tick(11.8)[-1], PlaySafeHarbor)
+
+
+def test_a_machine_is_hung_up_and_never_counts_as_abandoned() -> None:
+    call = CallConnect("c1", SETTINGS)
+    assert call.on_verdict("machine", "beep", 10.0, None) == [HangUp("c1")]
+    call.on_customer_ended(10.1)
+    outcome = call.outcome()
+    assert (outcome.abandoned, outcome.agent_leg, outcome.reason) == (False, None, "machine")
+
+
+def test_with_no_agent_free_the_prompt_plays_at_once() -> None:
+    call = CallConnect("c1", SETTINGS)
+    assert call.on_verdict("human", "silence after greeting", 10.0, None) == [
+        PlaySafeHarbor("c1", SETTINGS.safe_harbor_prompt)
+    ]
+    assert call.on_prompt_finished(13.0) == [HangUp("c1")]
+    assert call.outcome().abandoned
+    assert call.outcome().reason == "no agent free"
+
+
+def test_an_agent_leg_that_fails_abandons_the_call_at_once() -> None:
+    call = CallConnect("c1", SETTINGS)
+    call.on_verdict("human", "silence after greeting", 10.0, AGENT)
+    assert call.on_agent_failed("486 Busy Here", 10.05) == [
+        PlaySafeHarbor("c1", SETTINGS.safe_harbor_prompt)
+    ]
+    assert call.outcome().reason == "agent leg failed: 486 Busy Here"
+
+
+def test_a_customer_who_hangs_up_while_waiting_counts_as_abandoned() -> None:
+    call = CallConnect("c1", SETTINGS)
+    call.on_verdict("human", "silence after greeting", 10.0, AGENT)
+    assert call.on_customer_ended(10.5) == [HangUp("c1/agent")]
+    assert call.outcome().abandoned
+    assert call.on_agent_answered(10.6) == []
+
+
+def test_the_agent_hanging_up_ends_the_conversation() -> None:
+    call = CallConnect("c1", SETTINGS)
+    call.on_verdict("human", "silence after greeting", 10.0, AGENT)
+    call.on_agent_answered(10.1)
+    call.on_bridged(100.0, 10.1)
+    assert call.on_agent_failed("200 far end hung up", 70.0) == [HangUp("c1")]
+    assert not call.outcome().abandoned
+
+
+@pytest.mark.parametrize("within", [0.0, 2.5])
+def test_the_window_cannot_be_set_beyond_the_rule(within: float) -> None:
+    with pytest.raises(ValueError, match="connect_within_s"):
+        ConnectSettings(safe_harbor_prompt="p.wav", connect_within_s=within)
+
+
+@given(
+    verdict_at=st.floats(0.0, 1e6),
+    reason=st.sampled_from(["silence after greeting", "initial silence", "timeout"]),
+    answer_after=st.one_of(st.none(), st.floats(0.0, 5.0)),
+    tick=st.floats(0.001, 0.02),
+)
+def test_a_live_answer_is_connected_or_hears_the_prompt_within_2_s_of_its_greeting(
+    verdict_at: float, reason: str, answer_after: float | None, tick: float
+) -> None:
+    """Whatever the agent does, the customer hears an agent or the prompt in time, as long as
+    the shell ticks at least every 20 ms."""
+    call = CallConnect("c", SETTINGS)
+    call.on_verdict("human", reason, verdict_at, AGENT)
+    assert call.greeting_end is not None
+    now = verdict_at
+    while call.state in ("dialing_agent", "bridging"):
+        now += tick
+        if answer_after is not None and now >= verdict_at + answer_after:
+            if call.on_agent_answered(now):
+                call.on_bridged(1000 * (now - verdict_at), now)
+                answer_after = None
+            continue
+        call.on_tick(now)
+    deadline = call.greeting_end + SETTINGS.connect_within_s
+    if call.connected:
+        assert now <= deadline - SETTINGS.prompt_lead_s + 1e-6
+    else:
+        assert call.prompt_started is not None
+        assert call.prompt_started <= deadline - SETTINGS.prompt_lead_s + tick + 1e-6
+
+
+def test_the_pacer_hears_of_connects_and_abandons_but_not_of_machines() -> None:
+    connected = CallConnect("c1", SETTINGS)
+    connected.on_verdict("human", "silence after greeting", 10.0, AGENT)
+    connected.on_agent_answered(10.1)
+    connected.on_bridged(120.0, 10.12)
+    assert pacing_event(connected.outcome()) == Connected(waited=0.12)
+    abandoned = CallConnect("c2", SETTINGS)
+    abandoned.on_verdict("notsure", "initial silence", 10.0, None)
+    assert pacing_event(abandoned.outcome()) == Abandoned()
+    machine = CallConnect("c3", SETTINGS)
+    machine.on_verdict("machine", "beep", 10.0, None)
+    assert pacing_event(machine.outcome()) is None
