@@ -21,6 +21,7 @@ import pytest
 from dialer.lines import (
     AmdVerdict,
     Answered,
+    CommandFailed,
     DtmfReceived,
     Ended,
     Event,
@@ -96,6 +97,8 @@ SCENARIO_TRUNKS = (
     "auth",
     "wrong_auth",
     "dtmf_in",
+    "info_in",
+    "info_out",
     "echo",
     "customer",
     "agent",
@@ -369,16 +372,62 @@ def test_dtmf_from_the_far_end_arrives_as_digits(
 ) -> None:
     pcap = pcap_with_payload_type(PCAPS / "dtmf_2833_1.pcap", tmp_path / "dtmf1.pcap", 120)
     carriers["dtmf_in"].start("answer", PCAP=str(pcap))
-    digits: list[str] = []
+    digits: list[tuple[str, str]] = []
 
     def hook(event: Event) -> None:
         if isinstance(event, DtmfReceived):
-            digits.append(event.digit)
+            digits.append((event.digit, event.method))
             pool.hangup("a-dtmf-in")
 
     originate(pool, "a-dtmf-in", "dtmf_in")
     run_until_ended(pool, "a-dtmf-in", timeout=15, on_event=hook)
-    assert digits == ["1"]
+    assert digits == [("1", "rfc2833")]
+
+
+@pytest.mark.sip
+def test_dtmf_the_far_end_keys_by_sip_info_arrives_as_digits(
+    pool: LinePool, carriers: dict[str, Carrier]
+) -> None:
+    carriers["info_in"].start("info_dtmf_uas")
+    digits: list[tuple[str, str]] = []
+
+    def hook(event: Event) -> None:
+        if isinstance(event, DtmfReceived):
+            digits.append((event.digit, event.method))
+            pool.hangup("a-info-in")
+
+    originate(pool, "a-info-in", "info_in")
+    run_until_ended(pool, "a-info-in", timeout=15, on_event=hook)
+    assert digits == [("5", "sip_info")]
+    assert carriers["info_in"].wait() == 0, carriers["info_in"].errors()
+
+
+@pytest.mark.sip
+def test_dtmf_we_send_by_sip_info_reaches_the_far_end_as_an_info_request(
+    pool: LinePool, carriers: dict[str, Carrier]
+) -> None:
+    """The scenario fails the call unless an INFO with `Signal=7` comes before our BYE."""
+    carriers["info_out"].start("info_dtmf_expect", DIGIT="7")
+    seen: list[Event] = []
+
+    def hook(event: Event) -> None:
+        seen.append(event)
+        if isinstance(event, Answered):
+            pool.send_dtmf("a-info-out", "7", method="sip_info")
+            # Our BYE must not overtake the INFO transaction: give its 200 time to come back.
+            time.sleep(1.0)
+            pool.hangup("a-info-out")
+
+    originate(pool, "a-info-out", "info_out")
+    run_until_ended(pool, "a-info-out", timeout=15, on_event=hook)
+    assert not [e for e in seen if isinstance(e, CommandFailed)]
+    assert carriers["info_out"].wait() == 0, carriers["info_out"].errors()
+
+
+@pytest.mark.sip
+def test_an_unknown_dtmf_method_is_refused_naming_the_ones_accepted(pool: LinePool) -> None:
+    with pytest.raises(ValueError, match="method='inband': expected one of rfc2833, sip_info"):
+        pool.send_dtmf("a-any", "1", method="inband")  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,12 @@ they end up in attempt records read on other machines."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+# How DTMF travels: RFC 2833 telephone-events in the RTP stream, or SIP INFO requests
+# (application/dtmf-relay), which some carriers require because they transcode or drop the RTP.
+DtmfMethod = Literal["rfc2833", "sip_info"]
+DTMF_METHODS: tuple[DtmfMethod, ...] = ("rfc2833", "sip_info")
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class StopRecord:
 class SendDtmf:
     attempt_id: str
     digits: str
+    method: DtmfMethod = "rfc2833"
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,7 @@ class Answered:
 class DtmfReceived:
     attempt_id: str
     digit: str
+    method: DtmfMethod = "rfc2833"
 
 
 @dataclass(frozen=True)

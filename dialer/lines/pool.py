@@ -246,8 +246,10 @@ class LinePool:
     def stop_record(self, attempt_id: str) -> None:
         self._send(attempt_id, ev.StopRecord(attempt_id))
 
-    def send_dtmf(self, attempt_id: str, digits: str) -> None:
-        self._send(attempt_id, ev.SendDtmf(attempt_id, digits))
+    def send_dtmf(self, attempt_id: str, digits: str, method: ev.DtmfMethod = "rfc2833") -> None:
+        if method not in ev.DTMF_METHODS:
+            raise ValueError(f"method={method!r}: expected one of {', '.join(ev.DTMF_METHODS)}")
+        self._send(attempt_id, ev.SendDtmf(attempt_id, digits, method))
 
     def attach_tap(self, attempt_id: str, tap: ev.TapSpec) -> None:
         self._send(attempt_id, ev.AttachTap(attempt_id, tap))

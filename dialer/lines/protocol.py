@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from dialer.lines.events import Event, TapSpec
+from dialer.lines.events import DtmfMethod, Event, TapSpec
 
 
 class Lines(Protocol):
@@ -46,7 +46,7 @@ class Lines(Protocol):
 
     def stop_record(self, attempt_id: str) -> None: ...
 
-    def send_dtmf(self, attempt_id: str, digits: str) -> None: ...
+    def send_dtmf(self, attempt_id: str, digits: str, method: DtmfMethod = "rfc2833") -> None: ...
 
     def attach_tap(self, attempt_id: str, tap: TapSpec) -> None: ...
 

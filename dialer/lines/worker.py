@@ -163,7 +163,10 @@ class Line(pj.Call):
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
         try:
-            self.worker.emit(ev.DtmfReceived(self.attempt.attempt_id, prm.digit))
+            method: ev.DtmfMethod = (
+                "sip_info" if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc2833"
+            )
+            self.worker.emit(ev.DtmfReceived(self.attempt.attempt_id, prm.digit, method))
         except Exception:
             self.worker.log_exception("onDtmfDigit")
 
@@ -374,7 +377,13 @@ class Worker:
         elif isinstance(command, ev.StopRecord):
             attempt.recorder = None  # the WAV header is written one frame after deletion
         elif isinstance(command, ev.SendDtmf):
-            call.dialDtmf(command.digits)
+            if command.method == "sip_info":
+                param = pj.CallSendDtmfParam()  # duration defaults to pjsua's 160 ms
+                param.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
+                param.digits = command.digits
+                call.sendDtmf(param)
+            else:
+                call.dialDtmf(command.digits)
         elif isinstance(command, ev.AttachTap):
             attempt.waiting_tap = command.tap
             self.connect_media(attempt)
