@@ -3,7 +3,7 @@
 The calls go the way a campaign's do: `LinePool.originate(..., tap=amd_tap(settings))`, the
 verdict arriving as an `AmdVerdict` event counted from the answer, the dialer hanging up on it.
 Each greeting needs its own SIPp (a scenario plays one fixed pcap), so the pool has one trunk
-per call in flight ("amd0", "amd1" ...), each pointing at a loopback SIP port on which a fresh
+per call in flight ("bench0", "bench1" ...), each pointing at a loopback SIP port on which a fresh
 one-call SIPp is started for every greeting the trunk carries. Loopback only.
 """
 
@@ -64,7 +64,7 @@ def classify_over_sip(
     concurrency = max(1, min(concurrency, len(wavs)))
     # A worker holds 4 calls; two workers at least, so that the calls cross the pool's dispatch.
     workers = max(2, math.ceil(concurrency / SLOTS))
-    trunks = {f"amd{i}": _free_port() for i in range(concurrency)}
+    ports = [_free_port() for _ in range(concurrency)]
     with tempfile.TemporaryDirectory(prefix="amd-sip-") as folder:
         greetings: deque[tuple[str, Path]] = deque()
         for name, wav in wavs:
@@ -72,22 +72,22 @@ def classify_over_sip(
             workdir.mkdir()
             wav_to_rtp_pcap(wav, workdir / "greeting.pcap")
             greetings.append((name, workdir))
-        pool = LinePool(_config(list(trunks.values()), 50.0, concurrency), workers)
+        pool = LinePool(_config(ports, 50.0, concurrency), workers)
         pool.start(timeout=30 + 2.0 * workers)
         try:
-            return _place(pool, trunks, greetings, settings)
+            return _place(pool, ports, greetings, settings)
         finally:
             pool.stop(timeout=30)
 
 
 def _place(
     pool: LinePool,
-    trunks: dict[str, int],
+    ports: list[int],
     greetings: deque[tuple[str, Path]],
     settings: AmdSettings | None,
 ) -> dict[str, SipOutcome]:
     # bench0, bench1 ... are the names `_config` gives the trunks, in the order of their ports.
-    free = deque(zip((f"bench{i}" for i in range(len(trunks))), trunks.values(), strict=True))
+    free = deque((f"bench{i}", port) for i, port in enumerate(ports))
     tap = amd_tap(settings)
     calls: dict[str, _Call] = {}
     outcomes: dict[str, SipOutcome] = {}
