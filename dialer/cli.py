@@ -449,9 +449,9 @@ def bench_pacing(path: str | None, seeds: str, hours: float, modes: str, as_json
     "--sip",
     "through_sip",
     is_flag=True,
-    help="Also play every greeting through a real SIP call (SIPp to pjsua2 on loopback).",
+    help="Also play every greeting through a real SIP call (SIPp to the line pool).",
 )
-@click.option("--concurrency", default=3, show_default=True, help="SIP calls at once (max 4).")
+@click.option("--concurrency", default=3, show_default=True, help="SIP calls at once.")
 @click.option("--json", "as_json", is_flag=True)
 def bench_amd(
     count: int,

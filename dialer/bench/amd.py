@@ -95,8 +95,9 @@ def run(
 def run_sip(
     count: int, seed: int, cache_dir: Path | None = None, concurrency: int = 3
 ) -> dict[str, Any]:
-    """The same corpus played by SIPp through real calls; figures plus agreement with offline."""
-    from dialer.bench.amd_sip import classify_over_sip, verdict_of
+    """The same corpus played by SIPp through real calls placed by the line pool; figures plus
+    agreement with offline."""
+    from dialer.bench.amd_sip import classify_over_sip
 
     greetings = generate(count, seed, cache_dir)
     offline = {o.greeting.path.stem: o.verdict for o in classify(greetings)}
@@ -104,7 +105,7 @@ def run_sip(
     outcomes, failed, same_kind, shifts = [], [], 0, {}
     for greeting in greetings:
         name = greeting.path.stem
-        verdict = verdict_of(sip[name]) if name in sip else None
+        verdict = sip[name].verdict if name in sip else None
         if verdict is None:
             failed.append(name)
             continue

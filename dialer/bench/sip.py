@@ -77,7 +77,18 @@ def _memory_kb(pid: int) -> tuple[int, int]:
 
 
 class _Carrier:
-    def __init__(self, workdir: Path, scenario: str, calls: int, timeout: float, **keys: str):
+    """One SIPp UAS. `port` (default: a free one) lets a fresh SIPp take over the SIP port of
+    one that has exited, so that a trunk built before it keeps pointing at a live carrier."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        scenario: str,
+        calls: int,
+        timeout: float,
+        port: int | None = None,
+        **keys: str,
+    ):
         sipp = shutil.which("sipp")
         if sipp is None:
             raise RuntimeError("sipp is not installed (scripts/install-system-deps)")
@@ -86,7 +97,7 @@ class _Carrier:
             text = text.replace(f"@{key}@", value)
         path = workdir / f"{scenario}.xml"
         path.write_text(text)
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.media_port = media = free_port_block(LOOPBACK, 4)
         control = _free_port()
         command = [
