@@ -33,18 +33,11 @@ def run(path: str | None, seeds: list[int], hours: float, modes: list[str]) -> l
     """One row per workload and mode: figures pooled over seeds, plus the worst seed."""
     # The bound is always run: every row is measured against it.
     runs = modes if "clairvoyant" in modes else [*modes, "clairvoyant"]
+    agents = {w.name: w.agents for w in workloads(path)}
     # The slowest jobs (large teams, the predictive model) first, so no core idles at the end.
     jobs = sorted(
-        (
-            (path, w.name, mode, seed, hours)
-            for w in workloads(path)
-            for mode in runs
-            for seed in seeds
-        ),
-        key=lambda job: (
-            -next(w.agents for w in workloads(path) if w.name == job[1])
-            * (4 if job[2] == "predictive" else 1)
-        ),
+        ((path, name, mode, seed, hours) for name in agents for mode in runs for seed in seeds),
+        key=lambda job: -agents[job[1]] * (4 if job[2] == "predictive" else 1),
     )
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(os.cpu_count() or 1, mp_context=context) as pool:
