@@ -69,3 +69,20 @@ def test_forecast_ranks_the_modes_on_the_campaign_figures() -> None:
     assert rows["power 3"]["utilisation"] > rows["progressive"]["utilisation"]
     assert rows["predictive"]["utilisation"] > rows["progressive"]["utilisation"]
     assert not rows["power 3"]["compliant"]
+
+
+def test_bench_pacing_prints_a_row_per_workload_and_mode_against_the_bound() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from dialer.cli import main
+
+    args = ["bench", "pacing", "--seeds", "0,1", "--hours", "0.1", "--modes", "progressive"]
+    result = CliRunner().invoke(main, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [row["workload"][:2] for row in rows] == ["W1", "W2", "W3", "W4", "W5", "W6"]
+    assert all(len(row["abandon_per_seed"]) == 2 and 0 < row["ratio_to_bound"] < 1 for row in rows)
+    wrong = CliRunner().invoke(main, ["bench", "pacing", "--modes", "turbo"])
+    assert wrong.exit_code != 0 and "'turbo' is not one of" in wrong.output
