@@ -20,7 +20,7 @@ from typing import cast
 
 from dialer.amd import AmdSettings, Kind, Verdict
 from dialer.bench.rtp_pcap import wav_to_rtp_pcap
-from dialer.bench.sip import NUMBER, _Carrier, _config, _free_port
+from dialer.bench.sip import NUMBER, _Carrier, _config, _free_port, started_pool
 from dialer.connect import amd_tap
 from dialer.lines import AmdVerdict, Ended, Event, LinePool, NoSuchAttempt
 from dialer.lines.worker import SLOTS
@@ -72,12 +72,8 @@ def classify_over_sip(
             workdir.mkdir()
             wav_to_rtp_pcap(wav, workdir / "greeting.pcap")
             greetings.append((name, workdir))
-        pool = LinePool(_config(ports, 50.0, concurrency), workers)
-        pool.start(timeout=30 + 2.0 * workers)
-        try:
+        with started_pool(_config(ports, 50.0, concurrency), workers) as pool:
             return _place(pool, ports, greetings, settings)
-        finally:
-            pool.stop(timeout=30)
 
 
 def _place(

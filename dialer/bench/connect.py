@@ -46,7 +46,7 @@ def run(
     say when the safe-harbor prompt started, after the greeting's end."""
     from dialer.bench.amd_corpus import write_wav
     from dialer.bench.rtp_pcap import wav_to_rtp_pcap
-    from dialer.bench.sip import _Carrier, _config
+    from dialer.bench.sip import _Carrier, _config, started_pool, unclean_exits
 
     with tempfile.TemporaryDirectory() as folder:
         customer_dir, agent_dir = Path(folder) / "customers", Path(folder) / "agent"
@@ -67,15 +67,11 @@ def run(
         prompt = Path(folder) / "safe-harbor.wav"
         write_wav(prompt, 3000 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000))
         try:
-            pool = LinePool(_config([customers.port], 50.0, calls), workers)
-            pool.start(timeout=30 + 2.0 * workers)
-            try:
+            with started_pool(_config([customers.port], 50.0, calls), workers) as pool:
                 tap = amd_tap() if amd else TapSpec("dialer.bench.connect:DeclareHuman")
                 agent_uri = f"sip:agent@{LOOPBACK}:{agent.port}"
                 figures = _run(pool, calls, workers, hold, tap, agent_uri, prompt)
-            finally:
-                pool.stop(timeout=30)
-            figures["worker_exits_not_clean"] = [f"worker {w}: {c}" for w, c in pool.exits if c]
+            figures["worker_exits_not_clean"] = unclean_exits(pool)
             return figures
         finally:
             customers.stop()

@@ -8,6 +8,7 @@ set-up and tear-down, not media) and counts what the pool survived. Figures, nev
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -16,19 +17,35 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from dialer.lines import Answered, Ended, LinePool
 from dialer.lines.pool import free_port_block
 from dialer.lines.worker import SLOTS
-from sip_config import loads
+from sip_config import SipConfig, loads
 
 SCENARIOS = Path(__file__).parent / "sipp"
 CALLS_PER_ECHO_CARRIER = 50
 LOOPBACK = "127.0.0.1"
 NUMBER = "+12125550123"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def started_pool(config: SipConfig, workers: int) -> Iterator[LinePool]:
+    """A line pool for one bench run: time for every worker to bind, always stopped."""
+    pool = LinePool(config, workers)
+    pool.start(timeout=30 + 2.0 * workers)
+    try:
+        yield pool
+    finally:
+        pool.stop(timeout=30)
+
+
+def unclean_exits(pool: LinePool) -> list[str]:
+    return [f"worker {worker}: {code}" for worker, code in pool.exits if code]
 
 
 def _free_port() -> int:
@@ -150,16 +167,12 @@ def held(
                 timeout = hold + calls / setup_rate + 120
                 carriers.append(_Carrier(workdir, "echo", calls, timeout))
             config = _config([c.port for c in carriers], setup_rate / count, calls)
-            pool = LinePool(config, workers)
-            pool.start(timeout=30 + 2.0 * workers)
-            try:
+            with started_pool(config, workers) as pool:
                 figures = _held(pool, calls, hold, workers, bridged, count)
                 figures["udp_drops_at_sipp_echo_sockets"] = sum(
                     _socket_drops(c.media_port) for c in carriers
                 )
-            finally:
-                pool.stop(timeout=30)
-            figures["worker_exits_not_clean"] = [f"worker {w}: {c}" for w, c in pool.exits if c]
+            figures["worker_exits_not_clean"] = unclean_exits(pool)
             return figures
         finally:
             for carrier in carriers:
@@ -260,13 +273,9 @@ def rate(
     with tempfile.TemporaryDirectory() as folder:
         carrier = _Carrier(Path(folder), scenario, total, duration + answered_hold + 120, **keys)
         try:
-            pool = LinePool(_config([carrier.port], cps, workers * SLOTS), workers)
-            pool.start(timeout=30 + 2.0 * workers)
-            try:
+            with started_pool(_config([carrier.port], cps, workers * SLOTS), workers) as pool:
                 figures = _rate(pool, cps, total, workers, answered_hold)
-            finally:
-                pool.stop(timeout=30)
-            figures["worker_exits_not_clean"] = [f"worker {w}: {c}" for w, c in pool.exits if c]
+            figures["worker_exits_not_clean"] = unclean_exits(pool)
             return figures
         finally:
             carrier.stop()
