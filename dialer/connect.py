@@ -44,6 +44,7 @@ from dialer.lines.events import (
 )
 from dialer.lines.protocol import Lines
 from dialer.pacing import Abandoned, Connected
+from dialer.sit import SitSettings
 
 # 47 CFR 64.1200(a)(7)(i): a live answer not connected within 2 s of the completed greeting
 # is abandoned.
@@ -56,11 +57,20 @@ AUTO_ANSWER_HEADERS: tuple[tuple[str, str], ...] = (
     ("Alert-Info", "<http://127.0.0.1>;info=alert-autoanswer"),
 )
 CONNECTED_VERDICTS = frozenset({"human", "notsure"})
+DEFAULT_SIT = SitSettings()
 
 
-def amd_tap(settings: AmdSettings | None = None) -> TapSpec:
-    """The frame tap that runs `dialer.amd` on a customer call from its answer on."""
-    return TapSpec("dialer.amd:tap_factory", asdict(settings or AmdSettings()))
+def amd_tap(
+    settings: AmdSettings | None = None, sit: SitSettings | None = DEFAULT_SIT
+) -> TapSpec:
+    """The frame tap that runs `dialer.amd` on a customer call from its answer on and, unless
+    `sit` is None, listens for special information tones from the first frame of early media
+    (`dialer.sit`): a SIT verdict ("sit_vacant", ...) then stands for the AMD verdict and makes
+    the attempt's outcome invalid or congestion."""
+    amd = asdict(settings or AmdSettings())
+    if sit is None:
+        return TapSpec("dialer.amd:tap_factory", amd)
+    return TapSpec("dialer.sit:tap_factory", {"amd": amd, **asdict(sit)}, from_answer=False)
 
 
 @dataclass(frozen=True)

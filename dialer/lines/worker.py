@@ -59,10 +59,14 @@ class FrameTap(pj.AudioMediaPort):
     Closed (`listening` False) until the answer when its spec says `from_answer`: the media
     port is connected as soon as media is active, which for a 183 is before the answer."""
 
-    def __init__(self, detector: Any, listening: bool) -> None:
+    def __init__(self, detector: Any, listening: bool, answered: bool) -> None:
         super().__init__()
         self.detector = detector
         self.listening = listening
+        # Set by the main loop at the answer; the detector hears of it (`on_answer()`, if it
+        # has one) on this media thread, just before the first frame after the answer.
+        self.answered = answered
+        self.told_answer = False
         self.verdict: str | None = None
         self.reason: str | None = None
         self.after_ms: int | None = None
@@ -73,6 +77,11 @@ class FrameTap(pj.AudioMediaPort):
         try:
             if not self.listening or self.verdict is not None or self.failure is not None:
                 return
+            if self.answered and not self.told_answer:
+                self.told_answer = True
+                on_answer = getattr(self.detector, "on_answer", None)
+                if on_answer is not None:
+                    on_answer()
             if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size == FRAME_BYTES:
                 pcm = bytes(frame.buf)
             else:
@@ -508,6 +517,7 @@ class Worker:
             attempt.answered_at = time.time()
             if attempt.tap is not None:
                 attempt.tap.listening = True
+                attempt.tap.answered = True
             self.emit(ev.Answered(attempt.attempt_id, attempt.answered_at))
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.finish(attempt, code, str(info.lastReason))
@@ -543,8 +553,9 @@ class Worker:
         if attempt.waiting_tap is not None and attempt.tap is None:
             spec, attempt.waiting_tap = attempt.waiting_tap, None
             try:
-                listening = not spec.from_answer or attempt.answered_at is not None
-                tap = FrameTap(build_detector(spec), listening)
+                answered = attempt.answered_at is not None
+                listening = not spec.from_answer or answered
+                tap = FrameTap(build_detector(spec), listening, answered)
                 fmt = pj.MediaFormatAudio()
                 fmt.init(pj.PJMEDIA_FORMAT_PCM, 8000, 1, 20000, 16)
                 tap.createPort(f"tap-{attempt.attempt_id}", fmt)
