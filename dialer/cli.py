@@ -764,3 +764,50 @@ def bench_connect(
         click.echo(json.dumps(figures))
     else:
         click.echo(", ".join(f"{key} {value}" for key, value in figures.items()))
+
+
+@main.group()
+def prompts() -> None:
+    """The dialer's voice prompts (IVR menus, safe-harbor message), rendered with espeak-ng."""
+
+
+@prompts.command("build")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the WAVs go (default: $DIALER_PROMPTS_DIR or ~/.cache/dialer/prompts).",
+)
+@click.option(
+    "--campaign",
+    "campaign_names",
+    multiple=True,
+    help="Also render this campaign's prompts: its kind's menus and its safe-harbor message.",
+)
+def prompts_build(directory: Path | None, campaign_names: tuple[str, ...]) -> None:
+    """Render the bundled prompts (cached: only new or changed texts are spoken)."""
+    from sqlalchemy import select
+
+    from campaigns.db import session_factory
+    from campaigns.models import Campaign
+    from dialer import prompts as bundled
+
+    try:
+        built = bundled.build_bundled(directory)
+        if campaign_names:
+            engine = _engine()
+            with session_factory(engine)() as session:
+                for name in campaign_names:
+                    campaign = session.scalar(select(Campaign).where(Campaign.name == name))
+                    if campaign is None:
+                        raise click.BadParameter(
+                            f"no campaign named {name!r}", param_hint="--campaign"
+                        )
+                    for prompt, path in bundled.campaign_prompts(campaign, directory).items():
+                        built[f"{name}: {prompt}"] = path
+            engine.dispose()
+    except (bundled.PromptError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    for name, path in built.items():
+        click.echo(f"{name}: {path}")

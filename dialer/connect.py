@@ -30,6 +30,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 from dialer.amd import AmdSettings
 from dialer.lines.events import (
@@ -44,6 +46,7 @@ from dialer.lines.events import (
 )
 from dialer.lines.protocol import Lines
 from dialer.pacing import Abandoned, Connected
+from dialer.prompts import CampaignLike, campaign_safe_harbor
 from dialer.sit import SitSettings
 
 # 47 CFR 64.1200(a)(7)(i): a live answer not connected within 2 s of the completed greeting
@@ -92,6 +95,16 @@ class ConnectSettings:
             raise ValueError(
                 f"prompt_lead_s={self.prompt_lead_s}: expected 0 <= s < connect_within_s"
             )
+
+
+def campaign_connect_settings(
+    campaign: CampaignLike, prompts_dir: Path | None = None, **options: Any
+) -> ConnectSettings:
+    """Connect settings for a campaign, its safe-harbor prompt rendered now (not when a call
+    is abandoned, which leaves 2 s): the campaign's own message, or the bundled one naming its
+    seller and call-back number (`dialer.prompts`)."""
+    prompt = campaign_safe_harbor(campaign, prompts_dir)
+    return ConnectSettings(safe_harbor_prompt=str(prompt), **options)
 
 
 # Actions (decisions for the shell to carry out)

@@ -14,10 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from campaigns.models import Campaign
 from dialer.amd import AmdSettings, detect
 from dialer.bench.amd_corpus import Greeting, generate, read_wav, write_wav
 from dialer.bench.rtp_pcap import wav_to_rtp_pcap
-from dialer.connect import Connector, ConnectOutcome, ConnectSettings, amd_tap
+from dialer.connect import (
+    Connector,
+    ConnectOutcome,
+    ConnectSettings,
+    amd_tap,
+    campaign_connect_settings,
+)
 from dialer.lines import (
     AmdVerdict,
     Answered,
@@ -28,6 +35,7 @@ from dialer.lines import (
     PromptFinished,
     TapSpec,
 )
+from dialer.prompts import campaign_safe_harbor
 from sip_config import loads
 from tests.sipp_uas import PCAPS, Carrier
 
@@ -81,18 +89,25 @@ def pool(carriers: dict[str, Carrier]) -> Iterator[LinePool]:
 
 
 @pytest.fixture(scope="module")
-def safe_harbor(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("prompts") / "safe-harbor.wav"
-    subprocess.run(
-        [
-            "espeak-ng",
-            "-w",
-            str(path),
-            "This is Acme Insurance. Call us on 555 0100. To opt out, press 9.",
-        ],
-        check=True,
+def campaign() -> Campaign:
+    return Campaign(
+        name="Spring sale",
+        kind="telemarketing",
+        seller_name="Acme Insurance",
+        callback_number="+12125550100",
+        safe_harbor_message="",
     )
-    return path
+
+
+@pytest.fixture(scope="module")
+def prompt_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("prompts")
+
+
+@pytest.fixture(scope="module")
+def safe_harbor(campaign: Campaign, prompt_dir: Path) -> Path:
+    """The bundled safe-harbor message with the campaign's seller and number."""
+    return campaign_safe_harbor(campaign, prompt_dir)
 
 
 def wav_seconds(path: Path) -> float:
@@ -285,15 +300,19 @@ def test_a_human_no_agent_takes_hears_the_safe_harbor_message_and_is_abandoned(
     pool: LinePool,
     carriers: dict[str, Carrier],
     greetings: dict[str, Greeting],
+    campaign: Campaign,
+    prompt_dir: Path,
     safe_harbor: Path,
     tmp_path: Path,
 ) -> None:
+    """The campaign has no message of its own: the bundled one plays, naming its seller."""
     pcap = tmp_path / "human.pcap"
     wav_to_rtp_pcap(greetings["human"].path, pcap)
     carriers["abandoned"].start("answer", PCAP=str(pcap))
     agent = carriers["agent"].start("ring")  # the agent's phone rings and nobody picks up
     uri = f"sip:anna@127.0.0.1:{agent.port}"
-    settings = ConnectSettings(str(safe_harbor))
+    settings = campaign_connect_settings(campaign, prompt_dir)
+    assert settings.safe_harbor_prompt == str(safe_harbor)
     connector = Connector(pool, settings, lambda customer: uri)
     pool.originate("c-abandoned", "abandoned", NUMBER, tap=amd_tap())
     events, outcomes = drive(pool, connector, {"c-abandoned", "c-abandoned/agent"})
