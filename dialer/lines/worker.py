@@ -408,7 +408,28 @@ class Worker:
             attempt.bridged_to, other.bridged_to = other.attempt_id, attempt.attempt_id
             verdict_at = attempt.verdict_at or other.verdict_at
             delay = None if verdict_at is None else 1000.0 * (bridged_at - verdict_at)
-            self.emit(ev.Bridged(attempt.attempt_id, other.attempt_id, time.time(), delay))
+            recording = None
+            if command.record_path is not None:
+                recording = self.record_both(attempt, other, command.record_path)
+            self.emit(
+                ev.Bridged(attempt.attempt_id, other.attempt_id, time.time(), delay, recording)
+            )
+
+    def record_both(self, attempt: Attempt, other: Attempt, path: str) -> str | None:
+        """One recorder fed by both legs: the conference bridge mixes what it receives from
+        each into the recorder's port, so the WAV holds the whole conversation. It belongs to
+        `attempt` and is finalised when that leg ends (or at StopRecord)."""
+        assert attempt.audio is not None and other.audio is not None
+        recorder = pj.AudioMediaRecorder()
+        try:
+            recorder.createRecorder(path)
+        except pj.Error as error:
+            self.emit(ev.CommandFailed(attempt.attempt_id, "Record", error.info(False)))
+            return None
+        attempt.audio.startTransmit(recorder)
+        other.audio.startTransmit(recorder)
+        attempt.recorder = recorder
+        return path
 
     def launch(self) -> None:
         now = time.monotonic()
