@@ -811,3 +811,24 @@ def prompts_build(directory: Path | None, campaign_names: tuple[str, ...]) -> No
         raise click.ClickException(str(error)) from None
     for name, path in built.items():
         click.echo(f"{name}: {path}")
+
+
+@bench.command("sit")
+@click.option("--trials", default=20, show_default=True, help="Tones of each SIT code per SNR.")
+@click.option("--snrs", default="clean,20,10,6,3,0", show_default=True, help="SNRs in dB.")
+@click.option("--greetings", default=240, show_default=True, help="AMD corpus size.")
+@click.option("--seed", default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def bench_sit(trials: int, snrs: str, greetings: int, seed: int, as_json: bool) -> None:
+    """SIT detection per SNR, false SITs on speech, CPU per frame (SIT, AMD, both)."""
+    from dialer.bench import sit
+
+    levels = [None if s.strip() == "clean" else float(s) for s in snrs.split(",")]
+    rows = sit.detection(levels, trials, seed)
+    on_corpus = sit.corpus(greetings, seed, None)
+    if as_json:
+        click.echo(json.dumps({"detection": rows, "corpus": on_corpus}))
+        return
+    for row in rows:
+        click.echo(", ".join(f"{key} {value}" for key, value in row.items()))
+    click.echo(", ".join(f"{key} {value}" for key, value in on_corpus.items()))

@@ -120,6 +120,12 @@ def test_a_sit_inside_an_announcement_is_heard() -> None:
     assert verdict is not None and verdict.kind == "sit_intercept"
 
 
+def test_an_unassigned_pattern_is_a_sit_of_no_known_meaning() -> None:
+    verdict = detect(pcm(sit_samples((985.2, SHORT_MS), (1428.5, LONG_MS))))
+    assert verdict is not None
+    assert (verdict.kind, verdict.reason.split(":")[0]) == ("sit_other", "unassigned pattern")
+
+
 def test_the_right_tones_in_the_wrong_order_or_lengths_are_no_sit() -> None:
     reversed_order = np.concatenate(
         (tone(THIRD, LONG_MS), tone(1370.6, SHORT_MS), tone(913.8, SHORT_MS))
@@ -208,3 +214,13 @@ def test_a_sit_in_early_media_is_heard_before_any_answer() -> None:
     assert classify(487, answered=False, ring_timed_out=True, amd_verdict="sit_reorder") == (
         "congestion"
     )
+
+
+def test_bench_sit_counts_every_code_right_in_moderate_noise() -> None:
+    from dialer.bench.sit import detection
+
+    rows = detection([None, 6.0], trials=1, seed=0)
+    assert [(row["snr_db"], row["sits"], row["right_code"]) for row in rows] == [
+        ("clean", 8, 1.0),
+        (6.0, 8, 1.0),
+    ]
