@@ -595,6 +595,8 @@ def call(
         Progress,
         PromptFinished,
     )
+    from dialer.lines.outcome import SIT_OUTCOMES
+    from dialer.sit import sit_tap
     from sip_config import SipConfigError
 
     config = _sip_config(config_path)
@@ -606,7 +608,9 @@ def call(
 
     with LinePool(config, workers=1, bind_address=bind_address) as pool:
         try:
-            pool.originate(attempt_id, trunk_name, number, ring_timeout=ring_timeout)
+            # A carrier's "not in service" tone in early media or after the answer ends the
+            # call as invalid or congestion rather than no_answer or human.
+            pool.originate(attempt_id, trunk_name, number, ring_timeout=ring_timeout, tap=sit_tap())
         except SipConfigError as error:
             raise click.ClickException(str(error)) from None
         click.echo(f"{at(time.time())} dialing {number} via {trunk_name}")
@@ -644,6 +648,10 @@ def call(
                 pool.hangup(attempt_id)
             elif isinstance(event, DtmfReceived):
                 click.echo(f"{at(time.time())} key pressed: {event.digit}")
+            elif isinstance(event, AmdVerdict) and event.verdict in SIT_OUTCOMES:
+                click.echo(f"{at(event.at)} special information tone: {event.reason}")
+                with contextlib.suppress(NoSuchAttempt):
+                    pool.hangup(attempt_id)
             elif isinstance(event, AmdVerdict):
                 click.echo(f"{at(event.at)} answering-machine detection: {event.verdict}")
             elif isinstance(event, CommandFailed):

@@ -23,18 +23,20 @@ is counted in frames, never read from a clock.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from dialer.amd import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, AmdDetector, AmdSettings
+from dialer.lines.events import TapSpec
 
 LOW_1, HIGH_1 = 913.8, 985.2
 LOW_2, HIGH_2 = 1370.6, 1428.5
 THIRD = 1776.7
 FREQUENCIES = (LOW_1, HIGH_1, LOW_2, HIGH_2, THIRD)
 SHORT_MS, LONG_MS = 274, 380
+LENGTH_MS = {"short": SHORT_MS, "long": LONG_MS}
 
 # What each code means, keyed by (first Hz, first length, second Hz, second length); the third
 # segment is always 1776.7 Hz long. Verdict names fit CallAttempt.amd_verdict (20 characters).
@@ -60,10 +62,11 @@ class SitSettings:
     # over white noise ~0.67. Of the AMD corpus's loud frames (240 greetings) 0.9 % reach 0.5,
     # nearly all of them beeps and jingle notes, which the segment rules then turn down.
     min_purity: float = 0.5
-    # A segment's frame count decides short or long: 274 ms covers 13-14 frames, 380 ms 19-20;
-    # the bounds leave room for boundary frames, jitter-buffer slips and noisy frames.
-    short_frames: tuple[int, int] = (9, 16)
-    long_frames: tuple[int, int] = (17, 25)
+    # A segment lasts 274 ms (13-14 frames) or 380 ms (19 frames); a run of one tone outside
+    # these bounds is no SIT segment (a beep, a dial tone, a note of music). The bounds leave
+    # room for boundary frames, jitter-buffer slips and noise.
+    min_frames: int = 9
+    max_frames: int = 25
     # Unlabelled frames a segment may contain (noise bursts, a frame straddling two tones), and
     # the most that may separate two segments (the standard allows 4 ms of silence).
     max_gap_frames: int = 2
@@ -73,10 +76,10 @@ class SitSettings:
     def __post_init__(self) -> None:
         if not 0 < self.min_purity <= 1:
             raise ValueError(f"min_purity={self.min_purity}: expected 0 < purity <= 1")
-        if not self.short_frames[1] < self.long_frames[0]:
+        if not 0 < self.min_frames < self.max_frames:
             raise ValueError(
-                f"short_frames={self.short_frames} and long_frames={self.long_frames}: "
-                "short must end before long starts"
+                f"min_frames={self.min_frames}, max_frames={self.max_frames}: "
+                "expected 0 < min_frames < max_frames"
             )
 
 
@@ -134,7 +137,7 @@ class SitDetector:
         current = self._current
         if current is None or self.verdict is not None:
             return False
-        if self._frames_of(current) > self.settings.long_frames[1]:
+        if self._frames_of(current) > self.settings.max_frames:
             return False  # too long for any segment: a beep, a dial tone
         if current.tone in (0, 1):
             return True
@@ -183,17 +186,13 @@ class SitDetector:
     def _frames_of(segment: _Segment) -> int:
         return segment.last - segment.first + 1
 
-    def _length(self, segment: _Segment, following: _Segment) -> str | None:
-        """Short or long, timed from the segment's start to the next one's: segments follow
-        each other without a pause, and noise blurs a tone's last frames more than the next
-        tone's first ones."""
+    def _span(self, segment: _Segment, following: _Segment) -> int | None:
+        """The segment's length in frames, from its start to the next one's (segments follow
+        each other without a pause, and noise or a jitter-buffer discard blurs a tone's last
+        frames more than the next one's first); None when no SIT segment is that long."""
         frames = following.first - segment.first
-        low, high = self.settings.short_frames
-        if low <= frames <= high:
-            return "short"
-        low, high = self.settings.long_frames
-        if low <= frames <= high:
-            return "long"
+        if self.settings.min_frames <= frames <= self.settings.max_frames:
+            return frames
         return None
 
     def _adjacent(self, before: _Segment, after: _Segment) -> bool:
@@ -205,7 +204,7 @@ class SitDetector:
         first = previous[0]
         return (
             first.tone in (0, 1)
-            and self._length(first, second) is not None
+            and self._span(first, second) is not None
             and self._adjacent(first, second)
         )
 
@@ -216,20 +215,32 @@ class SitDetector:
         return (
             self._follows([first], second)
             and second.tone in (2, 3)
-            and self._length(second, third) is not None
+            and self._span(second, third) is not None
             and self._adjacent(second, third)
         )
 
     def _verdict(self) -> SitVerdict:
+        """The code nearest in timing among the two that share the heard frequencies. Each
+        frequency pair has exactly two codes and they differ in both lengths (IC short-short,
+        NC' long-long; VC long-short, RO' short-long ...), so one segment mistimed by a lost
+        frame or a noise burst can never turn one code into another."""
         first, second = self._done
         third = self._current
         assert third is not None
-        first_length, second_length = self._length(first, second), self._length(second, third)
-        assert first_length is not None and second_length is not None
-        key = (FREQUENCIES[first.tone], first_length, FREQUENCIES[second.tone], second_length)
-        # The other eight patterns are assigned to nothing: still a carrier's tone, not a person.
-        kind, meaning = SIT_CODES.get(key, ("sit_other", "unassigned pattern"))
-        reason = f"{meaning}: {key[0]} Hz {first_length}, {key[2]} Hz {second_length}, {THIRD} Hz"
+        first_ms = FRAME_MS * (second.first - first.first)
+        second_ms = FRAME_MS * (third.first - second.first)
+        first_hz, second_hz = FREQUENCIES[first.tone], FREQUENCIES[second.tone]
+        candidates = [
+            (abs(first_ms - LENGTH_MS[a]) + abs(second_ms - LENGTH_MS[b]), a, b)
+            for (hz_1, a, hz_2, b) in SIT_CODES
+            if (hz_1, hz_2) == (first_hz, second_hz)
+        ]
+        _, first_length, second_length = min(candidates)
+        kind, meaning = SIT_CODES[(first_hz, first_length, second_hz, second_length)]
+        reason = (
+            f"{meaning}: {first_hz} Hz {first_length} ({first_ms} ms), "
+            f"{second_hz} Hz {second_length} ({second_ms} ms), {THIRD} Hz"
+        )
         return SitVerdict(kind, reason, self.frames * FRAME_MS)
 
 
@@ -263,12 +274,17 @@ class CallAnalysis:
         return None
 
 
+def sit_tap(settings: SitSettings | None = None) -> TapSpec:
+    """A tap that only listens for SITs, from the first frame of early media (no AMD); with
+    AMD, use `dialer.connect.amd_tap`."""
+    return TapSpec("dialer.sit:tap_factory", asdict(settings or SitSettings()), from_answer=False)
+
+
 def tap_factory(amd: dict[str, Any] | None = None, **sit: Any) -> CallAnalysis:
     """Build the call-analysis tap inside a line worker (`TapSpec("dialer.sit:tap_factory",
     {"amd": asdict(AmdSettings()), ...SitSettings fields...}, from_answer=False)`)."""
     amd_settings = AmdSettings(**amd) if amd is not None else None
-    sit_options = {k: tuple(v) if isinstance(v, list) else v for k, v in sit.items()}
-    return CallAnalysis(amd_settings, SitSettings(**sit_options))
+    return CallAnalysis(amd_settings, SitSettings(**sit))
 
 
 def detect(pcm: bytes, settings: SitSettings | None = None) -> SitVerdict | None:

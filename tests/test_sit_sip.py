@@ -4,7 +4,11 @@ no_answer or a machine."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,7 +91,7 @@ def test_a_vacant_code_sit_in_early_media_makes_a_rejected_call_invalid(
     """480 alone would be no_answer (retry later); the tone says the number does not exist."""
     pcap = sit_pcap(tmp_path / "vacant.pcap", (985.2, LONG_MS), (1370.6, SHORT_MS))
     carrier = carriers["intercept"].start(
-        "early_then_reject",
+        "intercept",
         PCAP=str(pcap),
         PAUSE_MS="3000",
         CODE="480",
@@ -100,7 +104,7 @@ def test_a_vacant_code_sit_in_early_media_makes_a_rejected_call_invalid(
     verdicts = [e for e in events if isinstance(e, AmdVerdict)]
     assert len(verdicts) == 1, events
     (verdict,) = verdicts
-    assert verdict.verdict == "sit_vacant"
+    assert verdict.verdict == "sit_vacant", verdict
     assert verdict.reason is not None and verdict.reason.startswith("vacant code (VC)")
     result = events[-1]
     assert isinstance(result, Ended)
@@ -137,3 +141,40 @@ def test_a_no_circuit_sit_after_the_answer_is_congestion_and_hung_up(
     assert asked_for_agent == []
     assert outcome is not None and not outcome.abandoned and outcome.verdict == "sit_no_circuit"
     assert carrier.wait() == 0, carrier.errors()
+
+
+def test_dialer_call_hangs_up_on_an_intercept_tone_and_says_the_number_is_invalid(
+    tmp_path: Path,
+) -> None:
+    """The carrier would play its announcement for 10 s; the dialer cancels once it has heard
+    the tone, and the outcome comes from the tone, not from the 487 of the CANCEL."""
+    carrier = Carrier(tmp_path, "cli")
+    config = tmp_path / "sip.toml"
+    config.write_text(
+        f'[trunks.carrier1]\nhost = "127.0.0.1"\nport = {carrier.port}\n'
+        'caller_id = "+12125550100"\nring_timeout = 15\nno_response_timeout = 5\n'
+    )
+    pcap = sit_pcap(tmp_path / "intercept.pcap", (913.8, SHORT_MS), (1370.6, SHORT_MS))
+    carrier.start("intercept", PCAP=str(pcap), PAUSE_MS="10000", CODE="404", REASON="Not Found")
+    try:
+        dialer = Path(sys.executable).parent / "dialer"
+        result = subprocess.run(
+            [str(dialer), "call", NUMBER, "--trunk", "carrier1", "--json"],
+            env={**os.environ, "DIALER_SIP_CONFIG": str(config)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        sipp_status = carrier.wait(15)
+    assert result.returncode == 0, result.stdout + result.stderr
+    *progress, last = result.stdout.splitlines()
+    assert any("special information tone: intercept (IC)" in line for line in progress), progress
+    summary = json.loads(last)
+    assert (summary["outcome"], summary["sip_code"], summary["amd_verdict"]) == (
+        "invalid",
+        487,
+        "sit_intercept",
+    )
+    assert summary["timings"]["ended_at"] - summary["timings"]["dialed_at"] < 5.0
+    assert sipp_status == 0, carrier.errors()

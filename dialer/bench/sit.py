@@ -19,9 +19,8 @@ import numpy as np
 
 from dialer.amd import FRAME_BYTES, AmdDetector, AmdSettings
 from dialer.bench.amd_corpus import generate, read_wav
-from dialer.sit import LONG_MS, SHORT_MS, SIT_CODES, CallAnalysis, SitDetector, sit_samples
+from dialer.sit import LENGTH_MS, SIT_CODES, CallAnalysis, SitDetector, sit_samples
 
-LENGTH_MS = {"short": SHORT_MS, "long": LONG_MS}
 SIGNAL_DBFS = -20.0
 
 
