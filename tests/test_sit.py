@@ -226,3 +226,27 @@ def test_bench_sit_counts_every_code_right_in_moderate_noise() -> None:
         ("clean", 8, 1.0),
         (6.0, 8, 1.0),
     ]
+
+
+def test_early_media_is_heard_for_its_first_seconds_only_then_again_from_the_answer() -> None:
+    """A ringback can last the whole ring timeout; the tap idles (no frame copied out of pj)
+    after `early_media_ms` unless a SIT is under way, and wakes at the answer."""
+    analysis = CallAnalysis(AmdSettings(), early_media_ms=1000)
+    ringback = _frames_of(pcm(tone(440, 1000, -26) + tone(480, 1000, -26)))
+    assert all(analysis.feed(frame) is None for frame in ringback)
+    assert analysis.idle
+    late = CallAnalysis(None, early_media_ms=1000)
+    key = (985.2, "long", 1370.6, "short")
+    frames = _frames_of(pcm(np.concatenate((silence(800), sit_for(key)))))
+    verdicts = []
+    for frame in frames:
+        if late.idle:
+            break
+        verdicts.append(late.feed(frame))
+    assert verdicts[-1] is not None and verdicts[-1].kind == "sit_vacant"  # heard to its end
+    analysis.on_answer()
+    assert not analysis.idle
+
+
+def _frames_of(audio: bytes) -> list[bytes]:
+    return [audio[i : i + 320] for i in range(0, len(audio) - 319, 320)]

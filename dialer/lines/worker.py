@@ -82,6 +82,8 @@ class FrameTap(pj.AudioMediaPort):
                 on_answer = getattr(self.detector, "on_answer", None)
                 if on_answer is not None:
                     on_answer()
+            if getattr(self.detector, "idle", False):
+                return  # it wants no frames for now: spare the costly copy out of pj
             if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size == FRAME_BYTES:
                 pcm = bytes(frame.buf)
             else:
