@@ -826,14 +826,32 @@ def prompts_build(directory: Path | None, campaign_names: tuple[str, ...]) -> No
 @click.option("--snrs", default="clean,20,10,6,3,0", show_default=True, help="SNRs in dB.")
 @click.option("--greetings", default=240, show_default=True, help="AMD corpus size.")
 @click.option("--seed", default=1, show_default=True)
+@click.option(
+    "--sip",
+    "sip_trials",
+    default=0,
+    show_default=True,
+    help="Also play each code this many times through real calls (SIPp answers, 10 dB SNR).",
+)
+@click.option("--concurrency", default=4, show_default=True, help="SIP calls at once.")
 @click.option("--json", "as_json", is_flag=True)
-def bench_sit(trials: int, snrs: str, greetings: int, seed: int, as_json: bool) -> None:
+def bench_sit(
+    trials: int,
+    snrs: str,
+    greetings: int,
+    seed: int,
+    sip_trials: int,
+    concurrency: int,
+    as_json: bool,
+) -> None:
     """SIT detection per SNR, false SITs on speech, CPU per frame (SIT, AMD, both)."""
     from dialer.bench import sit
 
     levels = [None if s.strip() == "clean" else float(s) for s in snrs.split(",")]
     rows = sit.detection(levels, trials, seed)
     on_corpus = sit.corpus(greetings, seed, None)
+    if sip_trials:
+        on_corpus.update(sit.through_sip(sip_trials, 10.0, seed, concurrency))
     if as_json:
         click.echo(json.dumps({"detection": rows, "corpus": on_corpus}))
         return

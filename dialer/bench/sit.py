@@ -10,6 +10,7 @@ thread (ARCHITECTURE §6: 256 calls with a Python tap use most of a core).
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -128,3 +129,47 @@ def corpus(count: int, seed: int, cache_dir: Path | None) -> dict[str, Any]:
     for name, seconds in cpu.items():
         figures[f"cpu_us_per_frame_{name}"] = round(1e6 * seconds / max(1, fed[name]), 1)
     return figures
+
+
+def through_sip(trials: int, snr_db: float, seed: int, concurrency: int) -> dict[str, Any]:
+    """Every SIT code played by SIPp right after it answers, through the line pool's call
+    analysis tap (the campaign's `amd_tap()`): right codes, outcomes, decision times."""
+    from dialer.bench.amd_corpus import write_wav
+    from dialer.bench.amd_sip import classify_over_sip
+
+    rng = np.random.default_rng(seed)
+    signal_rms = 32767 * 10 ** (SIGNAL_DBFS / 20)
+    expected: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="sit-sip-") as folder:
+        wavs = []
+        for trial in range(trials):
+            for number, (key, (kind, _)) in enumerate(SIT_CODES.items()):
+                first_hz, first_len, second_hz, second_len = key
+                tones = sit_samples(
+                    (first_hz, LENGTH_MS[first_len]),
+                    (second_hz, LENGTH_MS[second_len]),
+                    level_dbfs=SIGNAL_DBFS,
+                )
+                lead = np.zeros(int(rng.integers(0, 4000)))
+                audio = np.concatenate((lead, tones, np.zeros(16000)))
+                audio = audio + rng.normal(0, signal_rms * 10 ** (-snr_db / 20), len(audio))
+                name = f"{trial:03d}-{number}-{kind}"
+                path = Path(folder) / f"{name}.wav"
+                write_wav(path, audio)
+                wavs.append((name, path))
+                expected[name] = kind
+        results = classify_over_sip(wavs, concurrency)
+    right = sum(1 for name, r in results.items() if r.verdict and r.verdict.kind == expected[name])
+    outcomes: dict[str, int] = {}
+    for result in results.values():
+        key = str(result.outcome)
+        outcomes[key] = outcomes.get(key, 0) + 1
+    decided = sorted(r.verdict.after_ms for r in results.values() if r.verdict is not None)
+    return {
+        "sip_calls": len(results),
+        "sip_snr_db": snr_db,
+        "sip_right_code": round(right / max(1, len(results)), 4),
+        "sip_outcomes": outcomes,
+        "sip_failed_calls": sum(1 for r in results.values() if r.error is not None),
+        "sip_decision_ms_median": decided[len(decided) // 2] if decided else None,
+    }
