@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dialer.amd import AmdSettings
 from dialer.lines.events import (
@@ -109,8 +109,14 @@ def default_recordings_dir() -> Path:
     return Path(base) / "dialer" / "recordings"
 
 
+class ConnectCampaign(CampaignLike, Protocol):
+    """What connect settings need of a campaign (campaigns.models.Campaign has it)."""
+
+    record_calls: bool
+
+
 def campaign_connect_settings(
-    campaign: CampaignLike,
+    campaign: ConnectCampaign,
     prompts_dir: Path | None = None,
     recordings_dir: Path | None = None,
     **options: Any,

@@ -84,7 +84,6 @@ class CampaignLike(Protocol):
     callback_number: str | None
     caller_id: str | None
     safe_harbor_message: str
-    record_calls: bool
 
 
 @dataclass(frozen=True)
