@@ -11,6 +11,8 @@ $(VENV)/.installed: pyproject.toml scripts/install-system-deps
 	./scripts/install-system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -e ".[test]"
+	# The IVR prompts are rendered now so the first call does not wait for espeak-ng.
+	$(BIN)/dialer prompts build
 	touch $@
 
 demo: setup

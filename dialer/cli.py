@@ -595,6 +595,8 @@ def call(
         Progress,
         PromptFinished,
     )
+    from dialer.lines.outcome import SIT_OUTCOMES
+    from dialer.sit import sit_tap
     from sip_config import SipConfigError
 
     config = _sip_config(config_path)
@@ -606,7 +608,9 @@ def call(
 
     with LinePool(config, workers=1, bind_address=bind_address) as pool:
         try:
-            pool.originate(attempt_id, trunk_name, number, ring_timeout=ring_timeout)
+            # A carrier's "not in service" tone in early media or after the answer ends the
+            # call as invalid or congestion rather than no_answer or human.
+            pool.originate(attempt_id, trunk_name, number, ring_timeout=ring_timeout, tap=sit_tap())
         except SipConfigError as error:
             raise click.ClickException(str(error)) from None
         click.echo(f"{at(time.time())} dialing {number} via {trunk_name}")
@@ -644,6 +648,10 @@ def call(
                 pool.hangup(attempt_id)
             elif isinstance(event, DtmfReceived):
                 click.echo(f"{at(time.time())} key pressed: {event.digit}")
+            elif isinstance(event, AmdVerdict) and event.verdict in SIT_OUTCOMES:
+                click.echo(f"{at(event.at)} special information tone: {event.reason}")
+                with contextlib.suppress(NoSuchAttempt):
+                    pool.hangup(attempt_id)
             elif isinstance(event, AmdVerdict):
                 click.echo(f"{at(event.at)} answering-machine detection: {event.verdict}")
             elif isinstance(event, CommandFailed):
@@ -764,3 +772,89 @@ def bench_connect(
         click.echo(json.dumps(figures))
     else:
         click.echo(", ".join(f"{key} {value}" for key, value in figures.items()))
+
+
+@main.group()
+def prompts() -> None:
+    """The dialer's voice prompts (IVR menus, safe-harbor message), rendered with espeak-ng."""
+
+
+@prompts.command("build")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the WAVs go (default: $DIALER_PROMPTS_DIR or ~/.cache/dialer/prompts).",
+)
+@click.option(
+    "--campaign",
+    "campaign_names",
+    multiple=True,
+    help="Also render this campaign's prompts: its kind's menus and its safe-harbor message.",
+)
+def prompts_build(directory: Path | None, campaign_names: tuple[str, ...]) -> None:
+    """Render the bundled prompts (cached: only new or changed texts are spoken)."""
+    from sqlalchemy import select
+
+    from campaigns.db import session_factory
+    from campaigns.models import Campaign
+    from dialer import prompts as bundled
+
+    try:
+        built = bundled.build_bundled(directory)
+        if campaign_names:
+            engine = _engine()
+            with session_factory(engine)() as session:
+                for name in campaign_names:
+                    campaign = session.scalar(select(Campaign).where(Campaign.name == name))
+                    if campaign is None:
+                        raise click.BadParameter(
+                            f"no campaign named {name!r}", param_hint="--campaign"
+                        )
+                    for prompt, path in bundled.campaign_prompts(campaign, directory).items():
+                        built[f"{name}: {prompt}"] = path
+            engine.dispose()
+    except (bundled.PromptError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    for name, path in built.items():
+        click.echo(f"{name}: {path}")
+
+
+@bench.command("sit")
+@click.option("--trials", default=20, show_default=True, help="Tones of each SIT code per SNR.")
+@click.option("--snrs", default="clean,20,10,6,3,0", show_default=True, help="SNRs in dB.")
+@click.option("--greetings", default=240, show_default=True, help="AMD corpus size.")
+@click.option("--seed", default=1, show_default=True)
+@click.option(
+    "--sip",
+    "sip_trials",
+    default=0,
+    show_default=True,
+    help="Also play each code this many times through real calls (SIPp answers, 10 dB SNR).",
+)
+@click.option("--concurrency", default=4, show_default=True, help="SIP calls at once.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_sit(
+    trials: int,
+    snrs: str,
+    greetings: int,
+    seed: int,
+    sip_trials: int,
+    concurrency: int,
+    as_json: bool,
+) -> None:
+    """SIT detection per SNR, false SITs on speech, CPU per frame (SIT, AMD, both)."""
+    from dialer.bench import sit
+
+    levels = [None if s.strip() == "clean" else float(s) for s in snrs.split(",")]
+    rows = sit.detection(levels, trials, seed)
+    on_corpus = sit.corpus(greetings, seed, None)
+    if sip_trials:
+        on_corpus.update(sit.through_sip(sip_trials, 10.0, seed, concurrency))
+    if as_json:
+        click.echo(json.dumps({"detection": rows, "corpus": on_corpus}))
+        return
+    for row in rows:
+        click.echo(", ".join(f"{key} {value}" for key, value in row.items()))
+    click.echo(", ".join(f"{key} {value}" for key, value in on_corpus.items()))

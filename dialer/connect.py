@@ -27,9 +27,13 @@ before the 2 s are up, so that it reaches the customer within them.
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
 from dialer.amd import AmdSettings
 from dialer.lines.events import (
@@ -44,6 +48,8 @@ from dialer.lines.events import (
 )
 from dialer.lines.protocol import Lines
 from dialer.pacing import Abandoned, Connected
+from dialer.prompts import CampaignLike, campaign_safe_harbor
+from dialer.sit import SitSettings
 
 # 47 CFR 64.1200(a)(7)(i): a live answer not connected within 2 s of the completed greeting
 # is abandoned.
@@ -56,11 +62,18 @@ AUTO_ANSWER_HEADERS: tuple[tuple[str, str], ...] = (
     ("Alert-Info", "<http://127.0.0.1>;info=alert-autoanswer"),
 )
 CONNECTED_VERDICTS = frozenset({"human", "notsure"})
+DEFAULT_SIT = SitSettings()
 
 
-def amd_tap(settings: AmdSettings | None = None) -> TapSpec:
-    """The frame tap that runs `dialer.amd` on a customer call from its answer on."""
-    return TapSpec("dialer.amd:tap_factory", asdict(settings or AmdSettings()))
+def amd_tap(settings: AmdSettings | None = None, sit: SitSettings | None = DEFAULT_SIT) -> TapSpec:
+    """The frame tap that runs `dialer.amd` on a customer call from its answer on and, unless
+    `sit` is None, listens for special information tones from the first frame of early media
+    (`dialer.sit`): a SIT verdict ("sit_vacant", ...) then stands for the AMD verdict and makes
+    the attempt's outcome invalid or congestion."""
+    amd = asdict(settings or AmdSettings())
+    if sit is None:
+        return TapSpec("dialer.amd:tap_factory", amd)
+    return TapSpec("dialer.sit:tap_factory", {"amd": amd, **asdict(sit)}, from_answer=False)
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,9 @@ class ConnectSettings:
     prompt_lead_s: float = 0.2
     after_greeting_silence_ms: int = AmdSettings().after_greeting_silence_ms
     agent_headers: tuple[tuple[str, str], ...] = AUTO_ANSWER_HEADERS
+    # The campaign records its calls: each bridged conversation (customer and agent mixed)
+    # goes to <recordings_dir>/<customer attempt>.wav, written by the worker holding the call.
+    recordings_dir: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.connect_within_s <= CONNECT_WITHIN_S:
@@ -82,6 +98,44 @@ class ConnectSettings:
             raise ValueError(
                 f"prompt_lead_s={self.prompt_lead_s}: expected 0 <= s < connect_within_s"
             )
+
+
+def default_recordings_dir() -> Path:
+    """$DIALER_RECORDINGS_DIR, else the user's data directory (~/.local/share/dialer/...)."""
+    configured = os.environ.get("DIALER_RECORDINGS_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "dialer" / "recordings"
+
+
+class ConnectCampaign(CampaignLike, Protocol):
+    """What connect settings need of a campaign (campaigns.models.Campaign has it)."""
+
+    record_calls: bool
+
+
+def campaign_connect_settings(
+    campaign: ConnectCampaign,
+    prompts_dir: Path | None = None,
+    recordings_dir: Path | None = None,
+    **options: Any,
+) -> ConnectSettings:
+    """Connect settings for a campaign, its safe-harbor prompt rendered now (not when a call
+    is abandoned, which leaves 2 s): the campaign's own message, or the bundled one naming its
+    seller and call-back number (`dialer.prompts`). A campaign that records its calls gets a
+    recordings directory (created now, so the workers only open files in it)."""
+    prompt = campaign_safe_harbor(campaign, prompts_dir)
+    if campaign.record_calls:
+        directory = (recordings_dir or default_recordings_dir()) / path_component(campaign.name)
+        directory.mkdir(parents=True, exist_ok=True)
+        options.setdefault("recordings_dir", str(directory))
+    return ConnectSettings(safe_harbor_prompt=str(prompt), **options)
+
+
+def path_component(name: str) -> str:
+    """A campaign name or attempt id as one safe file or directory name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "campaign"
 
 
 # Actions (decisions for the shell to carry out)
@@ -98,6 +152,7 @@ class DialAgent:
 class BridgeLegs:
     customer: str
     agent_leg: str
+    record_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +187,8 @@ class ConnectOutcome:
     safe_harbor_played: bool
     # When the safe-harbor prompt was started, in seconds after the greeting's end.
     safe_harbor_after_greeting_s: float | None
+    # The conversation's mixed recording (customer and agent), for the attempt's row.
+    recording_path: str | None = None
 
 
 def pacing_event(outcome: ConnectOutcome) -> Connected | Abandoned | None:
@@ -162,6 +219,7 @@ class CallConnect:
         self.reason = "no verdict"
         self.prompt_started: float | None = None
         self.prompt_done = False
+        self.recording_path: str | None = None
 
     @property
     def connected(self) -> bool:
@@ -194,14 +252,23 @@ class CallConnect:
         if at >= self.give_up_at:
             return self._abandon("agent answered too late", at)
         self.state = "bridging"
-        return [BridgeLegs(self.customer, self.agent_leg)]
+        return [BridgeLegs(self.customer, self.agent_leg, self._record_path())]
 
-    def on_bridged(self, connect_delay_ms: float | None, at: float) -> list[Action]:
+    def on_bridged(
+        self, connect_delay_ms: float | None, at: float, recording_path: str | None = None
+    ) -> list[Action]:
         if self.state != "bridging":
             return []
         self.state, self.reason = "connected", "connected"
         self.connect_delay_ms = connect_delay_ms
+        self.recording_path = recording_path
         return []
+
+    def _record_path(self) -> str | None:
+        directory = self.settings.recordings_dir
+        if directory is None:
+            return None
+        return f"{directory.rstrip('/')}/{path_component(self.customer)}.wav"
 
     def on_agent_failed(self, why: str, at: float) -> list[Action]:
         """The agent leg ended or could not be bridged."""
@@ -252,6 +319,7 @@ class CallConnect:
             reason=self.reason,
             safe_harbor_played=self.prompt_done,
             safe_harbor_after_greeting_s=after,
+            recording_path=self.recording_path,
         )
 
     def _abandon(self, reason: str, at: float) -> list[Action]:
@@ -308,7 +376,7 @@ class Connector:
         if call is None:
             return None
         if isinstance(event, Bridged):
-            self._carry_out(call.on_bridged(event.connect_delay_ms, now))
+            self._carry_out(call.on_bridged(event.connect_delay_ms, now, event.recording_path))
         elif isinstance(event, PromptFinished):
             self._carry_out(call.on_prompt_finished(now))
         elif isinstance(event, CommandFailed) and event.command == "Play":
@@ -330,7 +398,7 @@ class Connector:
         if isinstance(event, Answered):
             return call.on_agent_answered(now)
         if isinstance(event, Bridged):
-            return call.on_bridged(event.connect_delay_ms, now)
+            return call.on_bridged(event.connect_delay_ms, now, event.recording_path)
         if isinstance(event, CommandFailed) and event.command == "Bridge":
             return call.on_agent_failed(event.reason, now)
         if isinstance(event, Ended):
@@ -349,7 +417,9 @@ class Connector:
                         headers=self.settings.agent_headers,
                     )
                 elif isinstance(action, BridgeLegs):
-                    self.lines.bridge(action.customer, action.agent_leg)
+                    self.lines.bridge(
+                        action.customer, action.agent_leg, record_path=action.record_path
+                    )
                 elif isinstance(action, PlaySafeHarbor):
                     self.lines.play(action.attempt_id, action.path)
                 else:

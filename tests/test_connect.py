@@ -40,6 +40,18 @@ def test_a_human_is_bridged_to_the_agent_when_the_agent_answers() -> None:
     assert not outcome.safe_harbor_played
 
 
+def test_a_recording_campaign_records_the_bridged_conversation_and_reports_where() -> None:
+    settings = ConnectSettings("/prompts/safe-harbor.wav", recordings_dir="/rec/Spring_sale/")
+    call = CallConnect("lead 42/try 1", settings)
+    call.on_verdict("human", "silence after greeting", 10.0, AGENT)
+    path = "/rec/Spring_sale/lead_42_try_1.wav"
+    assert call.on_agent_answered(10.08) == [
+        BridgeLegs("lead 42/try 1", "lead 42/try 1/agent", path)
+    ]
+    call.on_bridged(80.0, 10.09, recording_path=path)
+    assert call.outcome().recording_path == path
+
+
 def test_the_window_starts_at_the_greetings_end_not_at_the_verdict() -> None:
     """The detector decided 800 ms after the greeting ended, so 1.2 s are left, minus the lead
     the prompt needs to be heard in time."""

@@ -14,10 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from campaigns.models import Campaign
 from dialer.amd import AmdSettings, detect
 from dialer.bench.amd_corpus import Greeting, generate, read_wav, write_wav
-from dialer.bench.rtp_pcap import wav_to_rtp_pcap
-from dialer.connect import Connector, ConnectOutcome, ConnectSettings, amd_tap
+from dialer.bench.rtp_pcap import wav_to_rtp_pcap, write_rtp_pcap
+from dialer.connect import (
+    Connector,
+    ConnectOutcome,
+    ConnectSettings,
+    amd_tap,
+    campaign_connect_settings,
+)
 from dialer.lines import (
     AmdVerdict,
     Answered,
@@ -28,6 +35,7 @@ from dialer.lines import (
     PromptFinished,
     TapSpec,
 )
+from dialer.prompts import campaign_safe_harbor
 from sip_config import loads
 from tests.sipp_uas import PCAPS, Carrier
 
@@ -40,7 +48,7 @@ pytestmark = [
 ]
 
 NUMBER = "+12125550142"
-CUSTOMERS = ("human", "machine", "bridged", "hears_agent", "abandoned", "reserve")
+CUSTOMERS = ("human", "machine", "bridged", "hears_agent", "abandoned", "reserve", "recorded")
 HUMAN_TAP = TapSpec("dialer.bench.connect:DeclareHuman")
 # SIPp starts playing on the ACK and frames pass pjsua's jitter buffer: a few frames' shift.
 TIME_TOLERANCE_MS = 200
@@ -81,18 +89,25 @@ def pool(carriers: dict[str, Carrier]) -> Iterator[LinePool]:
 
 
 @pytest.fixture(scope="module")
-def safe_harbor(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("prompts") / "safe-harbor.wav"
-    subprocess.run(
-        [
-            "espeak-ng",
-            "-w",
-            str(path),
-            "This is Acme Insurance. Call us on 555 0100. To opt out, press 9.",
-        ],
-        check=True,
+def campaign() -> Campaign:
+    return Campaign(
+        name="Spring sale",
+        kind="telemarketing",
+        seller_name="Acme Insurance",
+        callback_number="+12125550100",
+        safe_harbor_message="",
     )
-    return path
+
+
+@pytest.fixture(scope="module")
+def prompt_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("prompts")
+
+
+@pytest.fixture(scope="module")
+def safe_harbor(campaign: Campaign, prompt_dir: Path) -> Path:
+    """The bundled safe-harbor message with the campaign's seller and number."""
+    return campaign_safe_harbor(campaign, prompt_dir)
 
 
 def wav_seconds(path: Path) -> float:
@@ -285,15 +300,19 @@ def test_a_human_no_agent_takes_hears_the_safe_harbor_message_and_is_abandoned(
     pool: LinePool,
     carriers: dict[str, Carrier],
     greetings: dict[str, Greeting],
+    campaign: Campaign,
+    prompt_dir: Path,
     safe_harbor: Path,
     tmp_path: Path,
 ) -> None:
+    """The campaign has no message of its own: the bundled one plays, naming its seller."""
     pcap = tmp_path / "human.pcap"
     wav_to_rtp_pcap(greetings["human"].path, pcap)
     carriers["abandoned"].start("answer", PCAP=str(pcap))
     agent = carriers["agent"].start("ring")  # the agent's phone rings and nobody picks up
     uri = f"sip:anna@127.0.0.1:{agent.port}"
-    settings = ConnectSettings(str(safe_harbor))
+    settings = campaign_connect_settings(campaign, prompt_dir)
+    assert settings.safe_harbor_prompt == str(safe_harbor)
     connector = Connector(pool, settings, lambda customer: uri)
     pool.originate("c-abandoned", "abandoned", NUMBER, tap=amd_tap())
     events, outcomes = drive(pool, connector, {"c-abandoned", "c-abandoned/agent"})
@@ -350,3 +369,64 @@ def test_a_reserving_customer_call_keeps_a_slot_for_its_agent_leg(
         pool.hangup(attempt_id)
     drive(pool, None, set(ids[1:]))
     assert carriers["reserve"].wait() == 0, carriers["reserve"].errors()
+
+
+def tone_pcap(path: Path, hz: float, seconds: float = 8.0) -> Path:
+    write_rtp_pcap(path, 6000 * np.sin(2 * np.pi * hz * np.arange(int(seconds * 8000)) / 8000))
+    return path
+
+
+def band_share(samples: np.ndarray, hz: float) -> float:
+    """Share of the samples' energy within 30 Hz of `hz`."""
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / 8000)
+    return float(spectrum[np.abs(freqs - hz) <= 30].sum() / spectrum.sum())
+
+
+def test_a_recorded_campaigns_conversation_is_one_wav_holding_both_parties(
+    pool: LinePool, carriers: dict[str, Carrier], prompt_dir: Path, tmp_path: Path
+) -> None:
+    """The customer's line sends 600 Hz, the agent's phone 1100 Hz: the recording named in the
+    Bridged event and the outcome holds both at once, mixed."""
+    customer_hz, agent_hz = 600.0, 1100.0
+    customer_pcap = tone_pcap(tmp_path / "customer.pcap", customer_hz)
+    agent_pcap = tone_pcap(tmp_path / "agent.pcap", agent_hz)
+    carriers["recorded"].start("answer", PCAP=str(customer_pcap))
+    media = f'<nop><action><exec play_pcap_audio="{agent_pcap}"/></action></nop>'
+    agent = carriers["agent"].start("agent_autoanswer", MEDIA=media)
+    uri = f"sip:anna@127.0.0.1:{agent.port}"
+    recording_campaign = Campaign(
+        name="Collections Q3",
+        kind="collections",
+        seller_name="Acme Recoveries",
+        callback_number="+12125550100",
+        safe_harbor_message="",
+        record_calls=True,
+    )
+    settings = campaign_connect_settings(recording_campaign, prompt_dir, tmp_path / "recordings")
+    assert settings.recordings_dir == str(tmp_path / "recordings" / "Collections_Q3")
+    connector = Connector(pool, settings, lambda customer: uri)
+    bridged_at: list[float] = []
+
+    def on_event(event: Event | None) -> None:
+        if isinstance(event, Bridged):
+            bridged_at.append(time.monotonic())
+        if len(bridged_at) == 1 and time.monotonic() - bridged_at[0] > 3.0:
+            bridged_at.append(time.monotonic())
+            pool.hangup("c-recorded")
+
+    pool.originate("c-recorded", "recorded", NUMBER, tap=HUMAN_TAP, reserve_agent_slot=True)
+    events, outcomes = drive(pool, connector, {"c-recorded", "c-recorded/agent"}, on_event=on_event)
+    (bridged,) = of(events, "c-recorded", Bridged)
+    expected = str(tmp_path / "recordings" / "Collections_Q3" / "c-recorded.wav")
+    assert bridged.recording_path == expected
+    assert outcomes["c-recorded"].recording_path == expected
+    time.sleep(0.2)  # the WAV header is written a frame after the recorder goes
+    samples = read_wav(Path(expected))
+    assert 2.5 <= len(samples) / 8000 <= 5.0
+    middle = samples[8000 : 8000 * 2 + 4000]  # 1.5 s well inside the conversation
+    assert band_share(middle, customer_hz) > 0.2, "the customer is missing from the recording"
+    assert band_share(middle, agent_hz) > 0.2, "the agent is missing from the recording"
+    assert band_share(middle, customer_hz) + band_share(middle, agent_hz) > 0.9
+    assert carriers["recorded"].wait() == 0, carriers["recorded"].errors()
+    assert agent.wait() == 0, agent.errors()

@@ -32,6 +32,7 @@ from dialer.lines import (
     classify,
 )
 from dialer.lines.bucket import TokenBucket
+from dialer.prompts import prompt_path
 from sip_config import SipConfigError, loads
 from tests.sipp_uas import PCAPS, Carrier, free_udp_port, pcap_with_payload_type
 
@@ -430,13 +431,10 @@ def test_an_unknown_dtmf_method_is_refused_naming_the_ones_accepted(pool: LinePo
 
 @pytest.fixture(scope="module")
 def prompt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
-    path = tmp_path_factory.mktemp("prompts") / "prompt.wav"
-    subprocess.run(
-        ["espeak-ng", "-w", str(path), "Press one to confirm your appointment."], check=True
-    )
-    return path
+    """The bundled appointment menu, as a campaign plays it."""
+    if not (shutil.which("espeak-ng") and shutil.which("sox")):
+        pytest.skip("needs espeak-ng and sox")
+    return prompt_path("appointment_menu", tmp_path_factory.mktemp("prompts"))
 
 
 @pytest.mark.sip

@@ -85,6 +85,8 @@ class SendDtmf:
 class Bridge:
     attempt_id: str
     other_attempt_id: str
+    # Record both parties, mixed, into one WAV at this path (the campaign records its calls).
+    record_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,9 @@ class Bridged:
     other_attempt_id: str
     at: float
     connect_delay_ms: float | None = None
+    # The mixed recording of both legs being written, for the attempt's recording_path; None
+    # when none was asked for or it could not be opened (a CommandFailed "Record" says why).
+    recording_path: str | None = None
 
 
 @dataclass(frozen=True)

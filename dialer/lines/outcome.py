@@ -6,8 +6,9 @@ the lead's fault), failed (anything else, our own faults included).
 
 Kept deliberately simple: a 480 storm across many attempts is congestion in truth, but one
 attempt cannot see a storm; the node that sees all outcomes is the place to detect it.
-Special information tones (SIT) in early media are not detected yet, so an intercept that
-answers 183 then ends with 404/410 is invalid, one that ends otherwise is failed.
+A special information tone (SIT, `dialer.sit`) heard by the call's tap outranks the SIP code
+and the answer: carriers play their "not in service" or "all circuits are busy" announcements
+in early media and then end with any code, or answer first and play them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ BUSY = frozenset({486, 600})
 NO_ANSWER = frozenset({408, 480})
 INVALID = frozenset({404, 410, 484, 604})
 CONGESTION = frozenset({503})
+# The tap's SIT verdicts (dialer.sit.SIT_CODES): a bad number, a busy network, or neither.
+SIT_OUTCOMES = {
+    "sit_intercept": "invalid",
+    "sit_vacant": "invalid",
+    "sit_no_circuit": "congestion",
+    "sit_reorder": "congestion",
+    "sit_other": "failed",
+}
 
 
 def classify(
@@ -27,6 +36,8 @@ def classify(
     ring_timed_out: bool = False,
     amd_verdict: str | None = None,
 ) -> str:
+    if amd_verdict in SIT_OUTCOMES:
+        return SIT_OUTCOMES[amd_verdict]
     if answered:
         return amd_verdict if amd_verdict in ("human", "machine") else "human"
     if ring_timed_out:

@@ -254,7 +254,9 @@ class LinePool:
     def attach_tap(self, attempt_id: str, tap: ev.TapSpec) -> None:
         self._send(attempt_id, ev.AttachTap(attempt_id, tap))
 
-    def bridge(self, attempt_id: str, other_attempt_id: str) -> None:
+    def bridge(
+        self, attempt_id: str, other_attempt_id: str, *, record_path: str | None = None
+    ) -> None:
         with self._lock:
             a, b = self._where.get(attempt_id), self._where.get(other_attempt_id)
         if a is None or b is None or a is not b:
@@ -262,7 +264,7 @@ class LinePool:
                 f"attempts {attempt_id!r} and {other_attempt_id!r} are not live in one worker "
                 "(originate the second with near= the first)"
             )
-        self._send(attempt_id, ev.Bridge(attempt_id, other_attempt_id))
+        self._send(attempt_id, ev.Bridge(attempt_id, other_attempt_id, record_path))
 
     def next_event(self, timeout: float | None = None) -> ev.Event | None:
         try:

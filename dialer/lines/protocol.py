@@ -50,6 +50,9 @@ class Lines(Protocol):
 
     def attach_tap(self, attempt_id: str, tap: TapSpec) -> None: ...
 
-    def bridge(self, attempt_id: str, other_attempt_id: str) -> None: ...
+    def bridge(
+        self, attempt_id: str, other_attempt_id: str, *, record_path: str | None = None
+    ) -> None:
+        """Both legs hear each other; with `record_path`, both are recorded there, mixed."""
 
     def next_event(self, timeout: float | None = None) -> Event | None: ...

@@ -60,10 +60,14 @@ class FrameTap(pj.AudioMediaPort):
     Closed (`listening` False) until the answer when its spec says `from_answer`: the media
     port is connected as soon as media is active, which for a 183 is before the answer."""
 
-    def __init__(self, detector: Any, listening: bool) -> None:
+    def __init__(self, detector: Any, listening: bool, answered: bool) -> None:
         super().__init__()
         self.detector = detector
         self.listening = listening
+        # Set by the main loop at the answer; the detector hears of it (`on_answer()`, if it
+        # has one) on this media thread, just before the first frame after the answer.
+        self.answered = answered
+        self.told_answer = False
         self.verdict: str | None = None
         self.reason: str | None = None
         self.after_ms: int | None = None
@@ -74,6 +78,13 @@ class FrameTap(pj.AudioMediaPort):
         try:
             if not self.listening or self.verdict is not None or self.failure is not None:
                 return
+            if self.answered and not self.told_answer:
+                self.told_answer = True
+                on_answer = getattr(self.detector, "on_answer", None)
+                if on_answer is not None:
+                    on_answer()
+            if getattr(self.detector, "idle", False):
+                return  # it wants no frames for now: spare the costly copy out of pj
             if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size == FRAME_BYTES:
                 pcm = bytes(frame.buf)
             else:
@@ -391,7 +402,28 @@ class Worker:
             attempt.bridged_to, other.bridged_to = other.attempt_id, attempt.attempt_id
             verdict_at = attempt.verdict_at or other.verdict_at
             delay = None if verdict_at is None else 1000.0 * (bridged_at - verdict_at)
-            self.emit(ev.Bridged(attempt.attempt_id, other.attempt_id, time.time(), delay))
+            recording = None
+            if command.record_path is not None:
+                recording = self.record_both(attempt, other, command.record_path)
+            self.emit(
+                ev.Bridged(attempt.attempt_id, other.attempt_id, time.time(), delay, recording)
+            )
+
+    def record_both(self, attempt: Attempt, other: Attempt, path: str) -> str | None:
+        """One recorder fed by both legs: the conference bridge mixes what it receives from
+        each into the recorder's port, so the WAV holds the whole conversation. It belongs to
+        `attempt` and is finalised when that leg ends (or at StopRecord)."""
+        assert attempt.audio is not None and other.audio is not None
+        recorder = pj.AudioMediaRecorder()
+        try:
+            recorder.createRecorder(path)
+        except pj.Error as error:
+            self.emit(ev.CommandFailed(attempt.attempt_id, "Record", error.info(False)))
+            return None
+        attempt.audio.startTransmit(recorder)
+        other.audio.startTransmit(recorder)
+        attempt.recorder = recorder
+        return path
 
     def launch(self) -> None:
         now = time.monotonic()
@@ -500,6 +532,7 @@ class Worker:
             attempt.answered_at = time.time()
             if attempt.tap is not None:
                 attempt.tap.listening = True
+                attempt.tap.answered = True
             self.emit(ev.Answered(attempt.attempt_id, attempt.answered_at))
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.finish(attempt, code, str(info.lastReason))
@@ -535,8 +568,9 @@ class Worker:
         if attempt.waiting_tap is not None and attempt.tap is None:
             spec, attempt.waiting_tap = attempt.waiting_tap, None
             try:
-                listening = not spec.from_answer or attempt.answered_at is not None
-                tap = FrameTap(build_detector(spec), listening)
+                answered = attempt.answered_at is not None
+                listening = not spec.from_answer or answered
+                tap = FrameTap(build_detector(spec), listening, answered)
                 fmt = pj.MediaFormatAudio()
                 fmt.init(pj.PJMEDIA_FORMAT_PCM, 8000, 1, 20000, 16)
                 tap.createPort(f"tap-{attempt.attempt_id}", fmt)
