@@ -197,6 +197,13 @@ class WorkerReady:
     sip_port: int
 
 
+@dataclass(frozen=True)
+class Heartbeat:
+    """The worker's loop is still turning (the supervisor's own business: never forwarded)."""
+
+    worker: int
+
+
 Event = (
     Progress
     | Answered
@@ -207,4 +214,5 @@ Event = (
     | CommandFailed
     | Ended
     | WorkerReady
+    | Heartbeat
 )

@@ -32,6 +32,13 @@ RTP_PORTS_PER_WORKER = 100
 CALLS_PER_SECOND_PER_WORKER = 40.0
 # An auto-answering agent phone answers at once; the connector gives up far sooner anyway.
 AGENT_RING_TIMEOUT = 5.0
+# A worker's loop sends a heartbeat every second (worker.HEARTBEAT_EVERY). One silent for this
+# long is alive but not serving its calls (stopped, or stuck inside pjsua): it is killed and
+# replaced like a crashed one. Several beats of margin, since a loaded machine delays them.
+HUNG_AFTER = 5.0
+# A datagram this short wakes a worker's libHandleEvents and is then dropped by pjsip's UDP
+# transport, which ignores packets shorter than a SIP message (it reads them as keep-alives).
+DOORBELL = b"\r\n"
 
 
 class NoSuchAttempt(KeyError):
@@ -48,6 +55,8 @@ class WorkerSlot:
     pid: int = 0
     sip_port: int = 0
     ready: bool = False
+    last_heard: float = 0.0  # monotonic: the last event or heartbeat from the worker
+    hung: str | None = None  # why the supervisor killed it, when it did
     # attempt id -> (trunk, dialed_at) for every attempt sent and not yet ended
     attempts: dict[str, tuple[str, float]] = field(default_factory=dict)
     # customer attempts holding a second slot here for the agent leg they may need
@@ -67,8 +76,10 @@ class LinePool:
         rtp_port_base: int | None = None,
         calls_per_second_per_worker: float = CALLS_PER_SECOND_PER_WORKER,
         log_level: int = 0,
+        hung_after: float = HUNG_AFTER,
     ) -> None:
         self.config = config
+        self.hung_after = hung_after
         self.bind_address = bind_address
         self.calls_per_second_per_worker = calls_per_second_per_worker
         self.log_level = log_level
@@ -93,6 +104,12 @@ class LinePool:
         self._thread: threading.Thread | None = None
         self.restarts = 0
         self.exits: list[tuple[int, int | None]] = []  # (worker, exit code): -6 is an abort
+        self.hung_kills = 0
+        self._doorbell = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Callers' threads wake the supervisor through this pair when they queue a dial.
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)
 
     # -- life cycle
 
@@ -141,6 +158,8 @@ class LinePool:
                 slot.process.kill()
                 slot.process.join()
             self._buried(slot, "line pool stopped")
+        for sock in (self._doorbell, self._wake_read, self._wake_write):
+            sock.close()
 
     def __enter__(self) -> LinePool:
         self.start()
@@ -190,6 +209,7 @@ class LinePool:
                     raise NoSuchAttempt(f"no live attempt {near!r} to place {attempt_id!r} near")
                 worker = self._where[near].index
             self._waiting.append((command, worker))
+        self._wake()
 
     def call_agent(
         self,
@@ -221,6 +241,7 @@ class LinePool:
                 raise NoSuchAttempt(f"no live attempt {near!r} to place {attempt_id!r} near")
             self._agent_of[attempt_id] = near
             self._waiting.appendleft((command, self._where[near].index))
+        self._wake()
 
     def hangup(self, attempt_id: str) -> None:
         with self._lock:
@@ -288,6 +309,17 @@ class LinePool:
             # A send to a worker that just died fails; the supervisor ends the attempt.
             with contextlib.suppress(OSError):
                 slot.commands.send(command)
+                self._ring(slot)
+
+    def _ring(self, slot: WorkerSlot) -> None:
+        """Wake the worker's poll loop now that a command waits in its pipe (DOORBELL)."""
+        if slot.sip_port:
+            with contextlib.suppress(OSError):
+                self._doorbell.sendto(DOORBELL, (self.bind_address, slot.sip_port))
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # a full pair already says "wake up"
+            self._wake_write.send(b"!")
 
     def _spawn(self, slot: WorkerSlot) -> None:
         commands_out, commands_in = self._context.Pipe(duplex=False)
@@ -312,6 +344,7 @@ class LinePool:
         events_in.close()
         slot.process, slot.commands, slot.events = process, commands_in, events_out
         slot.ready = False
+        slot.hung = None
 
     def _supervise(self) -> None:
         while True:
@@ -319,26 +352,54 @@ class LinePool:
                 if self._stopping:
                     return
             self._dispatch()
-            self._poll(0.005)
+            with self._lock:
+                # Dials held back by a trunk's calls-per-second bucket need the clock to move;
+                # otherwise events, deaths and new dials (through the wake pair) end the wait.
+                timeout = 0.005 if self._waiting else 0.25
+            self._poll(timeout)
+            self._kill_hung()
 
     def _poll(self, timeout: float) -> None:
-        sources: dict[object, WorkerSlot] = {}
+        sources: dict[object, WorkerSlot | None] = {self._wake_read: None}
         for slot in self.workers:
             if slot.events is not None:
                 sources[slot.events] = slot
             if slot.process is not None:
                 sources[slot.process.sentinel] = slot
-        if not sources:
-            time.sleep(timeout)
-            return
+        ended: list[WorkerSlot] = []
         for ready in wait(list(sources), timeout):
             slot = sources[ready]
-            if ready is slot.events:
+            if slot is None:
+                with contextlib.suppress(BlockingIOError):
+                    self._wake_read.recv(4096)
+            elif ready is slot.events:
                 self._drain(slot)
+            elif slot.process is not None and ready == slot.process.sentinel:
+                ended.append(slot)
+        for slot in ended:
+            self._drain(slot)
+            self._died(slot)
+
+    def _kill_hung(self) -> None:
+        """Kill a worker that is alive but silent (see HUNG_AFTER); its death is then handled
+        like a crash: its attempts end as failed with the reason, and it is replaced."""
+        now = time.monotonic()
         for slot in self.workers:
-            if slot.process is not None and not slot.process.is_alive():
-                self._drain(slot)
-                self._died(slot)
+            process = slot.process
+            if (
+                process is None
+                or not slot.ready
+                or slot.hung is not None
+                or now - slot.last_heard < self.hung_after
+            ):
+                continue
+            silent = now - slot.last_heard
+            slot.hung = (
+                f"line worker {slot.index} stopped answering "
+                f"({silent:.1f} s without a heartbeat), killed"
+            )
+            self.hung_kills += 1
+            process.kill()  # SIGKILL ends a stopped (SIGSTOP) process too
 
     def _drain(self, slot: WorkerSlot) -> None:
         connection = slot.events
@@ -351,6 +412,9 @@ class LinePool:
             return
 
     def _deliver(self, slot: WorkerSlot, event: ev.Event) -> None:
+        slot.last_heard = time.monotonic()
+        if isinstance(event, ev.Heartbeat):
+            return
         if isinstance(event, ev.WorkerReady):
             slot.pid, slot.sip_port, slot.ready = event.pid, event.sip_port, True
             return
@@ -367,7 +431,7 @@ class LinePool:
         code = process.exitcode
         how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         started = slot.ready
-        self._buried(slot, f"line worker {slot.index} died ({how})")
+        self._buried(slot, slot.hung or f"line worker {slot.index} died ({how})")
         with self._lock:
             stopping = self._stopping
         if not stopping:
@@ -411,7 +475,15 @@ class LinePool:
             kept: deque[tuple[ev.Originate, int | None]] = deque()
             blocked: set[str] = set()
             while self._waiting:
+                if len(blocked) == len(self.config.trunks) and not self._agent_of:
+                    # Every trunk is at a limit and no agent leg waits: this pass is over. (With
+                    # thousands of dials queued, scanning them all every 5 ms cost a core.)
+                    kept.extend(self._waiting)
+                    break
                 command, wanted = self._waiting.popleft()
+                if command.uri is None and command.trunk in blocked:
+                    kept.append((command, wanted))
+                    continue
                 near = self._agent_of.pop(command.attempt_id, None)
                 reserving = command.attempt_id in self._reserving
                 slot = self._choose(wanted, near, reserving)
@@ -436,6 +508,7 @@ class LinePool:
                         if near is not None:
                             self._agent_of[command.attempt_id] = near
                         continue
+                    self._ring(slot)
                     if near is not None:
                         slot.reserved.discard(near)  # the agent leg takes the kept slot
                     slot.attempts[command.attempt_id] = (command.trunk, time.time())
@@ -443,8 +516,7 @@ class LinePool:
                     continue
                 trunk = self.config.trunks[command.trunk]
                 if (
-                    command.trunk in blocked
-                    or slot is None
+                    slot is None
                     or channels.get(command.trunk, 0) >= trunk.max_channels
                     or not self.trunk_buckets[command.trunk].take(now)
                 ):
@@ -457,6 +529,7 @@ class LinePool:
                 except OSError:
                     kept.append((command, wanted))  # the worker is dying; place it elsewhere
                     continue
+                self._ring(slot)
                 if reserving:
                     self._reserving.discard(command.attempt_id)
                     slot.reserved.add(command.attempt_id)

@@ -40,6 +40,15 @@ FRAME_BYTES = 320
 SILENT_FRAME = bytes(FRAME_BYTES)
 # Agent legs dial SIP URIs directly through this account, which is not one of the trunks.
 AGENT_ACCOUNT = ""
+# Every return from libHandleEvents wakes a Python loop: at 10 ms, 50 idle workers took a whole
+# core (~100 us a wake on a busy machine). The loop waits longer unless something it must
+# notice only by looking is under way (a frame tap deciding, a prompt playing, a dial waiting
+# for a token); SIP traffic ends the wait at once, and the supervisor sends a datagram to the
+# worker's SIP port after each command for the same purpose.
+BUSY_POLL_MS = 10
+IDLE_POLL_MS = 200
+# How often the loop tells the supervisor that it still turns (hung-worker detection).
+HEARTBEAT_EVERY = 1.0
 
 
 @dataclass(frozen=True)
@@ -187,6 +196,7 @@ class Worker:
         self.accounts: dict[str, pj.Account] = {}
         self.running = True
         self.sip_port = 0
+        self.next_heartbeat = 0.0
         self.ep = pj.Endpoint()
 
     # -- set-up and tear-down
@@ -203,6 +213,9 @@ class Worker:
         cfg.medConfig.sndClockRate = 8000
         cfg.logConfig.level = self.settings.log_level
         cfg.logConfig.consoleLevel = self.settings.log_level
+        # The SIP message logger prints whole messages at level 4 and up; below that it only
+        # costs a module pass on every message.
+        cfg.logConfig.msgLogging = self.settings.log_level >= 4
         self.ep.libInit(cfg)
         sip_port = 0
         # Port 0 everywhere: the kernel picks free ports, and other pools and SIPp instances
@@ -316,7 +329,7 @@ class Worker:
 
     def run(self) -> None:
         while self.running:
-            self.ep.libHandleEvents(10)
+            self.ep.libHandleEvents(self.poll_ms())
             self.reap()
             while self.running and self.commands.poll():
                 try:
@@ -329,6 +342,31 @@ class Worker:
             self.launch()
             self.check_timers()
             self.reap()
+            self.heartbeat()
+
+    def poll_ms(self) -> int:
+        """How long the next libHandleEvents may wait (see IDLE_POLL_MS)."""
+        if self.waiting:
+            return BUSY_POLL_MS
+        now = time.monotonic()
+        wait = min(IDLE_POLL_MS / 1000, self.next_heartbeat - now)
+        for attempt in self.attempts.values():
+            if attempt.prompts or (attempt.tap is not None and attempt.tap.listening):
+                return BUSY_POLL_MS
+            ringing = attempt.call is not None and attempt.answered_at is None
+            if ringing and not attempt.hung_up_by_us:
+                command = attempt.command
+                timeout = command.ring_timeout
+                if not attempt.provisional:
+                    timeout = min(timeout, command.no_response_timeout)
+                wait = min(wait, attempt.started + timeout - now)
+        return max(BUSY_POLL_MS, int(1000 * wait))
+
+    def heartbeat(self) -> None:
+        now = time.monotonic()
+        if now >= self.next_heartbeat:
+            self.next_heartbeat = now + HEARTBEAT_EVERY
+            self.emit(ev.Heartbeat(self.settings.index))
 
     def handle(self, command: ev.Command) -> None:
         if isinstance(command, ev.Shutdown):
