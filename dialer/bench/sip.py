@@ -264,8 +264,10 @@ def rate(
     total = int(cps * duration)
     if answered_hold > 0:
         scenario, keys = "echo", {}
-        # A slot stays taken for set-up, the hold and tear-down: about hold + 1 s.
-        workers = workers or max(2, math.ceil(cps * (answered_hold + 1.0) / SLOTS))
+        # A slot stays taken for the hold and about 0.5 s of set-up and tear-down; 15% more
+        # slots than that average absorb the ups and downs. Every worker beyond costs CPU
+        # even when idle (its conference clock ticks 50 times a second).
+        workers = workers or max(2, math.ceil(cps * (answered_hold + 0.5) / SLOTS * 1.15))
     else:
         scenario, keys = "reject", {"CODE": "486", "REASON": "Busy Here"}
         # Each call holds a slot for a round trip only; a worker starts at most 40 calls/s.

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import pickle
 import queue
 import random
+import selectors
 import socket
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from dialer.lines import events as ev
@@ -97,6 +99,7 @@ class LinePool:
         self._events: queue.Queue[ev.Event] = queue.Queue()
         self._lock = threading.Lock()
         self._waiting: deque[tuple[ev.Originate, int | None]] = deque()  # (command, worker)
+        self._queued: set[str] = set()  # the attempt ids in _waiting
         self._where: dict[str, WorkerSlot] = {}
         self._reserving: set[str] = set()  # waiting customer attempts that want an agent slot
         self._agent_of: dict[str, str] = {}  # waiting agent leg -> its customer attempt
@@ -110,6 +113,10 @@ class LinePool:
         self._wake_read, self._wake_write = socket.socketpair()
         self._wake_read.setblocking(False)
         self._wake_write.setblocking(False)
+        # Registered once per worker (events pipe and process sentinel), not per wait: building
+        # a selector over every worker on each wake cost the supervisor more than the events.
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_read, selectors.EVENT_READ, None)
 
     # -- life cycle
 
@@ -143,10 +150,11 @@ class LinePool:
                 )
             )
         self._waiting.clear()
+        self._queued.clear()
         for slot in self.workers:
             if slot.commands is not None and slot.process is not None and slot.process.is_alive():
                 with contextlib.suppress(OSError):
-                    slot.commands.send(ev.Shutdown())
+                    self._post(slot, ev.Shutdown())
         deadline = time.monotonic() + timeout
         while any(s.process is not None and s.process.is_alive() for s in self.workers):
             self._poll(0.05)
@@ -158,6 +166,7 @@ class LinePool:
                 slot.process.kill()
                 slot.process.join()
             self._buried(slot, "line pool stopped")
+        self._selector.close()
         for sock in (self._doorbell, self._wake_read, self._wake_write):
             sock.close()
 
@@ -199,9 +208,7 @@ class LinePool:
         with self._lock:
             if reserve_agent_slot:
                 self._reserving.add(attempt_id)
-            if attempt_id in self._where or any(
-                c.attempt_id == attempt_id for c, _ in self._waiting
-            ):
+            if attempt_id in self._where or attempt_id in self._queued:
                 raise ValueError(f"attempt {attempt_id!r} is already in the pool")
             worker = None
             if near is not None:
@@ -209,6 +216,7 @@ class LinePool:
                     raise NoSuchAttempt(f"no live attempt {near!r} to place {attempt_id!r} near")
                 worker = self._where[near].index
             self._waiting.append((command, worker))
+            self._queued.add(attempt_id)
         self._wake()
 
     def call_agent(
@@ -233,21 +241,22 @@ class LinePool:
             attempt_id, "", "", ring_timeout, ring_timeout, None, uri=uri, headers=headers
         )
         with self._lock:
-            if attempt_id in self._where or any(
-                c.attempt_id == attempt_id for c, _ in self._waiting
-            ):
+            if attempt_id in self._where or attempt_id in self._queued:
                 raise ValueError(f"attempt {attempt_id!r} is already in the pool")
             if near not in self._where:
                 raise NoSuchAttempt(f"no live attempt {near!r} to place {attempt_id!r} near")
             self._agent_of[attempt_id] = near
             self._waiting.appendleft((command, self._where[near].index))
+            self._queued.add(attempt_id)
         self._wake()
 
     def hangup(self, attempt_id: str) -> None:
         with self._lock:
-            for command, _ in self._waiting:
+            queued = self._waiting if attempt_id in self._queued else ()
+            for command, _ in queued:
                 if command.attempt_id == attempt_id:
                     self._waiting = deque(w for w in self._waiting if w[0] is not command)
+                    self._queued.discard(attempt_id)
                     self._reserving.discard(attempt_id)
                     self._agent_of.pop(attempt_id, None)
                     now = time.time()
@@ -308,8 +317,14 @@ class LinePool:
                 raise NoSuchAttempt(f"no live attempt {attempt_id!r}")
             # A send to a worker that just died fails; the supervisor ends the attempt.
             with contextlib.suppress(OSError):
-                slot.commands.send(command)
-                self._ring(slot)
+                self._post(slot, command)
+
+    def _post(self, slot: WorkerSlot, command: ev.Command) -> None:
+        """Send a command and wake the worker to read it. Plain pickle: commands hold no file
+        descriptors, and ForkingPickler copies the copyreg table for every message."""
+        assert slot.commands is not None
+        slot.commands.send_bytes(pickle.dumps(command, pickle.HIGHEST_PROTOCOL))
+        self._ring(slot)
 
     def _ring(self, slot: WorkerSlot) -> None:
         """Wake the worker's poll loop now that a command waits in its pipe (DOORBELL)."""
@@ -345,6 +360,8 @@ class LinePool:
         slot.process, slot.commands, slot.events = process, commands_in, events_out
         slot.ready = False
         slot.hung = None
+        self._selector.register(events_out, selectors.EVENT_READ, slot)
+        self._selector.register(process.sentinel, selectors.EVENT_READ, slot)
 
     def _supervise(self) -> None:
         while True:
@@ -360,21 +377,15 @@ class LinePool:
             self._kill_hung()
 
     def _poll(self, timeout: float) -> None:
-        sources: dict[object, WorkerSlot | None] = {self._wake_read: None}
-        for slot in self.workers:
-            if slot.events is not None:
-                sources[slot.events] = slot
-            if slot.process is not None:
-                sources[slot.process.sentinel] = slot
         ended: list[WorkerSlot] = []
-        for ready in wait(list(sources), timeout):
-            slot = sources[ready]
+        for key, _ in self._selector.select(timeout):
+            slot = key.data
             if slot is None:
                 with contextlib.suppress(BlockingIOError):
                     self._wake_read.recv(4096)
-            elif ready is slot.events:
+            elif key.fileobj is slot.events:
                 self._drain(slot)
-            elif slot.process is not None and ready == slot.process.sentinel:
+            elif slot.process is not None and key.fileobj == slot.process.sentinel:
                 ended.append(slot)
         for slot in ended:
             self._drain(slot)
@@ -428,6 +439,9 @@ class LinePool:
     def _died(self, slot: WorkerSlot) -> None:
         process = slot.process
         assert process is not None
+        # The sentinel is readable once the process has closed its files, a moment before
+        # the kernel has an exit status to give.
+        process.join(timeout=1)
         code = process.exitcode
         how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         started = slot.ready
@@ -445,8 +459,13 @@ class LinePool:
     def _buried(self, slot: WorkerSlot, reason: str) -> None:
         """End every attempt the worker held: the record must not be lost with the process."""
         if slot.process is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(slot.process.sentinel)
             slot.process.join(timeout=1)
             self.exits.append((slot.index, slot.process.exitcode))
+        if slot.events is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(slot.events)
         for connection in (slot.commands, slot.events):
             if connection is not None:
                 connection.close()
@@ -488,6 +507,7 @@ class LinePool:
                 reserving = command.attempt_id in self._reserving
                 slot = self._choose(wanted, near, reserving)
                 if wanted is not None and slot is None:
+                    self._queued.discard(command.attempt_id)
                     now_wall = time.time()
                     self._events.put(
                         ev.Ended(
@@ -500,15 +520,15 @@ class LinePool:
                     )
                     continue
                 if command.uri is not None:  # an agent leg: no trunk limits (call_agent)
-                    assert slot is not None and slot.commands is not None
+                    assert slot is not None
                     try:
-                        slot.commands.send(command)
+                        self._post(slot, command)
                     except OSError:
                         kept.append((command, wanted))
                         if near is not None:
                             self._agent_of[command.attempt_id] = near
                         continue
-                    self._ring(slot)
+                    self._queued.discard(command.attempt_id)
                     if near is not None:
                         slot.reserved.discard(near)  # the agent leg takes the kept slot
                     slot.attempts[command.attempt_id] = (command.trunk, time.time())
@@ -523,13 +543,12 @@ class LinePool:
                     blocked.add(command.trunk)  # keep the order of this trunk's attempts
                     kept.append((command, wanted))
                     continue
-                assert slot.commands is not None
                 try:
-                    slot.commands.send(command)
+                    self._post(slot, command)
                 except OSError:
                     kept.append((command, wanted))  # the worker is dying; place it elsewhere
                     continue
-                self._ring(slot)
+                self._queued.discard(command.attempt_id)
                 if reserving:
                     self._reserving.discard(command.attempt_id)
                     slot.reserved.add(command.attempt_id)

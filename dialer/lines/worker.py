@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import pickle
+import select
 import signal
 import sys
 import time
@@ -197,6 +199,10 @@ class Worker:
         self.running = True
         self.sip_port = 0
         self.next_heartbeat = 0.0
+        # One poll object for the loop's "any command?" check: Connection.poll builds a
+        # selector on every call, which the loop makes after each wake.
+        self.command_poller = select.poll()
+        self.command_poller.register(commands.fileno(), select.POLLIN)
         self.ep = pj.Endpoint()
 
     # -- set-up and tear-down
@@ -331,7 +337,7 @@ class Worker:
         while self.running:
             self.ep.libHandleEvents(self.poll_ms())
             self.reap()
-            while self.running and self.commands.poll():
+            while self.running and self.command_poller.poll(0):
                 try:
                     command = self.commands.recv()
                 except EOFError:  # the supervisor is gone: stop as cleanly as we can
@@ -656,7 +662,9 @@ class Worker:
         )
 
     def emit(self, event: ev.Event) -> None:
-        self.events.send(event)
+        # Connection.send pickles through a ForkingPickler, which copies the copyreg table for
+        # every message; events hold no file descriptors, so plain pickle does.
+        self.events.send_bytes(pickle.dumps(event, pickle.HIGHEST_PROTOCOL))
 
     def log_exception(self, where: str) -> None:
         print(f"line worker {self.settings.index}: error in {where}", file=sys.stderr)
