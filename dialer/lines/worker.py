@@ -51,6 +51,9 @@ BUSY_POLL_MS = 10
 IDLE_POLL_MS = 200
 # How often the loop tells the supervisor that it still turns (hung-worker detection).
 HEARTBEAT_EVERY = 1.0
+# After a failed REGISTER pjsua tries again this often (its default, 300 s, would leave a
+# trunk's calls failing for five minutes after a registrar hiccup).
+REGISTER_RETRY_EVERY = 30
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,30 @@ class Attempt:
         return self.command.attempt_id
 
 
+@dataclass(frozen=True)
+class RegistrationState:
+    registered: bool
+    reason: str  # what the registrar said, for the Ended reason of calls that cannot go out
+
+
+class TrunkAccount(pj.Account):
+    """A trunk's pjsua account; with `register = true` it keeps a registration, which pjsua
+    refreshes before it expires (and retries after a failure)."""
+
+    def __init__(self, worker: Worker, trunk: str) -> None:
+        super().__init__()
+        self.worker = worker
+        self.trunk = trunk
+
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:
+        try:
+            self.worker.registration_state(
+                self.trunk, int(prm.code), str(prm.reason), int(prm.expiration)
+            )
+        except Exception:
+            self.worker.log_exception("onRegState")
+
+
 class Line(pj.Call):
     """A pjsua call. Every callback body is wrapped: an exception escaping a SWIG callback
     leaves `sys.last_traceback` holding the call, which later aborts the process."""
@@ -196,6 +223,8 @@ class Worker:
         self.attempts: dict[str, Attempt] = {}
         self.finished: list[Attempt] = []
         self.accounts: dict[str, pj.Account] = {}
+        # Trunks with `register = true`: absent while the first REGISTER is in flight.
+        self.registrations: dict[str, RegistrationState] = {}
         self.running = True
         self.sip_port = 0
         self.next_heartbeat = 0.0
@@ -246,7 +275,17 @@ class Worker:
         self.ep.audDevManager().setNullDev()
         self._codec_priorities()
         self.sip_port = sip_port
+        for trunk in self.settings.trunks.values():
+            if trunk.register:
+                self._register(trunk)
         return sip_port
+
+    def _register(self, trunk: Trunk) -> None:
+        """Create the trunk's account now, so it registers before the first call needs it."""
+        try:
+            self.account(trunk)
+        except Exception as error:  # e.g. the password's environment variable is not set
+            self.registration_state(trunk.name, 0, f"cannot register: {error}", 0)
 
     def _codec_priorities(self) -> None:
         wanted: list[str] = []
@@ -267,6 +306,16 @@ class Worker:
         self._make_room_for_an_account()
         cfg = pj.AccountConfig()
         cfg.idUri = trunk.from_uri
+        if trunk.register:
+            # The registrar binds the account's address of record, as `dialer trunk check`
+            # registers it; INVITEs then come From that same registered account.
+            cfg.idUri = f"sip:{trunk.username}@{trunk.host}"
+            registrar = f"sip:{trunk.host}:{trunk.port}"
+            if trunk.transport != "udp":
+                registrar += f";transport={trunk.transport}"
+            cfg.regConfig.registrarUri = registrar
+            cfg.regConfig.timeoutSec = trunk.register_expires
+            cfg.regConfig.retryIntervalSec = REGISTER_RETRY_EVERY
         if trunk.outbound_proxy:
             cfg.sipConfig.proxies.append(f"sip:{trunk.outbound_proxy};lr")
         password = trunk.password()
@@ -281,15 +330,19 @@ class Worker:
         media.publicAddress = self.settings.bind_address
         # Test peers and many carriers reject the re-INVITE pjsua sends to lock one codec.
         cfg.mediaConfig.lockCodecEnabled = False
-        account = pj.Account()
+        account = TrunkAccount(self, trunk.name)
         account.create(cfg)
         self.accounts[trunk.name] = account
         return account
 
     def _make_room_for_an_account(self) -> None:
         if len(self.accounts) >= MAX_ACCOUNTS:
+            # Registered accounts stay: dropping one would unregister its trunk.
             busy = {a.command.trunk for a in self.attempts.values()} | {AGENT_ACCOUNT}
-            idle = next(name for name in self.accounts if name not in busy)
+            busy |= set(self.registrations)
+            idle = next((name for name in self.accounts if name not in busy), None)
+            if idle is None:
+                raise ValueError(f"more than {MAX_ACCOUNTS} trunks in use in one line worker")
             self.accounts.pop(idle).shutdown()
 
     def agent_account(self) -> pj.Account:
@@ -467,6 +520,8 @@ class Worker:
             elif trunk is None:
                 raise ValueError(f"no trunk named {command.trunk!r} in this worker")
             else:
+                if trunk.register and not self._registered(command, trunk):
+                    return False
                 uri, account = trunk.request_uri(command.number), self.account(trunk)
         except Exception as error:
             self._end_unplaced(command, f"cannot dial: {error}")
@@ -498,6 +553,43 @@ class Worker:
             return False
         self.first_tried.pop(command.attempt_id, None)
         return True
+
+    def _registered(self, command: ev.Originate, trunk: Trunk) -> bool:
+        """Whether a call may go out on a registering trunk; if not, the command either waits
+        for the first REGISTER's answer (back at the head of the queue) or has ended."""
+        state = self.registrations.get(trunk.name)
+        if state is not None and state.registered:
+            return True
+        if state is not None:
+            self.first_tried.pop(command.attempt_id, None)
+            self._end_unplaced(command, f"trunk {trunk.name} is not registered: {state.reason}")
+            return False
+        now = time.monotonic()
+        first = self.first_tried.setdefault(command.attempt_id, now)
+        if now - first < trunk.no_response_timeout:
+            self.waiting.appendleft((command, now + 0.05))
+            return False
+        self.first_tried.pop(command.attempt_id, None)
+        self._end_unplaced(
+            command,
+            f"trunk {trunk.name} is not registered: no answer to REGISTER "
+            f"in {trunk.no_response_timeout:g} s",
+        )
+        return False
+
+    def registration_state(self, trunk: str, code: int, reason: str, expires: int) -> None:
+        registered = 200 <= code < 300 and expires > 0
+        if registered:
+            why = f"{code} {reason}"
+        elif code:
+            why = f"REGISTER got {code} {reason}"
+        else:
+            why = reason
+        self.registrations[trunk] = RegistrationState(registered, why)
+        if self.running:  # not the un-REGISTER of a worker shutting down
+            self.emit(
+                ev.Registration(trunk, self.settings.index, registered, code, why, expires or None)
+            )
 
     def check_timers(self) -> None:
         now = time.monotonic()
