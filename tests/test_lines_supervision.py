@@ -70,3 +70,9 @@ def test_a_busy_but_answering_worker_is_left_alone(tmp_path: Path) -> None:
         assert pool.exits == [(0, 0)]
     finally:
         carrier.stop()
+
+
+def test_hung_after_must_leave_room_for_a_missed_heartbeat() -> None:
+    config = loads(trunk_table("any", 5060))
+    with pytest.raises(ValueError, match=r"hung_after=1 s: at least 2 s"):
+        LinePool(config, workers=1, hung_after=1.0)

@@ -24,7 +24,7 @@ from multiprocessing.process import BaseProcess
 
 from dialer.lines import events as ev
 from dialer.lines.bucket import TokenBucket
-from dialer.lines.worker import SLOTS, WorkerSettings, main
+from dialer.lines.worker import HEARTBEAT_EVERY, SLOTS, WorkerSettings, main
 from sip_config import MIN_RING_TIMEOUT, SipConfig, SipConfigError
 
 # Each call takes an RTP and an RTCP port; closed sockets stay reserved for 500 ms, so a worker
@@ -80,6 +80,11 @@ class LinePool:
         log_level: int = 0,
         hung_after: float = HUNG_AFTER,
     ) -> None:
+        if hung_after < 2 * HEARTBEAT_EVERY:
+            raise ValueError(
+                f"hung_after={hung_after:g} s: at least {2 * HEARTBEAT_EVERY:g} s, since workers "
+                f"send a heartbeat every {HEARTBEAT_EVERY:g} s"
+            )
         self.config = config
         self.hung_after = hung_after
         self.bind_address = bind_address
