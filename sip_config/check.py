@@ -113,7 +113,12 @@ def _ping_stream(
     raw = socket.create_connection(address, timeout=timeout, source_address=(bind_address, 0))
     sock: socket.socket = raw
     if trunk.transport == "tls":
-        sock = ssl.create_default_context().wrap_socket(raw, server_hostname=trunk.host)
+        ca_file = str(trunk.tls_ca_file) if trunk.tls_ca_file else None
+        context = ssl.create_default_context(cafile=ca_file)
+        if not trunk.tls_verify_server:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        sock = context.wrap_socket(raw, server_hostname=trunk.host)
     with sock:
         local_host, local_port = sock.getsockname()[:2]
         sock.sendall(options_request(trunk, local_host, local_port, trunk.transport))

@@ -53,6 +53,10 @@ class Trunk:
     max_cps: float = 10.0
     ring_timeout: float = 30.0
     no_response_timeout: float = 8.0
+    # TLS only: the CA bundle the carrier's certificate must chain to (default: the system's),
+    # and whether the certificate is checked at all (a carrier's self-signed test trunk).
+    tls_ca_file: Path | None = None
+    tls_verify_server: bool = True
 
     def password(self) -> str | None:
         """The digest password from the environment or the password file; None without auth."""
@@ -152,7 +156,23 @@ def parse(document: Mapping[str, Any]) -> SipConfig:
         if not isinstance(table, Mapping):
             raise SipConfigError(f"trunks.{name}: must be a table")
         parsed[name] = _trunk(name, table)
+    _one_tls_policy(parsed)
     return SipConfig(trunks=parsed)
+
+
+def _one_tls_policy(trunks: Mapping[str, Trunk]) -> None:
+    """A line worker holds one TLS transport, so its TLS trunks share one CA bundle and one
+    verification policy; say so rather than silently apply the first trunk's."""
+    tls = [t for t in trunks.values() if t.transport == "tls"]
+    for trunk in tls[1:]:
+        first = tls[0]
+        for key in ("tls_ca_file", "tls_verify_server"):
+            if getattr(trunk, key) != getattr(first, key):
+                raise SipConfigError(
+                    f"trunks.{trunk.name}.{key}: differs from trunks.{first.name}.{key}; TLS "
+                    "trunks share one transport, so one CA bundle (concatenate the PEM files) "
+                    "and one verification policy"
+                )
 
 
 _KEYS = tuple(f for f in Trunk.__dataclass_fields__ if f != "name")
@@ -259,4 +279,16 @@ def _trunk(name: str, table: Mapping[str, Any]) -> Trunk:
         fields["no_response_timeout"] = float(
             number("no_response_timeout", 1, 60, "a no-response timeout (1-60 s)", integer=False)
         )
+    for key in ("tls_ca_file", "tls_verify_server"):
+        if key in table and fields.get("transport") != "tls":
+            raise SipConfigError(f'{where}.{key}: only with transport = "tls"')
+    if "tls_ca_file" in table:
+        ca_file = Path(str(text("tls_ca_file")))
+        if not ca_file.is_file():
+            raise bad("tls_ca_file", "a readable CA bundle file (PEM)")
+        fields["tls_ca_file"] = ca_file
+    if "tls_verify_server" in table:
+        if not isinstance(table["tls_verify_server"], bool):
+            raise bad("tls_verify_server", "true or false")
+        fields["tls_verify_server"] = table["tls_verify_server"]
     return Trunk(**fields)

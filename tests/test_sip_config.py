@@ -72,6 +72,15 @@ def test_load_reads_the_file_named_by_the_environment(tmp_path: Path, monkeypatc
         ({"password_env": "PW"}, "trunks.carrier1.username: missing (required with a password)"),
         ({"register": True}, "trunks.carrier1.username: missing (required with register"),
         ({"password_env": "1PW", "username": "u"}, "trunks.carrier1.password_env: '1PW' is not"),
+        ({"tls_ca_file": "/etc/hosts"}, 'trunks.carrier1.tls_ca_file: only with transport = "tls"'),
+        (
+            {"transport": "tls", "tls_ca_file": "/no/such/ca.pem"},
+            "trunks.carrier1.tls_ca_file: '/no/such/ca.pem' is not a readable CA bundle file",
+        ),
+        (
+            {"transport": "tls", "tls_verify_server": "no"},
+            "trunks.carrier1.tls_verify_server: 'no' is not true or false",
+        ),
     ],
 )
 def test_a_bad_value_is_named_with_what_is_accepted(keys: dict[str, object], message: str) -> None:
@@ -133,3 +142,18 @@ def test_an_unknown_trunk_names_the_configured_ones() -> None:
 def test_the_example_file_in_the_repository_is_valid() -> None:
     config = load(Path(__file__).parent.parent / "sip.example.toml")
     assert config.trunk("carrier1").codecs == ("PCMA", "PCMU")
+
+
+def test_tls_trunks_share_one_ca_bundle_and_policy(tmp_path: Path) -> None:
+    """A line worker has one TLS transport: trunks that disagree on its CA bundle are refused."""
+    first, second = tmp_path / "a.pem", tmp_path / "b.pem"
+    first.write_text("ca a")
+    second.write_text("ca b")
+    trunks = (
+        f'[trunks.a]\nhost = "a.example"\ntransport = "tls"\ntls_ca_file = "{first}"\n'
+        '[trunks.b]\nhost = "b.example"\ntransport = "tls"\ntls_ca_file = "{}"\n'
+    )
+    assert loads(trunks.format(first)).trunk("b").tls_ca_file == first
+    with pytest.raises(SipConfigError) as raised:
+        loads(trunks.format(second))
+    assert str(raised.value).startswith("trunks.b.tls_ca_file: differs from trunks.a.tls_ca_file")

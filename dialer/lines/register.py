@@ -48,6 +48,7 @@ def check_registration(
 def _register(trunk: Trunk, bind_address: str, timeout: float, out: Connection) -> None:
     import pjsua2 as pj
 
+    from dialer.lines.transport import KINDS, transport_config
     from dialer.lines.worker import quiet_lib_create
 
     class Registration(pj.Account):
@@ -73,14 +74,9 @@ def _register(trunk: Trunk, bind_address: str, timeout: float, out: Connection) 
     cfg.logConfig.level = 0
     cfg.logConfig.consoleLevel = 0
     ep.libInit(cfg)
-    tc = pj.TransportConfig()
-    tc.port = 0
-    tc.boundAddress = bind_address
-    tc.publicAddress = bind_address
-    kind = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}.get(
-        trunk.transport, pj.PJSIP_TRANSPORT_TLS
+    ep.transportCreate(
+        KINDS[trunk.transport], transport_config(trunk.transport, bind_address, [trunk])
     )
-    ep.transportCreate(kind, tc)
     ep.libStart()
     acfg = pj.AccountConfig()
     acfg.idUri = f"sip:{trunk.username}@{trunk.host}"

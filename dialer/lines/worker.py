@@ -29,6 +29,7 @@ import pjsua2 as pj
 from dialer.lines import events as ev
 from dialer.lines.bucket import TokenBucket
 from dialer.lines.outcome import classify
+from dialer.lines.transport import KINDS, transport_config
 from sip_config import Trunk
 
 SLOTS = 4
@@ -253,22 +254,13 @@ class Worker:
         cfg.logConfig.msgLogging = self.settings.log_level >= 4
         self.ep.libInit(cfg)
         sip_port = 0
-        # Port 0 everywhere: the kernel picks free ports, and other pools and SIPp instances
-        # share the machine. Each transport puts its own port in the Contact it sends.
-        transports = {t.transport for t in self.settings.trunks.values()} | {"udp"}
-        kinds = {
-            "udp": pj.PJSIP_TRANSPORT_UDP,
-            "tcp": pj.PJSIP_TRANSPORT_TCP,
-            "tls": pj.PJSIP_TRANSPORT_TLS,
-        }
+        trunks = self.settings.trunks.values()
+        transports = {t.transport for t in trunks} | {"udp"}
         for name in ("udp", "tcp", "tls"):
             if name not in transports:
                 continue
-            tc = pj.TransportConfig()
-            tc.port = 0
-            tc.boundAddress = self.settings.bind_address
-            tc.publicAddress = self.settings.bind_address
-            tid = self.ep.transportCreate(kinds[name], tc)
+            tc = transport_config(name, self.settings.bind_address, trunks)
+            tid = self.ep.transportCreate(KINDS[name], tc)
             if name == "udp":
                 sip_port = int(self.ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
         self.ep.libStart()
@@ -712,6 +704,10 @@ class Worker:
         )
         if attempt.no_response:
             outcome = "failed"  # a silent trunk says nothing about the lead
+        elif "(PJSIP_TLS_" in reason:
+            # pjsua's own 503 for a TLS session it refused (certificate, handshake): our
+            # trunk's configuration, not a carrier too busy to take the call.
+            outcome = "failed"
         timings = ev.Timings(
             attempt.dialed_at, attempt.ringing_at, attempt.answered_at, time.time()
         )
