@@ -594,6 +594,7 @@ def call(
         NoSuchAttempt,
         Progress,
         PromptFinished,
+        Registration,
     )
     from dialer.lines.outcome import SIT_OUTCOMES
     from dialer.sit import sit_tap
@@ -632,6 +633,9 @@ def call(
             if hang_up_at is not None and time.time() >= hang_up_at:
                 hang_up_at = None
                 pool.hangup(attempt_id)
+            if isinstance(event, Registration) and event.trunk == trunk_name:
+                state = "registered" if event.registered else "not registered"
+                click.echo(f"{at(time.time())} {state}: {event.reason}")
             if event is None or getattr(event, "attempt_id", None) != attempt_id:
                 continue
             if isinstance(event, Progress):

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -264,8 +264,10 @@ def rate(
     total = int(cps * duration)
     if answered_hold > 0:
         scenario, keys = "echo", {}
-        # A slot stays taken for set-up, the hold and tear-down: about hold + 1 s.
-        workers = workers or max(2, math.ceil(cps * (answered_hold + 1.0) / SLOTS))
+        # A slot stays taken for the hold and about 0.5 s of set-up and tear-down; 15% more
+        # slots than that average absorb the ups and downs. Every worker beyond costs CPU
+        # even when idle (its conference clock ticks 50 times a second).
+        workers = workers or max(2, math.ceil(cps * (answered_hold + 0.5) / SLOTS * 1.15))
     else:
         scenario, keys = "reject", {"CODE": "486", "REASON": "Busy Here"}
         # Each call holds a slot for a round trip only; a worker starts at most 40 calls/s.
@@ -274,29 +276,92 @@ def rate(
         carrier = _Carrier(Path(folder), scenario, total, duration + answered_hold + 120, **keys)
         try:
             with started_pool(_config([carrier.port], cps, workers * SLOTS), workers) as pool:
-                figures = _rate(pool, cps, total, workers, answered_hold)
+                figures = _rate(pool, cps, total, workers, answered_hold, carrier.process.pid)
             figures["worker_exits_not_clean"] = unclean_exits(pool)
             return figures
         finally:
             carrier.stop()
 
 
+class _CpuMeter:
+    """CPU-seconds spent since the start by the line workers (by thread: the Python main loop,
+    pjmedia's RTP thread, the conference clock), by this process (the supervisor thread and
+    the bench's own loop) and by the carrier, read from /proc: wall time is shared with
+    whatever else runs on the machine, CPU time is ours alone."""
+
+    def __init__(self, pool: LinePool, carrier_pid: int) -> None:
+        self.pool = pool
+        self.carrier_pid = carrier_pid
+        self.start = self._read()
+
+    def _read(self) -> Counter[str]:
+        totals: Counter[str] = Counter()
+        for pid in self.pool.worker_pids():
+            for thread, seconds in _thread_cpu_seconds(pid).items():
+                totals[f"worker_{thread}"] += seconds
+        node = os.times()
+        totals["node"] = node.user + node.system
+        totals["carrier"] = _cpu_seconds(self.carrier_pid)
+        return totals
+
+    def spent(self) -> Counter[str]:
+        now = self._read()
+        return Counter({key: now[key] - self.start.get(key, 0.0) for key in now})
+
+
+def _thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """utime + stime of each thread of `pid`, summed by thread name ("python" is the main
+    loop; pjsua names its own threads, e.g. "media" and "clock")."""
+    by_name: dict[str, float] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return by_name
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        by_name[name] = by_name.get(name, 0.0) + seconds
+    return by_name
+
+
+def _steady_rate(dialed: list[float]) -> tuple[float | None, float]:
+    """Calls per second over the steady part of the run: the dials between the first and the
+    last tenth of its span (at most 5 s each), leaving out the ramp and the drain."""
+    if len(dialed) < 10:
+        return None, 0.0
+    span = dialed[-1] - dialed[0]
+    margin = min(5.0, span / 10)
+    low, high = dialed[0] + margin, dialed[-1] - margin
+    inside = [t for t in dialed if low <= t <= high]
+    window = high - low
+    return (round(len(inside) / window, 1) if window > 0 else None), window
+
+
 def _rate(
-    pool: LinePool, cps: float, total: int, workers: int, answered_hold: float
+    pool: LinePool,
+    cps: float,
+    total: int,
+    workers: int,
+    answered_hold: float,
+    carrier_pid: int,
 ) -> dict[str, Any]:
-    pids = pool.worker_pids()
-    cpu_before = sum(_cpu_seconds(pid) for pid in pids)
+    meter = _CpuMeter(pool, carrier_pid)
     started = time.monotonic()
     for n in range(total):
         pool.originate(f"rate-{n}", "bench0", NUMBER)
     ends: list[Ended] = []
-    hangups: list[tuple[float, str]] = []  # (when, attempt), in answer order
+    hangups: deque[tuple[float, str]] = deque()  # (when, attempt), in answer order
     live = most_live = 0
     deadline = started + total / cps + answered_hold + 120
     while len(ends) < total and time.monotonic() < deadline:
         now = time.monotonic()
         while hangups and hangups[0][0] <= now:
-            pool.hangup(hangups.pop(0)[1])
+            pool.hangup(hangups.popleft()[1])
         event = pool.next_event(0.01)
         if isinstance(event, Answered):
             hangups.append((now + answered_hold, event.attempt_id))
@@ -307,24 +372,40 @@ def _rate(
             if event.timings.answered_at is not None:
                 live -= 1
     elapsed = time.monotonic() - started
-    cpu = sum(_cpu_seconds(pid) for pid in pool.worker_pids()) - cpu_before
+    cpu = meter.spent()
     dialed = sorted(e.timings.dialed_at for e in ends if e.sip_code)
-    span = (dialed[-1] - dialed[0]) if len(dialed) > 1 else 0.0
+    steady_cps, window = _steady_rate(dialed)
     received = sum(e.rtp_received or 0 for e in ends)
     lost = sum(e.rtp_lost or 0 for e in ends)
+    calls = max(1, len(ends))
+
+    def per_call(seconds: float) -> float:
+        return round(1000 * seconds / calls, 2)
+
+    workers_cpu = sum(v for k, v in cpu.items() if k.startswith("worker_"))
     return {
         "run": "rate",
-        "target_cps": cps,
+        "offered_cps": cps,
+        "achieved_cps_steady": steady_cps,
+        "steady_window_s": round(window, 1),
         "answered_hold_s": answered_hold,
         "calls": total,
+        "placed": len(dialed),
         "ended": len(ends),
         "outcomes": dict(Counter(e.outcome for e in ends)),
         "sip_codes": dict(Counter(e.sip_code for e in ends)),
-        "achieved_cps": round((len(dialed) - 1) / span, 1) if span else None,
         "most_calls_up": most_live,
         "elapsed_s": round(elapsed, 1),
         "workers": workers,
-        "cpu_ms_per_call": round(1000 * cpu / max(1, len(ends)), 2),
+        "cpu_ms_per_call_pool": per_call(workers_cpu + cpu["node"]),
+        "cpu_ms_per_call_workers": {
+            k.removeprefix("worker_"): per_call(v)
+            for k, v in sorted(cpu.items())
+            if k.startswith("worker_") and per_call(v) > 0
+        },
+        "cpu_ms_per_call_node": per_call(cpu["node"]),
+        "cpu_ms_per_call_carrier": per_call(cpu["carrier"]),
+        "cpu_cores_busy": round((workers_cpu + cpu["node"] + cpu["carrier"]) / elapsed, 2),
         "rtp_loss_pct": round(100 * lost / max(1, received + lost), 4),
         "worker_restarts": pool.restarts,
         "load_average": os.getloadavg(),

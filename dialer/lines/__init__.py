@@ -10,6 +10,7 @@ from dialer.lines.events import (
     Event,
     Progress,
     PromptFinished,
+    Registration,
     TapSpec,
     Timings,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "NoSuchAttempt",
     "Progress",
     "PromptFinished",
+    "Registration",
     "TapSpec",
     "Timings",
     "classify",

@@ -202,6 +202,28 @@ class WorkerReady:
     sip_port: int
 
 
+@dataclass(frozen=True)
+class Registration:
+    """A worker's REGISTER for a trunk with `register = true` was answered, refreshed, or could
+    not be made. `registered`: the worker's account is now bound at the registrar (calls on
+    the trunk go out); otherwise they end as failed with this reason until a retry succeeds.
+    `expires`: the lifetime the registrar granted, in seconds (pjsua re-registers before)."""
+
+    trunk: str
+    worker: int
+    registered: bool
+    sip_code: int
+    reason: str
+    expires: int | None = None
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The worker's loop is still turning (the supervisor's own business: never forwarded)."""
+
+    worker: int
+
+
 Event = (
     Progress
     | Answered
@@ -212,4 +234,6 @@ Event = (
     | CommandFailed
     | Ended
     | WorkerReady
+    | Registration
+    | Heartbeat
 )

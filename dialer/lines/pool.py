@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import pickle
 import queue
 import random
+import selectors
 import socket
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from dialer.lines import events as ev
 from dialer.lines.bucket import TokenBucket
-from dialer.lines.worker import SLOTS, WorkerSettings, main
+from dialer.lines.worker import HEARTBEAT_EVERY, SLOTS, WorkerSettings, main
 from sip_config import MIN_RING_TIMEOUT, SipConfig, SipConfigError
 
 # Each call takes an RTP and an RTCP port; closed sockets stay reserved for 500 ms, so a worker
@@ -32,6 +34,13 @@ RTP_PORTS_PER_WORKER = 100
 CALLS_PER_SECOND_PER_WORKER = 40.0
 # An auto-answering agent phone answers at once; the connector gives up far sooner anyway.
 AGENT_RING_TIMEOUT = 5.0
+# A worker's loop sends a heartbeat every second (worker.HEARTBEAT_EVERY). One silent for this
+# long is alive but not serving its calls (stopped, or stuck inside pjsua): it is killed and
+# replaced like a crashed one. Several beats of margin, since a loaded machine delays them.
+HUNG_AFTER = 5.0
+# A datagram this short wakes a worker's libHandleEvents and is then dropped by pjsip's UDP
+# transport, which ignores packets shorter than a SIP message (it reads them as keep-alives).
+DOORBELL = b"\r\n"
 
 
 class NoSuchAttempt(KeyError):
@@ -48,6 +57,8 @@ class WorkerSlot:
     pid: int = 0
     sip_port: int = 0
     ready: bool = False
+    last_heard: float = 0.0  # monotonic: the last event or heartbeat from the worker
+    hung: str | None = None  # why the supervisor killed it, when it did
     # attempt id -> (trunk, dialed_at) for every attempt sent and not yet ended
     attempts: dict[str, tuple[str, float]] = field(default_factory=dict)
     # customer attempts holding a second slot here for the agent leg they may need
@@ -67,8 +78,15 @@ class LinePool:
         rtp_port_base: int | None = None,
         calls_per_second_per_worker: float = CALLS_PER_SECOND_PER_WORKER,
         log_level: int = 0,
+        hung_after: float = HUNG_AFTER,
     ) -> None:
+        if hung_after < 2 * HEARTBEAT_EVERY:
+            raise ValueError(
+                f"hung_after={hung_after:g} s: at least {2 * HEARTBEAT_EVERY:g} s, since workers "
+                f"send a heartbeat every {HEARTBEAT_EVERY:g} s"
+            )
         self.config = config
+        self.hung_after = hung_after
         self.bind_address = bind_address
         self.calls_per_second_per_worker = calls_per_second_per_worker
         self.log_level = log_level
@@ -86,6 +104,7 @@ class LinePool:
         self._events: queue.Queue[ev.Event] = queue.Queue()
         self._lock = threading.Lock()
         self._waiting: deque[tuple[ev.Originate, int | None]] = deque()  # (command, worker)
+        self._queued: set[str] = set()  # the attempt ids in _waiting
         self._where: dict[str, WorkerSlot] = {}
         self._reserving: set[str] = set()  # waiting customer attempts that want an agent slot
         self._agent_of: dict[str, str] = {}  # waiting agent leg -> its customer attempt
@@ -93,6 +112,16 @@ class LinePool:
         self._thread: threading.Thread | None = None
         self.restarts = 0
         self.exits: list[tuple[int, int | None]] = []  # (worker, exit code): -6 is an abort
+        self.hung_kills = 0
+        self._doorbell = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Callers' threads wake the supervisor through this pair when they queue a dial.
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)
+        # Registered once per worker (events pipe and process sentinel), not per wait: building
+        # a selector over every worker on each wake cost the supervisor more than the events.
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_read, selectors.EVENT_READ, None)
 
     # -- life cycle
 
@@ -126,10 +155,11 @@ class LinePool:
                 )
             )
         self._waiting.clear()
+        self._queued.clear()
         for slot in self.workers:
             if slot.commands is not None and slot.process is not None and slot.process.is_alive():
                 with contextlib.suppress(OSError):
-                    slot.commands.send(ev.Shutdown())
+                    self._post(slot, ev.Shutdown())
         deadline = time.monotonic() + timeout
         while any(s.process is not None and s.process.is_alive() for s in self.workers):
             self._poll(0.05)
@@ -141,6 +171,9 @@ class LinePool:
                 slot.process.kill()
                 slot.process.join()
             self._buried(slot, "line pool stopped")
+        self._selector.close()
+        for sock in (self._doorbell, self._wake_read, self._wake_write):
+            sock.close()
 
     def __enter__(self) -> LinePool:
         self.start()
@@ -180,9 +213,7 @@ class LinePool:
         with self._lock:
             if reserve_agent_slot:
                 self._reserving.add(attempt_id)
-            if attempt_id in self._where or any(
-                c.attempt_id == attempt_id for c, _ in self._waiting
-            ):
+            if attempt_id in self._where or attempt_id in self._queued:
                 raise ValueError(f"attempt {attempt_id!r} is already in the pool")
             worker = None
             if near is not None:
@@ -190,6 +221,8 @@ class LinePool:
                     raise NoSuchAttempt(f"no live attempt {near!r} to place {attempt_id!r} near")
                 worker = self._where[near].index
             self._waiting.append((command, worker))
+            self._queued.add(attempt_id)
+        self._wake()
 
     def call_agent(
         self,
@@ -213,20 +246,22 @@ class LinePool:
             attempt_id, "", "", ring_timeout, ring_timeout, None, uri=uri, headers=headers
         )
         with self._lock:
-            if attempt_id in self._where or any(
-                c.attempt_id == attempt_id for c, _ in self._waiting
-            ):
+            if attempt_id in self._where or attempt_id in self._queued:
                 raise ValueError(f"attempt {attempt_id!r} is already in the pool")
             if near not in self._where:
                 raise NoSuchAttempt(f"no live attempt {near!r} to place {attempt_id!r} near")
             self._agent_of[attempt_id] = near
             self._waiting.appendleft((command, self._where[near].index))
+            self._queued.add(attempt_id)
+        self._wake()
 
     def hangup(self, attempt_id: str) -> None:
         with self._lock:
-            for command, _ in self._waiting:
+            queued = self._waiting if attempt_id in self._queued else ()
+            for command, _ in queued:
                 if command.attempt_id == attempt_id:
                     self._waiting = deque(w for w in self._waiting if w[0] is not command)
+                    self._queued.discard(attempt_id)
                     self._reserving.discard(attempt_id)
                     self._agent_of.pop(attempt_id, None)
                     now = time.time()
@@ -289,7 +324,24 @@ class LinePool:
                 raise NoSuchAttempt(f"no live attempt {attempt_id!r}")
             # A send to a worker that just died fails; the supervisor ends the attempt.
             with contextlib.suppress(OSError):
-                slot.commands.send(command)
+                self._post(slot, command)
+
+    def _post(self, slot: WorkerSlot, command: ev.Command) -> None:
+        """Send a command and wake the worker to read it. Plain pickle: commands hold no file
+        descriptors, and ForkingPickler copies the copyreg table for every message."""
+        assert slot.commands is not None
+        slot.commands.send_bytes(pickle.dumps(command, pickle.HIGHEST_PROTOCOL))
+        self._ring(slot)
+
+    def _ring(self, slot: WorkerSlot) -> None:
+        """Wake the worker's poll loop now that a command waits in its pipe (DOORBELL)."""
+        if slot.sip_port:
+            with contextlib.suppress(OSError):
+                self._doorbell.sendto(DOORBELL, (self.bind_address, slot.sip_port))
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # a full pair already says "wake up"
+            self._wake_write.send(b"!")
 
     def _spawn(self, slot: WorkerSlot) -> None:
         commands_out, commands_in = self._context.Pipe(duplex=False)
@@ -314,6 +366,9 @@ class LinePool:
         events_in.close()
         slot.process, slot.commands, slot.events = process, commands_in, events_out
         slot.ready = False
+        slot.hung = None
+        self._selector.register(events_out, selectors.EVENT_READ, slot)
+        self._selector.register(process.sentinel, selectors.EVENT_READ, slot)
 
     def _supervise(self) -> None:
         while True:
@@ -321,26 +376,48 @@ class LinePool:
                 if self._stopping:
                     return
             self._dispatch()
-            self._poll(0.005)
+            with self._lock:
+                # Dials held back by a trunk's calls-per-second bucket need the clock to move;
+                # otherwise events, deaths and new dials (through the wake pair) end the wait.
+                timeout = 0.005 if self._waiting else 0.25
+            self._poll(timeout)
+            self._kill_hung()
 
     def _poll(self, timeout: float) -> None:
-        sources: dict[object, WorkerSlot] = {}
-        for slot in self.workers:
-            if slot.events is not None:
-                sources[slot.events] = slot
-            if slot.process is not None:
-                sources[slot.process.sentinel] = slot
-        if not sources:
-            time.sleep(timeout)
-            return
-        for ready in wait(list(sources), timeout):
-            slot = sources[ready]
-            if ready is slot.events:
+        ended: list[WorkerSlot] = []
+        for key, _ in self._selector.select(timeout):
+            slot = key.data
+            if slot is None:
+                with contextlib.suppress(BlockingIOError):
+                    self._wake_read.recv(4096)
+            elif key.fileobj is slot.events:
                 self._drain(slot)
+            elif slot.process is not None and key.fileobj == slot.process.sentinel:
+                ended.append(slot)
+        for slot in ended:
+            self._drain(slot)
+            self._died(slot)
+
+    def _kill_hung(self) -> None:
+        """Kill a worker that is alive but silent (see HUNG_AFTER); its death is then handled
+        like a crash: its attempts end as failed with the reason, and it is replaced."""
+        now = time.monotonic()
         for slot in self.workers:
-            if slot.process is not None and not slot.process.is_alive():
-                self._drain(slot)
-                self._died(slot)
+            process = slot.process
+            if (
+                process is None
+                or not slot.ready
+                or slot.hung is not None
+                or now - slot.last_heard < self.hung_after
+            ):
+                continue
+            silent = now - slot.last_heard
+            slot.hung = (
+                f"line worker {slot.index} stopped answering "
+                f"({silent:.1f} s without a heartbeat), killed"
+            )
+            self.hung_kills += 1
+            process.kill()  # SIGKILL ends a stopped (SIGSTOP) process too
 
     def _drain(self, slot: WorkerSlot) -> None:
         connection = slot.events
@@ -353,6 +430,9 @@ class LinePool:
             return
 
     def _deliver(self, slot: WorkerSlot, event: ev.Event) -> None:
+        slot.last_heard = time.monotonic()
+        if isinstance(event, ev.Heartbeat):
+            return
         if isinstance(event, ev.WorkerReady):
             slot.pid, slot.sip_port, slot.ready = event.pid, event.sip_port, True
             return
@@ -366,10 +446,13 @@ class LinePool:
     def _died(self, slot: WorkerSlot) -> None:
         process = slot.process
         assert process is not None
+        # The sentinel is readable once the process has closed its files, a moment before
+        # the kernel has an exit status to give.
+        process.join(timeout=1)
         code = process.exitcode
         how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         started = slot.ready
-        self._buried(slot, f"line worker {slot.index} died ({how})")
+        self._buried(slot, slot.hung or f"line worker {slot.index} died ({how})")
         with self._lock:
             stopping = self._stopping
         if not stopping:
@@ -383,8 +466,13 @@ class LinePool:
     def _buried(self, slot: WorkerSlot, reason: str) -> None:
         """End every attempt the worker held: the record must not be lost with the process."""
         if slot.process is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(slot.process.sentinel)
             slot.process.join(timeout=1)
             self.exits.append((slot.index, slot.process.exitcode))
+        if slot.events is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(slot.events)
         for connection in (slot.commands, slot.events):
             if connection is not None:
                 connection.close()
@@ -413,11 +501,20 @@ class LinePool:
             kept: deque[tuple[ev.Originate, int | None]] = deque()
             blocked: set[str] = set()
             while self._waiting:
+                if len(blocked) == len(self.config.trunks) and not self._agent_of:
+                    # Every trunk is at a limit and no agent leg waits: this pass is over. (With
+                    # thousands of dials queued, scanning them all every 5 ms cost a core.)
+                    kept.extend(self._waiting)
+                    break
                 command, wanted = self._waiting.popleft()
+                if command.uri is None and command.trunk in blocked:
+                    kept.append((command, wanted))
+                    continue
                 near = self._agent_of.pop(command.attempt_id, None)
                 reserving = command.attempt_id in self._reserving
                 slot = self._choose(wanted, near, reserving)
                 if wanted is not None and slot is None:
+                    self._queued.discard(command.attempt_id)
                     now_wall = time.time()
                     self._events.put(
                         ev.Ended(
@@ -430,14 +527,15 @@ class LinePool:
                     )
                     continue
                 if command.uri is not None:  # an agent leg: no trunk limits (call_agent)
-                    assert slot is not None and slot.commands is not None
+                    assert slot is not None
                     try:
-                        slot.commands.send(command)
+                        self._post(slot, command)
                     except OSError:
                         kept.append((command, wanted))
                         if near is not None:
                             self._agent_of[command.attempt_id] = near
                         continue
+                    self._queued.discard(command.attempt_id)
                     if near is not None:
                         slot.reserved.discard(near)  # the agent leg takes the kept slot
                     slot.attempts[command.attempt_id] = (command.trunk, time.time())
@@ -445,20 +543,19 @@ class LinePool:
                     continue
                 trunk = self.config.trunks[command.trunk]
                 if (
-                    command.trunk in blocked
-                    or slot is None
+                    slot is None
                     or channels.get(command.trunk, 0) >= trunk.max_channels
                     or not self.trunk_buckets[command.trunk].take(now)
                 ):
                     blocked.add(command.trunk)  # keep the order of this trunk's attempts
                     kept.append((command, wanted))
                     continue
-                assert slot.commands is not None
                 try:
-                    slot.commands.send(command)
+                    self._post(slot, command)
                 except OSError:
                     kept.append((command, wanted))  # the worker is dying; place it elsewhere
                     continue
+                self._queued.discard(command.attempt_id)
                 if reserving:
                     self._reserving.discard(command.attempt_id)
                     slot.reserved.add(command.attempt_id)

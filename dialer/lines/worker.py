@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import pickle
+import select
 import signal
 import sys
 import time
@@ -41,6 +43,18 @@ FRAME_BYTES = 320
 SILENT_FRAME = bytes(FRAME_BYTES)
 # Agent legs dial SIP URIs directly through this account, which is not one of the trunks.
 AGENT_ACCOUNT = ""
+# Every return from libHandleEvents wakes a Python loop: at 10 ms, 50 idle workers took a whole
+# core (~100 us a wake on a busy machine). The loop waits longer unless something it must
+# notice only by looking is under way (a frame tap deciding, a prompt playing, a dial waiting
+# for a token); SIP traffic ends the wait at once, and the supervisor sends a datagram to the
+# worker's SIP port after each command for the same purpose.
+BUSY_POLL_MS = 10
+IDLE_POLL_MS = 200
+# How often the loop tells the supervisor that it still turns (hung-worker detection).
+HEARTBEAT_EVERY = 1.0
+# After a failed REGISTER pjsua tries again this often (its default, 300 s, would leave a
+# trunk's calls failing for five minutes after a registrar hiccup).
+REGISTER_RETRY_EVERY = 30
 
 
 @dataclass(frozen=True)
@@ -144,6 +158,30 @@ class Attempt:
         return self.command.attempt_id
 
 
+@dataclass(frozen=True)
+class RegistrationState:
+    registered: bool
+    reason: str  # what the registrar said, for the Ended reason of calls that cannot go out
+
+
+class TrunkAccount(pj.Account):
+    """A trunk's pjsua account; with `register = true` it keeps a registration, which pjsua
+    refreshes before it expires (and retries after a failure)."""
+
+    def __init__(self, worker: Worker, trunk: str) -> None:
+        super().__init__()
+        self.worker = worker
+        self.trunk = trunk
+
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:
+        try:
+            self.worker.registration_state(
+                self.trunk, int(prm.code), str(prm.reason), int(prm.expiration)
+            )
+        except Exception:
+            self.worker.log_exception("onRegState")
+
+
 class Line(pj.Call):
     """A pjsua call. Every callback body is wrapped: an exception escaping a SWIG callback
     leaves `sys.last_traceback` holding the call, which later aborts the process."""
@@ -197,8 +235,15 @@ class Worker:
         self.attempts: dict[str, Attempt] = {}
         self.finished: list[Attempt] = []
         self.accounts: dict[str, pj.Account] = {}
+        # Trunks with `register = true`: absent while the first REGISTER is in flight.
+        self.registrations: dict[str, RegistrationState] = {}
         self.running = True
         self.sip_port = 0
+        self.next_heartbeat = 0.0
+        # One poll object for the loop's "any command?" check: Connection.poll builds a
+        # selector on every call, which the loop makes after each wake.
+        self.command_poller = select.poll()
+        self.command_poller.register(commands.fileno(), select.POLLIN)
         self.ep = pj.Endpoint()
 
     # -- set-up and tear-down
@@ -215,6 +260,9 @@ class Worker:
         cfg.medConfig.sndClockRate = 8000
         cfg.logConfig.level = self.settings.log_level
         cfg.logConfig.consoleLevel = self.settings.log_level
+        # The SIP message logger prints whole messages at level 4 and up; below that it only
+        # costs a module pass on every message.
+        cfg.logConfig.msgLogging = self.settings.log_level >= 4
         self.ep.libInit(cfg)
         sip_port = 0
         trunks = self.settings.trunks.values()
@@ -230,7 +278,17 @@ class Worker:
         self.ep.audDevManager().setNullDev()
         self._codec_priorities()
         self.sip_port = sip_port
+        for trunk in self.settings.trunks.values():
+            if trunk.register:
+                self._register(trunk)
         return sip_port
+
+    def _register(self, trunk: Trunk) -> None:
+        """Create the trunk's account now, so it registers before the first call needs it."""
+        try:
+            self.account(trunk)
+        except Exception as error:  # e.g. the password's environment variable is not set
+            self.registration_state(trunk.name, 0, f"cannot register: {error}", 0)
 
     def _codec_priorities(self) -> None:
         wanted: list[str] = []
@@ -251,6 +309,16 @@ class Worker:
         self._make_room_for_an_account()
         cfg = pj.AccountConfig()
         cfg.idUri = trunk.from_uri
+        if trunk.register:
+            # The registrar binds the account's address of record, as `dialer trunk check`
+            # registers it; INVITEs then come From that same registered account.
+            cfg.idUri = f"sip:{trunk.username}@{trunk.host}"
+            registrar = f"sip:{trunk.host}:{trunk.port}"
+            if trunk.transport != "udp":
+                registrar += f";transport={trunk.transport}"
+            cfg.regConfig.registrarUri = registrar
+            cfg.regConfig.timeoutSec = trunk.register_expires
+            cfg.regConfig.retryIntervalSec = REGISTER_RETRY_EVERY
         if trunk.outbound_proxy:
             cfg.sipConfig.proxies.append(f"sip:{trunk.outbound_proxy};lr")
         password = trunk.password()
@@ -265,15 +333,19 @@ class Worker:
         media.publicAddress = self.settings.bind_address
         # Test peers and many carriers reject the re-INVITE pjsua sends to lock one codec.
         cfg.mediaConfig.lockCodecEnabled = False
-        account = pj.Account()
+        account = TrunkAccount(self, trunk.name)
         account.create(cfg)
         self.accounts[trunk.name] = account
         return account
 
     def _make_room_for_an_account(self) -> None:
         if len(self.accounts) >= MAX_ACCOUNTS:
+            # Registered accounts stay: dropping one would unregister its trunk.
             busy = {a.command.trunk for a in self.attempts.values()} | {AGENT_ACCOUNT}
-            idle = next(name for name in self.accounts if name not in busy)
+            busy |= set(self.registrations)
+            idle = next((name for name in self.accounts if name not in busy), None)
+            if idle is None:
+                raise ValueError(f"more than {MAX_ACCOUNTS} trunks in use in one line worker")
             self.accounts.pop(idle).shutdown()
 
     def agent_account(self) -> pj.Account:
@@ -319,9 +391,9 @@ class Worker:
 
     def run(self) -> None:
         while self.running:
-            self.ep.libHandleEvents(10)
+            self.ep.libHandleEvents(self.poll_ms())
             self.reap()
-            while self.running and self.commands.poll():
+            while self.running and self.command_poller.poll(0):
                 try:
                     command = self.commands.recv()
                 except EOFError:  # the supervisor is gone: stop as cleanly as we can
@@ -332,6 +404,31 @@ class Worker:
             self.launch()
             self.check_timers()
             self.reap()
+            self.heartbeat()
+
+    def poll_ms(self) -> int:
+        """How long the next libHandleEvents may wait (see IDLE_POLL_MS)."""
+        if self.waiting:
+            return BUSY_POLL_MS
+        now = time.monotonic()
+        wait = min(IDLE_POLL_MS / 1000, self.next_heartbeat - now)
+        for attempt in self.attempts.values():
+            if attempt.prompts or (attempt.tap is not None and attempt.tap.listening):
+                return BUSY_POLL_MS
+            ringing = attempt.call is not None and attempt.answered_at is None
+            if ringing and not attempt.hung_up_by_us:
+                command = attempt.command
+                timeout = command.ring_timeout
+                if not attempt.provisional:
+                    timeout = min(timeout, command.no_response_timeout)
+                wait = min(wait, attempt.started + timeout - now)
+        return max(BUSY_POLL_MS, int(1000 * wait))
+
+    def heartbeat(self) -> None:
+        now = time.monotonic()
+        if now >= self.next_heartbeat:
+            self.next_heartbeat = now + HEARTBEAT_EVERY
+            self.emit(ev.Heartbeat(self.settings.index))
 
     def handle(self, command: ev.Command) -> None:
         if isinstance(command, ev.Shutdown):
@@ -447,6 +544,8 @@ class Worker:
             elif trunk is None:
                 raise ValueError(f"no trunk named {command.trunk!r} in this worker")
             else:
+                if trunk.register and not self._registered(command, trunk):
+                    return False
                 uri, account = trunk.request_uri(command.number), self.account(trunk)
         except Exception as error:
             self._end_unplaced(command, f"cannot dial: {error}")
@@ -478,6 +577,43 @@ class Worker:
             return False
         self.first_tried.pop(command.attempt_id, None)
         return True
+
+    def _registered(self, command: ev.Originate, trunk: Trunk) -> bool:
+        """Whether a call may go out on a registering trunk; if not, the command either waits
+        for the first REGISTER's answer (back at the head of the queue) or has ended."""
+        state = self.registrations.get(trunk.name)
+        if state is not None and state.registered:
+            return True
+        if state is not None:
+            self.first_tried.pop(command.attempt_id, None)
+            self._end_unplaced(command, f"trunk {trunk.name} is not registered: {state.reason}")
+            return False
+        now = time.monotonic()
+        first = self.first_tried.setdefault(command.attempt_id, now)
+        if now - first < trunk.no_response_timeout:
+            self.waiting.appendleft((command, now + 0.05))
+            return False
+        self.first_tried.pop(command.attempt_id, None)
+        self._end_unplaced(
+            command,
+            f"trunk {trunk.name} is not registered: no answer to REGISTER "
+            f"in {trunk.no_response_timeout:g} s",
+        )
+        return False
+
+    def registration_state(self, trunk: str, code: int, reason: str, expires: int) -> None:
+        registered = 200 <= code < 300 and expires > 0
+        if registered:
+            why = f"{code} {reason}"
+        elif code:
+            why = f"REGISTER got {code} {reason}"
+        else:
+            why = reason
+        self.registrations[trunk] = RegistrationState(registered, why)
+        if self.running:  # not the un-REGISTER of a worker shutting down
+            self.emit(
+                ev.Registration(trunk, self.settings.index, registered, code, why, expires or None)
+            )
 
     def check_timers(self) -> None:
         now = time.monotonic()
@@ -648,7 +784,9 @@ class Worker:
         )
 
     def emit(self, event: ev.Event) -> None:
-        self.events.send(event)
+        # Connection.send pickles through a ForkingPickler, which copies the copyreg table for
+        # every message; events hold no file descriptors, so plain pickle does.
+        self.events.send_bytes(pickle.dumps(event, pickle.HIGHEST_PROTOCOL))
 
     def log_exception(self, where: str) -> None:
         print(f"line worker {self.settings.index}: error in {where}", file=sys.stderr)
