@@ -32,6 +32,7 @@ from dialer.lines import (
     classify,
 )
 from dialer.lines.bucket import TokenBucket
+from dialer.lines.outcome import StormWatch
 from dialer.prompts import prompt_path
 from sip_config import SipConfigError, loads
 from tests.sipp_uas import PCAPS, Carrier, free_udp_port, pcap_with_payload_type
@@ -677,3 +678,40 @@ def test_the_pool_keeps_to_the_trunks_calls_per_second_and_channels(tmp_path: Pa
     dialed = sorted(e.timings.dialed_at for e in ends)
     # 5 calls/s: 8 calls take at least 7 intervals of 0.2 s (a 50 ms burst allowance aside).
     assert dialed[-1] - dialed[0] >= 1.3, dialed
+
+
+def test_sporadic_480s_are_no_answers_and_a_storm_of_them_is_congestion() -> None:
+    watch = StormWatch(window=20, share=0.5, seconds=10.0)
+    # A 480 now and then among other results: each one a person not reachable.
+    for n in range(40):
+        code, outcome = (480, "no_answer") if n % 4 == 0 else (486, "busy")
+        assert watch.outcome("carrier1", code, outcome, n * 0.1) == outcome
+    # Answered calls never enter the count, and never change.
+    assert watch.outcome("carrier1", 200, "human", 5.0) == "human"
+    storm = [watch.outcome("carrier2", 480, "no_answer", 100 + n * 0.1) for n in range(12)]
+    assert storm == ["no_answer"] * 9 + ["congestion"] * 3
+    # The other trunk is unaffected, and the storm is over once its 480s are old.
+    assert watch.outcome("carrier1", 480, "no_answer", 101.5) == "no_answer"
+    assert watch.outcome("carrier2", 480, "no_answer", 200.0) == "no_answer"
+
+
+@pytest.mark.sip
+def test_a_480_storm_on_a_trunk_turns_into_congestion(tmp_path: Path) -> None:
+    carrier = Carrier(tmp_path, "storm")
+    calls = 14
+    carrier.start("reject", calls=calls, timeout=30, CODE="480", REASON="Temporarily Unavailable")
+    try:
+        with LinePool(loads(trunk_table("storm", carrier.port)), workers=2) as pool:
+            for n in range(calls):
+                pool.originate(f"storm-{n}", "storm", NUMBER)
+            ends: list[Ended] = []
+            while len(ends) < calls:
+                event = pool.next_event(timeout=10)
+                assert event is not None, "the pool stalled"
+                if isinstance(event, Ended):
+                    ends.append(event)
+    finally:
+        carrier.stop()
+    outcomes = [e.outcome for e in ends]
+    assert outcomes == ["no_answer"] * 9 + ["congestion"] * 5, outcomes
+    assert ends[-1].reason == "Temporarily Unavailable (a 480 storm on trunk storm: congestion)"

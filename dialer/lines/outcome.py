@@ -4,14 +4,16 @@ Outcomes: human | machine (answered; the AMD verdict, "human" without AMD), busy
 invalid (the number does not exist), congestion (the carrier is overloaded: retry later, not
 the lead's fault), failed (anything else, our own faults included).
 
-Kept deliberately simple: a 480 storm across many attempts is congestion in truth, but one
-attempt cannot see a storm; the node that sees all outcomes is the place to detect it.
+One attempt's 480 is a no-answer; a 480 storm across a trunk's attempts is congestion, which
+one attempt cannot see: `StormWatch` judges it where every attempt's end passes (the pool).
 A special information tone (SIT, `dialer.sit`) heard by the call's tap outranks the SIP code
 and the answer: carriers play their "not in service" or "all circuits are busy" announcements
 in early media and then end with any code, or answer first and play them.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 OUTCOMES = ("human", "machine", "busy", "no_answer", "invalid", "congestion", "failed")
 
@@ -51,3 +53,26 @@ def classify(
     if sip_code in CONGESTION:
         return "congestion"
     return "failed"
+
+
+class StormWatch:
+    """A carrier short of capacity answers 480 Temporarily Unavailable to many calls at once,
+    where one person's phone gives it alone. When at least `share` of a trunk's last `window`
+    unanswered attempts, ended within `seconds`, were 480s, a 480 on that trunk is congestion
+    (retry the lead later, and the node may slow the trunk), not the lead's no-answer."""
+
+    def __init__(self, window: int = 20, share: float = 0.5, seconds: float = 10.0) -> None:
+        self.window, self.share, self.seconds = window, share, seconds
+        self.recent: dict[str, deque[tuple[float, bool]]] = {}
+
+    def outcome(self, trunk: str, sip_code: int, outcome: str, now: float) -> str:
+        """`outcome` as classified for the attempt alone, or congestion in a 480 storm.
+        `now` is on a monotonic clock; every unanswered attempt's end must be passed in."""
+        if outcome not in ("no_answer", "busy", "invalid", "congestion", "failed"):
+            return outcome
+        recent = self.recent.setdefault(trunk, deque(maxlen=self.window))
+        recent.append((now, sip_code == 480))
+        if sip_code != 480:
+            return outcome
+        storm = sum(1 for at, was_480 in recent if was_480 and now - at <= self.seconds)
+        return "congestion" if storm >= self.share * self.window else outcome

@@ -9,6 +9,7 @@ failed so that no attempt is ever lost.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing as mp
 import pickle
 import queue
@@ -24,6 +25,7 @@ from multiprocessing.process import BaseProcess
 
 from dialer.lines import events as ev
 from dialer.lines.bucket import TokenBucket
+from dialer.lines.outcome import StormWatch
 from dialer.lines.worker import HEARTBEAT_EVERY, SLOTS, WorkerSettings, main
 from sip_config import MIN_RING_TIMEOUT, SipConfig, SipConfigError
 
@@ -113,6 +115,7 @@ class LinePool:
         self.restarts = 0
         self.exits: list[tuple[int, int | None]] = []  # (worker, exit code): -6 is an abort
         self.hung_kills = 0
+        self._storms = StormWatch()
         self._doorbell = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         # Callers' threads wake the supervisor through this pair when they queue a dial.
         self._wake_read, self._wake_write = socket.socketpair()
@@ -438,9 +441,16 @@ class LinePool:
             return
         if isinstance(event, ev.Ended):
             with self._lock:
-                slot.attempts.pop(event.attempt_id, None)
+                sent = slot.attempts.pop(event.attempt_id, None)
                 slot.reserved.discard(event.attempt_id)
                 self._where.pop(event.attempt_id, None)
+            if sent is not None:
+                outcome = self._storms.outcome(
+                    sent[0], event.sip_code, event.outcome, time.monotonic()
+                )
+                if outcome != event.outcome:
+                    reason = f"{event.reason} (a 480 storm on trunk {sent[0]}: congestion)"
+                    event = dataclasses.replace(event, outcome=outcome, reason=reason)
         self._events.put(event)
 
     def _died(self, slot: WorkerSlot) -> None:
