@@ -33,6 +33,7 @@ from dialer.lines import (
 )
 from dialer.lines.bucket import TokenBucket
 from dialer.lines.outcome import StormWatch
+from dialer.lines.sdp import offer_codecs
 from dialer.prompts import prompt_path
 from sip_config import SipConfigError, loads
 from tests.sipp_uas import PCAPS, Carrier, free_udp_port, pcap_with_payload_type
@@ -715,3 +716,53 @@ def test_a_480_storm_on_a_trunk_turns_into_congestion(tmp_path: Path) -> None:
     outcomes = [e.outcome for e in ends]
     assert outcomes == ["no_answer"] * 9 + ["congestion"] * 5, outcomes
     assert ends[-1].reason == "Temporarily Unavailable (a 480 storm on trunk storm: congestion)"
+
+
+PJSUA_OFFER = "\r\n".join(
+    [
+        "v=0",
+        "o=- 3901234 3901234 IN IP4 127.0.0.1",
+        "s=pjmedia",
+        "t=0 0",
+        "m=audio 4000 RTP/AVP 98 97 8 0 120",
+        "c=IN IP4 127.0.0.1",
+        "a=rtcp:4001 IN IP4 127.0.0.1",
+        "a=sendrecv",
+        "a=rtpmap:98 speex/16000",
+        "a=rtpmap:97 speex/8000",
+        "a=rtpmap:8 PCMA/8000",
+        "a=rtpmap:0 PCMU/8000",
+        "a=rtpmap:120 telephone-event/8000",
+        "a=fmtp:120 0-16",
+        "",
+    ]
+)
+
+
+def test_an_offer_lists_only_the_trunks_codecs_in_its_order_and_keeps_dtmf() -> None:
+    offer = offer_codecs(PJSUA_OFFER, ["PCMU", "speex"])
+    assert "m=audio 4000 RTP/AVP 0 98 97 120\r\n" in offer
+    assert "a=rtpmap:8 PCMA/8000" not in offer and "a=rtpmap:98 speex/16000" in offer
+    assert offer.endswith("a=fmtp:120 0-16\r\n") and offer.startswith("v=0\r\n")
+    # None of the trunk's codecs on offer: leave the offer as pjsua made it.
+    assert offer_codecs(PJSUA_OFFER, ["opus"]) == PJSUA_OFFER
+
+
+@pytest.mark.sip
+def test_each_trunk_offers_its_own_codecs_in_its_own_order(tmp_path: Path) -> None:
+    alaw, ulaw = Carrier(tmp_path, "alaw"), Carrier(tmp_path, "ulaw")
+    config = loads(
+        trunk_table("alaw", alaw.port, 'codecs = ["PCMA"]\n')
+        + trunk_table("ulaw", ulaw.port, 'codecs = ["PCMU", "PCMA"]\n')
+    )
+    alaw.start("offer_check", timeout=20, PAYLOADS="8 120", CODE="486", REASON="Busy Here")
+    ulaw.start("offer_check", timeout=20, PAYLOADS="0 8 120", CODE="486", REASON="Busy Here")
+    try:
+        with LinePool(config, workers=1) as pool:
+            originate(pool, "codec-a", "alaw")
+            originate(pool, "codec-u", "ulaw")
+            assert ended(run_until_ended(pool, "codec-a")).outcome == "busy"
+            assert ended(run_until_ended(pool, "codec-u")).outcome == "busy"
+    finally:
+        statuses = alaw.wait(10), ulaw.wait(10)
+    assert statuses == (0, 0), alaw.errors() + ulaw.errors()

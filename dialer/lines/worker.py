@@ -29,6 +29,7 @@ import pjsua2 as pj
 from dialer.lines import events as ev
 from dialer.lines.bucket import TokenBucket
 from dialer.lines.outcome import classify
+from dialer.lines.sdp import offer_codecs
 from dialer.lines.transport import KINDS, transport_config
 from sip_config import Trunk
 
@@ -210,6 +211,15 @@ class Line(pj.Call):
                     return
         except Exception:
             self.worker.log_exception("onCallMediaState")
+
+    def onCallSdpCreated(self, prm: pj.OnCallSdpCreatedParam) -> None:
+        try:
+            trunk = self.worker.settings.trunks.get(self.attempt.command.trunk)
+            # Our offer only: an answer to the far end's offer must keep to what it offered.
+            if trunk is not None and not prm.remSdp.wholeSdp:
+                prm.sdp.wholeSdp = offer_codecs(prm.sdp.wholeSdp, trunk.codecs)
+        except Exception:
+            self.worker.log_exception("onCallSdpCreated")
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
         try:
