@@ -304,7 +304,9 @@ def _candidate_query(
     )
     query = select(*CANDIDATE_COLUMNS, on_dnc.label("on_dnc")).where(
         Lead.campaign_id == CAMPAIGN_ID,
-        Lead.status == status,
+        # A literal, not a parameter: PostgreSQL's hopper indexes are partial on the status, and
+        # only a plan that sees the value can use them.
+        Lead.status == literal_column(f"'{status}'"),
         due,
         or_(Lead.import_id.is_(None), Lead.import_id.not_in(unfinished)),
     )
