@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     CompoundSelect,
     Connection,
@@ -23,16 +25,21 @@ from sqlalchemy import (
     Integer,
     Row,
     Select,
+    String,
     Update,
     and_,
+    any_,
     bindparam,
     case,
+    cast,
     exists,
     func,
+    literal,
     literal_column,
     not_,
     or_,
     select,
+    true,
     union_all,
     update,
 )
@@ -71,7 +78,9 @@ CANDIDATE_COLUMNS = (
     Lead.campaign_id,
     Lead.phone_e164,
     Lead.phone_type,
-    Lead.time_zones,
+    # JSON read as text and decoded once per distinct value (a few zone sets serve millions of
+    # leads): decoding each row's JSON cost the claim twice as much CPU as the gate itself.
+    cast(Lead.time_zones, String).label("time_zones"),
     Lead.state,
     Lead.status,
     Lead.attempts,
@@ -95,13 +104,23 @@ class ClaimedLead:
     is_callback: bool
 
 
+@functools.lru_cache(maxsize=1024)
+def _decoded(text: str) -> tuple[Any, ...]:
+    return tuple(json.loads(text))
+
+
+def _json(value: str | Sequence[Any]) -> tuple[Any, ...]:
+    """A JSON list column, as the claim statements read it (text) or as the ORM does."""
+    return _decoded(value) if isinstance(value, str) else tuple(value)
+
+
 def campaign_rules(campaign: Campaign | Row[Any]) -> CampaignRules:
     return CampaignRules(
         kind=campaign.kind,
-        calling_days=frozenset(int(d) for d in campaign.calling_days),
+        calling_days=frozenset(int(d) for d in _json(campaign.calling_days)),
         calling_start=dt.time.fromisoformat(campaign.calling_start),
         calling_end=dt.time.fromisoformat(campaign.calling_end),
-        holidays=frozenset(dt.date.fromisoformat(d) for d in campaign.holidays),
+        holidays=frozenset(dt.date.fromisoformat(d) for d in _json(campaign.holidays)),
         max_attempts=campaign.max_attempts,
         abandon_target=campaign.abandon_target,
         uk_mode=campaign.uk_mode,
@@ -112,7 +131,7 @@ def lead_facts(lead: Lead | Row[Any]) -> LeadFacts:
     return LeadFacts(
         phone_e164=lead.phone_e164,
         phone_type=lead.phone_type,
-        time_zones=tuple(lead.time_zones),
+        time_zones=_json(lead.time_zones),
         state=lead.state,
         status=lead.status,
         attempts=lead.attempts,
@@ -138,33 +157,6 @@ def _window_count(*which: ColumnElement[bool]) -> Any:
         )
         .scalar_subquery()
     )
-
-
-@functools.cache
-def _context_statement() -> Select[Any]:
-    return select(
-        Campaign.kind,
-        Campaign.calling_days,
-        Campaign.calling_start,
-        Campaign.calling_end,
-        Campaign.holidays,
-        Campaign.max_attempts,
-        Campaign.abandon_target,
-        Campaign.uk_mode,
-        Campaign.recycled_mix,
-        _window_count(or_(CallAttempt.outcome == "human", CallAttempt.abandoned)).label("live"),
-        _window_count(CallAttempt.abandoned).label("abandoned"),
-    ).where(Campaign.id == CAMPAIGN_ID)
-
-
-def _claim_context(connection: Connection, campaign_id: int, now: dt.datetime) -> Row[Any]:
-    """The campaign's rules and its 30-day abandon window, in one round trip."""
-    context = connection.execute(
-        _context_statement(), {"campaign_id": campaign_id, "window_start": now - WINDOW_30_DAYS}
-    ).first()
-    if context is None:
-        raise ValueError(f"no campaign with id {campaign_id}")
-    return context
 
 
 def _debt_key(lead: Lead | Row[Any]) -> str:
@@ -240,6 +232,58 @@ def histories(
     }
 
 
+@functools.cache
+def _context_statement(automated: bool, locking: bool) -> Select[Any]:
+    """The campaign's rules, its 30-day abandon window and its due callbacks (one row with
+    empty lead columns when none is due), in one round trip."""
+    callbacks = _candidate_query(
+        "callback", automated, locking, bindparam("limit_callbacks", type_=Integer)
+    ).cte("due_callbacks")
+    return (
+        select(
+            Campaign.kind,
+            cast(Campaign.calling_days, String).label("calling_days"),
+            Campaign.calling_start,
+            Campaign.calling_end,
+            cast(Campaign.holidays, String).label("holidays"),
+            Campaign.max_attempts,
+            Campaign.abandon_target,
+            Campaign.uk_mode,
+            Campaign.recycled_mix,
+            _window_count(or_(CallAttempt.outcome == "human", CallAttempt.abandoned)).label("live"),
+            _window_count(CallAttempt.abandoned).label("abandoned"),
+            callbacks,
+        )
+        .select_from(Campaign)
+        .outerjoin(callbacks, true())
+        .where(Campaign.id == CAMPAIGN_ID)
+        .order_by(callbacks.c.next_dial_at, callbacks.c.id)
+    )
+
+
+def _claim_context(
+    connection: Connection,
+    campaign_id: int,
+    n: int,
+    now: dt.datetime,
+    kind: DialKind,
+    locking: bool,
+) -> tuple[Row[Any], list[Row[Any]]]:
+    """The campaign (rules, abandon window) and up to `n` due callbacks, oldest due first."""
+    rows = connection.execute(
+        _context_statement(kind in AUTOMATED, locking),
+        {
+            "campaign_id": campaign_id,
+            "now": now,
+            "window_start": now - WINDOW_30_DAYS,
+            "limit_callbacks": n,
+        },
+    ).all()
+    if not rows:
+        raise ValueError(f"no campaign with id {campaign_id}")
+    return rows[0], [row for row in rows if row.id is not None]
+
+
 def _candidate_query(
     status: str, automated: bool, locking: bool, limit: ColumnElement[int]
 ) -> Select[Any]:
@@ -260,13 +304,18 @@ def _candidate_query(
     )
     query = select(*CANDIDATE_COLUMNS, on_dnc.label("on_dnc")).where(
         Lead.campaign_id == CAMPAIGN_ID,
-        Lead.status == status,
+        # A literal, not a parameter: PostgreSQL's hopper indexes are partial on the status, and
+        # only a plan that sees the value can use them.
+        Lead.status == literal_column(f"'{status}'"),
         due,
         or_(Lead.import_id.is_(None), Lead.import_id.not_in(unfinished)),
     )
     if automated:
         # The gate would refuse them anyway; filtering here keeps the scan short.
-        query = query.where(not_(and_(Lead.phone_type.in_(MAYBE_MOBILE), ~Lead.consent_automated)))
+        # Literal values, not an expanding IN: the statement text never changes, so psycopg
+        # keeps one server-side prepared statement for it.
+        maybe_mobile = [literal(phone_type) for phone_type in sorted(MAYBE_MOBILE)]
+        query = query.where(not_(and_(Lead.phone_type.in_(maybe_mobile), ~Lead.consent_automated)))
     if status == "callback":
         query = query.order_by(Lead.next_dial_at)
     else:
@@ -316,17 +365,32 @@ def _candidates(
         )
         params: dict[str, Any] = {"campaign_id": campaign_id, "now": now}
         params.update((f"limit_{part}", limit) for part, (_, _, limit) in enumerate(wanted))
-        for row in connection.execute(statement, params):
+        for row in connection.execute(statement, params).all():
             found.setdefault(wanted[row.part][0], []).append(row)
     return [found.get(i, []) for i in range(len(parts))]
 
 
+def _id_is_in(postgres: bool) -> ColumnElement[bool]:
+    # One array parameter on PostgreSQL: the text stays the same for any number of ids, so
+    # psycopg prepares it once (an IN of 100 parameters is parsed anew on every claim).
+    if postgres:
+        return Lead.id == any_(bindparam("ids", type_=ARRAY(Integer)))
+    return Lead.id.in_(bindparam("ids", expanding=True))
+
+
 @functools.cache
-def _claim_statement() -> Update:
+def _mark_statements(postgres: bool) -> tuple[Update, Update, Update]:
+    """Claimed, closed and deferred: what the hopper writes back after the gate."""
     return (
         update(Lead)
-        .where(Lead.id.in_(bindparam("ids", expanding=True)))
-        .values(status="claimed", claimed_by=bindparam("node"), claimed_at=NOW)
+        .where(_id_is_in(postgres))
+        .values(status="claimed", claimed_by=bindparam("node"), claimed_at=NOW),
+        update(Lead)
+        .where(_id_is_in(postgres))
+        .values(status=bindparam("status"), closed_reason=bindparam("detail")),
+        update(Lead)
+        .where(_id_is_in(postgres))
+        .values(next_dial_at=bindparam("retry_at", type_=Lead.next_dial_at.type)),
     )
 
 
@@ -347,7 +411,11 @@ def claim(
         if not postgres:
             connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
         with connection.begin():
-            return _claim_in(connection, campaign_id, n, node, now, kind, locking=postgres)
+            return _claim_in(connection, campaign_id, n, node, now, kind, postgres)
+
+
+# A batch the gate thinned out is topped up from the next candidates, a few times at most.
+GATE_PASSES = 4
 
 
 def _claim_in(
@@ -357,39 +425,103 @@ def _claim_in(
     node: str,
     now: dt.datetime,
     kind: DialKind,
-    locking: bool,
+    postgres: bool,
 ) -> list[ClaimedLead]:
-    context = _claim_context(connection, campaign_id, now)
+    context, callbacks = _claim_context(connection, campaign_id, n, now, kind, postgres)
     rules = campaign_rules(context)
     window = (context.live or 0, context.abandoned or 0)
-    mix = context.recycled_mix
-    # Fetch a little more than asked: some will be refused by the gate.
-    scan = n + max(10, n // 4)
-    [callbacks] = _candidates(connection, campaign_id, [("callback", n)], now, kind, locking)
-    scan -= len(callbacks)
-    want_recycled = math.floor(scan * mix)
-    recycled, fresh = _candidates(
-        connection, campaign_id, [("recycled", want_recycled), ("new", scan)], now, kind, locking
-    )
-    # Both parts came in one round trip, so the new ones were fetched before the recycled ones
-    # were counted: keep as many as a query after them would have returned.
-    fresh = fresh[: scan - len(recycled)]
-    if len(fresh) < scan - want_recycled:
-        # Too few new leads: recycled ones make up the batch.
-        [more] = _candidates(connection, campaign_id, [("recycled", scan)], now, kind, locking)
-        recycled += more[len(recycled) :]
-    ordered = callbacks + _interleave(recycled, fresh, mix)
-    history = histories(connection, rules, ordered, now, window)
-
     claimed: list[ClaimedLead] = []
+    # Exactly as many candidates as wanted: on PostgreSQL each one is locked, which writes its
+    # heap page (a full-page image after a checkpoint), so a lead locked and left costs as much
+    # WAL as one claimed. Only when the gate refuses some does the hopper look further.
+    for gate_pass in range(GATE_PASSES):
+        wanted = n - len(claimed)
+        if gate_pass:
+            [callbacks] = _candidates(
+                connection, campaign_id, [("callback", wanted)], now, kind, postgres
+            )
+        ordered = callbacks + _recycled_and_new(
+            connection,
+            campaign_id,
+            wanted - len(callbacks),
+            context.recycled_mix,
+            now,
+            kind,
+            postgres,
+        )
+        passed, stop = _gate(connection, rules, window, ordered, wanted, now, kind, postgres)
+        if passed:
+            connection.execute(
+                _mark_statements(postgres)[0],
+                {"ids": [lead.id for lead in passed], "node": node, "now": now},
+            )
+            claimed += passed
+        # Fewer candidates than wanted: none is left to top the batch up with.
+        if stop or len(claimed) == n or len(ordered) < wanted:
+            break
+    return claimed
+
+
+def _recycled_and_new(
+    connection: Connection,
+    campaign_id: int,
+    wanted: int,
+    mix: float,
+    now: dt.datetime,
+    kind: DialKind,
+    locking: bool,
+) -> list[Row[Any]]:
+    """`wanted` recycled and new leads, about `mix` of them recycled; either kind makes up
+    for the other when it runs short."""
+    if wanted <= 0:
+        return []
+    want_recycled = math.floor(wanted * mix)
+    recycled, fresh = _candidates(
+        connection,
+        campaign_id,
+        [("recycled", want_recycled), ("new", wanted - want_recycled)],
+        now,
+        kind,
+        locking,
+    )
+    # Each follow-up query meets the rows this transaction already holds first: skip them.
+    if len(recycled) < want_recycled:
+        [more] = _candidates(
+            connection, campaign_id, [("new", wanted - len(recycled))], now, kind, locking
+        )
+        fresh += more[len(fresh) :]
+    elif len(fresh) < wanted - want_recycled:
+        [more] = _candidates(
+            connection, campaign_id, [("recycled", wanted - len(fresh))], now, kind, locking
+        )
+        recycled += more[len(recycled) :]
+    return _interleave(recycled, fresh, mix)
+
+
+def _gate(
+    connection: Connection,
+    rules: CampaignRules,
+    window: tuple[int, int],
+    leads: list[Row[Any]],
+    wanted: int,
+    now: dt.datetime,
+    kind: DialKind,
+    postgres: bool,
+) -> tuple[list[ClaimedLead], bool]:
+    """The leads the gate lets through (at most `wanted`), and whether it stopped the
+    campaign. Refused leads are closed or deferred here, so no later scan of this
+    transaction meets them again."""
+    history = histories(connection, rules, leads, now, window)
+    passed: list[ClaimedLead] = []
     closed: dict[tuple[str, str], list[int]] = defaultdict(list)
     deferred: dict[dt.datetime, list[int]] = defaultdict(list)
-    for lead in ordered:
-        if len(claimed) == n:
+    stop = False
+    for lead in leads:
+        if len(passed) == wanted:
             break
         verdict = may_dial(lead_facts(lead), rules, now, history[lead.id], kind)
         if verdict.allowed:
-            claimed.append(
+            passed.append(
                 ClaimedLead(
                     lead.id,
                     lead.campaign_id,
@@ -402,7 +534,8 @@ def _claim_in(
                 )
             )
         elif verdict.reason == "abandon_cap":
-            break  # a campaign-wide stop: no lead is at fault
+            stop = True  # a campaign-wide stop: no lead is at fault
+            break
         elif verdict.reason in LASTING_REASONS:
             closed[(CLOSED_STATUS.get(verdict.reason or "", "done"), verdict.detail)].append(
                 lead.id
@@ -410,17 +543,12 @@ def _claim_in(
         else:
             retry = RETRY_AFTER.get(verdict.reason or "", dt.timedelta(minutes=5))
             deferred[now + retry].append(lead.id)
-    if claimed:
-        connection.execute(
-            _claim_statement(), {"ids": [c.id for c in claimed], "node": node, "now": now}
-        )
+    _, close, defer = _mark_statements(postgres)
     for (status, detail), ids in closed.items():
-        connection.execute(
-            update(Lead).where(Lead.id.in_(ids)).values(status=status, closed_reason=detail)
-        )
+        connection.execute(close, {"ids": ids, "status": status, "detail": detail})
     for retry_at, ids in deferred.items():
-        connection.execute(update(Lead).where(Lead.id.in_(ids)).values(next_dial_at=retry_at))
-    return claimed
+        connection.execute(defer, {"ids": ids, "retry_at": retry_at})
+    return passed, stop
 
 
 def _interleave(recycled: list[Row[Any]], fresh: list[Row[Any]], mix: float) -> list[Row[Any]]:

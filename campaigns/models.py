@@ -203,9 +203,24 @@ class Lead(Base):
         CheckConstraint(_in("status", LEAD_STATUSES), name="status"),
         # The hopper's scan: a campaign's leads of one status, best priority first and, within a
         # priority, the longest due first (so the scan meets due leads before future ones).
-        Index("ix_leads_hopper", "campaign_id", "status", text("priority DESC"), "next_dial_at"),
-        # Callbacks and recycled leads in due order.
-        Index("ix_leads_due", "campaign_id", "status", "next_dial_at"),
+        # On PostgreSQL both hopper indexes hold only the leads they serve: a claim then adds no
+        # entry to them (two index inserts fewer per lead), and done leads do not swell them.
+        Index(
+            "ix_leads_hopper",
+            "campaign_id",
+            "status",
+            text("priority DESC"),
+            "next_dial_at",
+            postgresql_where=text("status IN ('new', 'recycled')"),
+        ),
+        # Callbacks in due order.
+        Index(
+            "ix_leads_due",
+            "campaign_id",
+            "status",
+            "next_dial_at",
+            postgresql_where=text("status = 'callback'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -106,6 +106,20 @@ def test_gate_closes_dnc_leads_and_defers_out_of_hours(
     ]
 
 
+def test_a_batch_the_gate_thins_out_is_topped_up_from_the_next_leads(
+    engine: Engine, session: Session, campaign
+) -> None:  # type: ignore[no-untyped-def]
+    list_id = campaign.lists[0].id
+    # The best leads are out of hours (06:00 in Honolulu): the hopper looks further down.
+    add_leads(engine, campaign.id, list_id, 6, priority=9, time_zones=["Pacific/Honolulu"])
+    add_leads(engine, campaign.id, list_id, 5, start=100)
+    claimed = claim(engine, campaign.id, 4, "node", NOON_NY)
+    assert [c.phone_e164 for c in claimed] == [f"+121255501{i:02d}" for i in range(4)]
+    deferred = session.scalars(select(Lead.next_dial_at).where(Lead.priority == 9)).all()
+    assert deferred == [NOON_NY + dt.timedelta(minutes=15)] * 6
+    assert len(claim(engine, campaign.id, 4, "node", NOON_NY)) == 1
+
+
 def test_leads_of_an_unfinished_import_are_not_dialed(
     engine: Engine, session: Session, campaign
 ) -> None:  # type: ignore[no-untyped-def]
