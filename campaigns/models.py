@@ -221,6 +221,13 @@ class Lead(Base):
             "next_dial_at",
             postgresql_where=text("status = 'callback'"),
         ),
+        # Claims a stopped node left behind, for release_stale: only claimed leads are in it.
+        Index(
+            "ix_leads_claimed",
+            "claimed_at",
+            postgresql_where=text("status = 'claimed'"),
+            sqlite_where=text("status = 'claimed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
