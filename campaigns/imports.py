@@ -28,14 +28,15 @@ from sqlalchemy.orm import Session
 
 from campaigns import dnc
 from campaigns.import_rows import (
-    LEAD_COLUMNS,
     MAX_LINE,
     PHONE,
     SOURCE_ROW,
+    UNBOUND_DEFAULTS,
     ImportPlan,
     LineBatch,
     Records,
     Validated,
+    bound_columns,
     sqlite_moment,
     start_worker,
     validate_batch,
@@ -241,9 +242,12 @@ def _validated(
             yield pending.popleft().result()
 
 
-def _insert_statement(sqlite: bool, ids: tuple[int, int, int], now: dt.datetime) -> str:
-    """INSERT of one import's leads, the values its rows share written in. They are ours (ids
-    from the database, a timestamp we formatted), never the file's."""
+def _insert_statement(
+    sqlite: bool, ids: tuple[int, int, int], now: dt.datetime, bound: tuple[str, ...]
+) -> str:
+    """INSERT of one import's leads, the values its rows share written in: ours (ids from the
+    database, a timestamp we formatted, the defaults of columns the file has no field for),
+    never the file's."""
     campaign_id, list_id, import_id = (int(i) for i in ids)
     created = sqlite_moment(now) if sqlite else now.isoformat()
     shared = {
@@ -254,9 +258,12 @@ def _insert_statement(sqlite: bool, ids: tuple[int, int, int], now: dt.datetime)
         "attempts": "0",
         "created_at": f"'{created}'",
     }
+    shared.update(
+        (name, default) for name, default in UNBOUND_DEFAULTS.items() if name not in bound
+    )
     mark = "?" if sqlite else "%s"
-    columns = [*shared, *LEAD_COLUMNS]
-    values = [*shared.values(), *([mark] * len(LEAD_COLUMNS))]
+    columns = [*shared, *bound]
+    values = [*shared.values(), *([mark] * len(bound))]
     return f"INSERT INTO leads ({', '.join(columns)}) VALUES ({', '.join(values)})"
 
 
@@ -280,7 +287,6 @@ def _stream_rows(
     with Session(engine) as session:
         blocked = {int(n[1:]) for n in dnc.blocked_numbers(session, campaign_id, now)}
     sqlite = engine.dialect.name == "sqlite"
-    insert_leads = _insert_statement(sqlite, (campaign_id, list_id, summary.import_id), now)
 
     raw, lines, delimiter = _open_lines(path)
     with raw:
@@ -289,7 +295,11 @@ def _stream_rows(
         if header is None or not any(cell.strip() for cell in header):
             raise ImportFileError(f"{path.name} has no header row")
         header[0] = header[0].lstrip("\ufeff")
-        map_columns(header, mapping)  # a bad header fails here, before any process starts
+        # A bad header fails here, before any process starts.
+        bound = bound_columns(map_columns(header, mapping))
+        insert_leads = _insert_statement(
+            sqlite, (campaign_id, list_id, summary.import_id), now, bound
+        )
         plan = ImportPlan(
             header,
             delimiter,

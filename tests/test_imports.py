@@ -204,3 +204,31 @@ def test_quoted_fields_across_batches_keep_row_numbers(
     assert (summary.rows, summary.imported, [e.row for e in summary.errors]) == (7, 6, [8])
     notes = dict(session.execute(select(Lead.source_row, Lead.custom_fields)).all())
     assert notes[4] == {"note": "two\nlines, one comma"} and notes[9] == {"note": "f"}
+
+
+def test_columns_the_file_lacks_get_the_same_defaults_as_columns_it_leaves_empty(
+    engine: Engine, session: Session, campaign: str, tmp_path: Path
+) -> None:
+    # A field the file has no column for is written into the INSERT rather than bound.
+    only_phone = write(tmp_path, "phone\n(212) 555-0100\n", "only_phone.csv")
+    every_field = write(
+        tmp_path,
+        "phone,first_name,last_name,email,account,balance,due_date,appointment,priority,"
+        "consent,notes\n(212) 555-0101,,,,,,,,,,\n(212) 555-0102,Ann,Lee,a@b.co,A1,5,"
+        "2027-01-02,2027-01-02 10:00+00:00,3,yes,vip\n",
+        "every_field.csv",
+    )
+    import_leads(engine, only_phone, campaign)
+    import_leads(engine, every_field, campaign)
+    leads = {lead.phone_e164: lead for lead in session.scalars(select(Lead))}
+    columns = [c.key for c in Lead.__table__.columns if c.key not in {"id", "phone_e164"}]
+    bare, empty, full = (leads[f"+1212555010{i}"] for i in range(3))
+    differ = {c for c in columns if getattr(bare, c) != getattr(empty, c)}
+    assert differ == {"list_id", "import_id", "created_at"}
+    assert (bare.priority, bare.consent_automated, bare.custom_fields) == (0, False, {})
+    assert (full.priority, full.consent_automated, full.custom_fields) == (
+        3,
+        True,
+        {"notes": "vip"},
+    )
+    assert full.consent_at is not None and full.appointment_at is not None

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from campaigns.leads import PhoneAnalyzer
+from campaigns.leads import FORMATTING_CHARS, NANP_FORMATTING, PhoneAnalyzer
 from campaigns.us_area_codes import AREA_CODE_STATES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,3 +51,27 @@ def test_analysing_numbers_does_not_load_the_geocoder() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert result.stdout.strip() == "False"
+
+
+def test_formatting_chars_are_exactly_what_the_formatting_pattern_matches() -> None:
+    # str.translate stands in for NANP_FORMATTING.sub on every imported number.
+    matched = {chr(c) for c in range(sys.maxunicode + 1) if NANP_FORMATTING.fullmatch(chr(c))}
+    assert matched == set(FORMATTING_CHARS)
+
+
+def test_repeated_numbers_that_need_phonenumbers_get_the_same_verdict() -> None:
+    analyzer = PhoneAnalyzer("US")
+    raws = [
+        "n/a",
+        "+44 20 7946 0018",
+        "555-01",
+        "+44 20 7946 0018 ext. 12",
+        "n/a",
+        "+44 20 7946 0018",
+    ]
+    first = [analyzer.analyse(raw) for raw in raws]
+    again = [analyzer.analyse(raw) for raw in raws]
+    fresh = [PhoneAnalyzer("US").analyse(raw) for raw in raws]
+    assert first == again == fresh
+    assert first[0].startswith("not a phone number")
+    assert not isinstance(first[1], str) and first[1].e164 == "+442079460018"

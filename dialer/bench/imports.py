@@ -105,6 +105,14 @@ def generate(path: Path, rows: int, seed: int = 7) -> list[str]:
     return blocked
 
 
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of its finished children (the import's
+    validating processes are joined before import_leads returns)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
 def run(rows: int, url: str | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="dialer-bench-") as folder:
         work = Path(folder)
@@ -129,9 +137,13 @@ def run(rows: int, url: str | None) -> dict[str, float]:
         dnc_file.write_text("\n".join(blocked), encoding="utf-8")
         dnc.import_file(engine, dnc_file)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        cpu_before = _cpu_seconds()
         started = time.perf_counter()
         summary = import_leads(engine, csv_path, name)
         elapsed = time.perf_counter() - started
+        cpu_used = [
+            after - before for after, before in zip(_cpu_seconds(), cpu_before, strict=True)
+        ]
         engine.dispose()
         return {
             "rows": summary.rows,
@@ -141,6 +153,10 @@ def run(rows: int, url: str | None) -> dict[str, float]:
             "dnc": summary.dnc,
             "seconds": round(elapsed, 2),
             "rows_per_s": round(summary.rows / elapsed),
+            # Wall-clock rates swing with the machine's load; CPU time is the steadier figure.
+            "cpu_s": round(sum(cpu_used), 1),
+            "cpu_s_importer": round(cpu_used[0], 1),
+            "cpu_s_validators": round(cpu_used[1], 1),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "rss_before_import_mb": round(rss_before / 1024, 1),
             # The largest child: the generator or the import's validating process.
