@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
+import threading
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +18,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_URL = "sqlite:///dialer.db"
+# SQLite: how often the write-ahead log is copied into the database, off the request path.
+CHECKPOINT_EVERY_S = 1.0
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -29,7 +35,35 @@ def _tune_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # No checkpoint inside a commit: the claim that crossed the 1000-page mark paid for copying
+    # the log into the database, 3-4 times its own cost (measured: every 4-6 claims of 100 at
+    # 10M leads, p99 57 ms against a median of 15). `_checkpoint_in_background` does it, and
+    # SQLite itself when the last connection closes.
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
+
+
+def _checkpoint_in_background(engine: Engine) -> None:
+    """A daemon thread copies the log into the database every second (PASSIVE: it never waits
+    for, nor blocks, readers and writers); it stops when the engine is disposed or collected."""
+    stop = threading.Event()
+    target = weakref.ref(engine)
+
+    def run() -> None:
+        while not stop.wait(CHECKPOINT_EVERY_S):
+            live = target()
+            if live is None:
+                return
+            with contextlib.suppress(sqlite3.Error):
+                connection = live.raw_connection()
+                try:
+                    connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                finally:
+                    connection.close()
+            del live
+
+    event.listen(engine, "engine_disposed", lambda _engine: stop.set())
+    threading.Thread(target=run, name="sqlite-checkpoint", daemon=True).start()
 
 
 def make_engine(url: str | None = None, **kwargs: object) -> Engine:
@@ -43,6 +77,8 @@ def make_engine(url: str | None = None, **kwargs: object) -> Engine:
         event.listen(engine, "connect", _tune_sqlite)
         event.listen(engine, "connect", _disable_pysqlite_begin)
         event.listen(engine, "begin", _emit_begin)
+        if engine.url.database not in (None, "", ":memory:"):
+            _checkpoint_in_background(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 

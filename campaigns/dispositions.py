@@ -168,8 +168,17 @@ def record_outcome(session: Session, attempt: CallAttempt, now: dt.datetime) -> 
         campaign.max_attempts,
         now,
     )
-    lead.status, lead.next_dial_at = state.status, state.next_dial_at
+    # An opt-out is final: an attempt that ends after it (closed as an orphan) never reopens it.
+    if lead.status != "dnc":
+        lead.status, lead.next_dial_at = state.status, state.next_dial_at
     return state
+
+
+def opt_out(session: Session, lead: Lead, campaign_id: int, source: str, reason: str) -> None:
+    """The number joins the campaign's do-not-call list at once and the lead is never dialled
+    again; the caller commits."""
+    dnc.add(session, lead.phone_e164, campaign_id=campaign_id, source=source, reason=reason)
+    lead.status, lead.next_dial_at = "dnc", None
 
 
 def record_disposition(
@@ -207,14 +216,7 @@ def record_disposition(
     session.add(disposition)
     attempt.conversation = known.is_conversation
     if known.is_opt_out:
-        dnc.add(
-            session,
-            lead.phone_e164,
-            campaign_id=campaign.id,
-            source="disposition",
-            reason=f"{code} by agent {agent_id}",
-        )
-        lead.status, lead.next_dial_at = "dnc", None
+        opt_out(session, lead, campaign.id, "disposition", f"{code} by agent {agent_id}")
         return disposition
     state = next_state(
         lead.attempts, code, rules_for(campaign.recycling_rules), campaign.max_attempts, now

@@ -41,6 +41,7 @@ from dialer.lines.events import (
     Answered,
     Bridged,
     CommandFailed,
+    DtmfReceived,
     Ended,
     Event,
     PromptFinished,
@@ -48,7 +49,7 @@ from dialer.lines.events import (
 )
 from dialer.lines.protocol import Lines
 from dialer.pacing import Abandoned, Connected
-from dialer.prompts import CampaignLike, campaign_safe_harbor
+from dialer.prompts import OPT_OUT_DIGIT, CampaignLike, campaign_safe_harbor
 from dialer.sit import SitSettings
 
 # 47 CFR 64.1200(a)(7)(i): a live answer not connected within 2 s of the completed greeting
@@ -87,6 +88,10 @@ class ConnectSettings:
     # The campaign records its calls: each bridged conversation (customer and agent mixed)
     # goes to <recordings_dir>/<customer attempt>.wav, written by the worker holding the call.
     recordings_dir: str | None = None
+    # 47 CFR 64.1200(a)(7)(i)(B): after the message, the key that puts the number on the
+    # do-not-call list and ends the call, and how long the call stays open for it.
+    opt_out_digit: str = OPT_OUT_DIGIT
+    opt_out_wait_s: float = 4.0
 
     def __post_init__(self) -> None:
         if not 0 < self.connect_within_s <= CONNECT_WITHIN_S:
@@ -189,6 +194,9 @@ class ConnectOutcome:
     safe_harbor_after_greeting_s: float | None
     # The conversation's mixed recording (customer and agent), for the attempt's row.
     recording_path: str | None = None
+    # The person pressed the opt-out key during or after the safe-harbor message: the number
+    # goes on the campaign's do-not-call list (the attempt ledger does it).
+    opted_out: bool = False
 
 
 def pacing_event(outcome: ConnectOutcome) -> Connected | Abandoned | None:
@@ -220,6 +228,8 @@ class CallConnect:
         self.prompt_started: float | None = None
         self.prompt_done = False
         self.recording_path: str | None = None
+        self.opted_out = False
+        self.opt_out_until: float | None = None
 
     @property
     def connected(self) -> bool:
@@ -281,19 +291,36 @@ class CallConnect:
         return []
 
     def on_prompt_finished(self, at: float) -> list[Action]:
+        """The message has played: the call stays open a moment for the opt-out key."""
         if self.state != "safe_harbor":
             return []
         self.prompt_done = True
+        self.state, self.opt_out_until = "opt_out_window", at + self.settings.opt_out_wait_s
+        return []
+
+    def on_prompt_failed(self, at: float) -> list[Action]:
+        if self.state != "safe_harbor":
+            return []
         self.state = "done"
         return [HangUp(self.customer)]
 
-    def on_prompt_failed(self, at: float) -> list[Action]:
-        return self.on_prompt_finished(at)
+    def on_digit(self, digit: str, at: float) -> list[Action]:
+        """The opt-out key, during the message or after it, ends the call at once."""
+        if self.state not in ("safe_harbor", "opt_out_window"):
+            return []
+        if digit != self.settings.opt_out_digit:
+            return []
+        self.opted_out, self.state = True, "done"
+        return [HangUp(self.customer)]
 
     def on_tick(self, now: float) -> list[Action]:
         waiting = self.state in ("dialing_agent", "bridging")
         if waiting and self.give_up_at is not None and now >= self.give_up_at:
             return self._abandon("no agent connected within 2 s of the greeting", now)
+        closing = self.state == "opt_out_window" and self.opt_out_until is not None
+        if closing and now >= self.opt_out_until:  # type: ignore[operator]
+            self.state = "done"
+            return [HangUp(self.customer)]
         return []
 
     def on_customer_ended(self, at: float) -> list[Action]:
@@ -320,6 +347,7 @@ class CallConnect:
             safe_harbor_played=self.prompt_done,
             safe_harbor_after_greeting_s=after,
             recording_path=self.recording_path,
+            opted_out=self.opted_out,
         )
 
     def _abandon(self, reason: str, at: float) -> list[Action]:
@@ -379,6 +407,8 @@ class Connector:
             self._carry_out(call.on_bridged(event.connect_delay_ms, now, event.recording_path))
         elif isinstance(event, PromptFinished):
             self._carry_out(call.on_prompt_finished(now))
+        elif isinstance(event, DtmfReceived):
+            self._carry_out(call.on_digit(event.digit, now))
         elif isinstance(event, CommandFailed) and event.command == "Play":
             self._carry_out(call.on_prompt_failed(now))
         elif isinstance(event, CommandFailed) and event.command == "Bridge":

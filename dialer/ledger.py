@@ -6,7 +6,8 @@ INVITE until after the hang-up, written from the line pool's events.
 - `observe` records the answer, the AMD (or SIT) verdict and the bridge to an agent (connect
   delay, recording), and at `Ended` the SIP result and outcome, recycling the lead by its
   campaign's rules in the same transaction.
-- `connected` records what the connector decided: abandoned, safe-harbor message played.
+- `connected` records what the connector decided: abandoned, safe-harbor message played, and
+  a key-press opt-out, which puts the number on the campaign's do-not-call list at once.
 - `close_orphans` ends the rows a stopped node left open as failed, so no attempt stays
   "in progress" for ever and its lead is dialable again.
 """
@@ -18,8 +19,8 @@ import datetime as dt
 from sqlalchemy import Engine, select
 
 from campaigns import db
-from campaigns.dispositions import record_outcome
-from campaigns.models import CallAttempt
+from campaigns.dispositions import opt_out, record_outcome
+from campaigns.models import CallAttempt, Lead
 from dialer.connect import ConnectOutcome
 from dialer.lines.events import AmdVerdict, Answered, Bridged, Ended, Event
 
@@ -117,6 +118,10 @@ class AttemptLedger:
             if outcome.connect_delay_ms is not None:
                 attempt.connect_delay_ms = round(outcome.connect_delay_ms)
             attempt.recording_path = outcome.recording_path or attempt.recording_path
+            if outcome.opted_out:
+                lead = session.get_one(Lead, attempt.lead_id)
+                why = "pressed the opt-out key after the safe-harbor message"
+                opt_out(session, lead, attempt.campaign_id, "opt_out_key", why)
             session.commit()
 
     def close_orphans(self, now: dt.datetime) -> int:

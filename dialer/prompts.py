@@ -52,6 +52,10 @@ SAFE_HARBOR_TEXT = (
     "This call was made for telemarketing purposes, on behalf of {seller}. "
     "To ask not to be called again, please call {callback}."
 )
+# 47 CFR 64.1200(a)(7)(i)(B): a key-press opt-out during the call, with brief instructions; the
+# connector adds the number to the do-not-call list when this key is pressed.
+OPT_OUT_DIGIT = "9"
+OPT_OUT_TEXT = f" To be added to our do-not-call list now, press {OPT_OUT_DIGIT}."
 
 # The IVR prompts the campaign kinds need.
 PROMPT_TEXTS: Mapping[str, str] = {
@@ -170,6 +174,9 @@ def safe_harbor_text(seller: str, callback: str, message: str = "") -> str:
             "(47 CFR 64.1200(a)(7)(i))"
         )
     template = message.strip() or SAFE_HARBOR_TEXT
+    # A campaign's own message gets the opt-out instructions too, unless it gives them.
+    if f"press {OPT_OUT_DIGIT}" not in template.lower():
+        template += OPT_OUT_TEXT
     try:
         return template.format(seller=seller.strip(), callback=speakable_number(callback))
     except (KeyError, IndexError) as error:

@@ -63,7 +63,8 @@ def test_the_window_starts_at_the_greetings_end_not_at_the_verdict() -> None:
         PlaySafeHarbor("c1", SETTINGS.safe_harbor_prompt),
     ]
     assert call.on_agent_answered(11.1) == []  # too late: no bridge after the prompt started
-    assert call.on_prompt_finished(15.0) == [HangUp("c1")]
+    assert call.on_prompt_finished(15.0) == []  # open a moment for the opt-out key
+    assert call.on_tick(15.0 + SETTINGS.opt_out_wait_s) == [HangUp("c1")]
     outcome = call.outcome()
     assert outcome.abandoned and outcome.safe_harbor_played
     assert outcome.reason == "no agent connected within 2 s of the greeting"
@@ -92,9 +93,35 @@ def test_with_no_agent_free_the_prompt_plays_at_once() -> None:
     assert call.on_verdict("human", "silence after greeting", 10.0, None) == [
         PlaySafeHarbor("c1", SETTINGS.safe_harbor_prompt)
     ]
-    assert call.on_prompt_finished(13.0) == [HangUp("c1")]
-    assert call.outcome().abandoned
+    assert call.on_prompt_finished(13.0) == []
+    assert call.on_tick(16.9) == []
+    assert call.on_tick(17.0) == [HangUp("c1")]
+    assert call.outcome().abandoned and not call.outcome().opted_out
     assert call.outcome().reason == "no agent free"
+
+
+@pytest.mark.parametrize("during_message", [True, False])
+def test_the_opt_out_key_ends_the_call_at_once_and_is_reported(during_message: bool) -> None:
+    """47 CFR 64.1200(a)(7)(i)(B): a key-press opt-out during or right after the message."""
+    call = CallConnect("c1", SETTINGS)
+    call.on_verdict("human", "silence after greeting", 10.0, None)
+    if not during_message:
+        call.on_prompt_finished(13.0)
+    assert call.on_digit("5", 14.0) == []  # only the opt-out key counts
+    assert call.on_digit(SETTINGS.opt_out_digit, 14.5) == [HangUp("c1")]
+    assert call.on_tick(20.0) == [] and call.on_digit("9", 20.0) == []
+    outcome = call.outcome()
+    assert outcome.opted_out and outcome.abandoned
+    assert outcome.safe_harbor_played is not during_message
+
+
+def test_keys_pressed_in_a_conversation_are_no_opt_out() -> None:
+    call = CallConnect("c1", SETTINGS)
+    call.on_verdict("human", "silence after greeting", 10.0, AGENT)
+    call.on_agent_answered(10.3)
+    call.on_bridged(40.0, 10.4)
+    assert call.on_digit("9", 12.0) == []
+    assert not call.outcome().opted_out
 
 
 def test_an_agent_leg_that_fails_abandons_the_call_at_once() -> None:

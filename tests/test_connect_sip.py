@@ -29,6 +29,7 @@ from dialer.lines import (
     AmdVerdict,
     Answered,
     Bridged,
+    DtmfReceived,
     Ended,
     Event,
     LinePool,
@@ -37,7 +38,7 @@ from dialer.lines import (
 )
 from dialer.prompts import campaign_safe_harbor
 from sip_config import loads
-from tests.sipp_uas import PCAPS, Carrier
+from tests.sipp_uas import PCAPS, Carrier, pcap_with_payload_type
 
 pytestmark = [
     pytest.mark.sip,
@@ -48,7 +49,16 @@ pytestmark = [
 ]
 
 NUMBER = "+12125550142"
-CUSTOMERS = ("human", "machine", "bridged", "hears_agent", "abandoned", "reserve", "recorded")
+CUSTOMERS = (
+    "human",
+    "machine",
+    "bridged",
+    "hears_agent",
+    "abandoned",
+    "reserve",
+    "recorded",
+    "opts_out",
+)
 HUMAN_TAP = TapSpec("dialer.bench.connect:DeclareHuman")
 # SIPp starts playing on the ACK and frames pass pjsua's jitter buffer: a few frames' shift.
 TIME_TOLERANCE_MS = 200
@@ -328,11 +338,13 @@ def test_a_human_no_agent_takes_hears_the_safe_harbor_message_and_is_abandoned(
     assert 1.5 <= outcome.safe_harbor_after_greeting_s <= settings.connect_within_s
     (result,) = of(events, "c-abandoned", Ended)
     assert result.reason == "hung up by the dialer"
-    # Ended once the prompt was over: the prompt starts 0.2 s before the 2 s are up.
+    # Ended once the prompt was over and the opt-out key was not pressed in the time left for
+    # it: the prompt starts 0.2 s before the 2 s are up.
     greeting_end = verdict.at - AmdSettings().after_greeting_silence_ms / 1000
     window_end = greeting_end + settings.connect_within_s
-    assert result.timings.ended_at - window_end <= wav_seconds(safe_harbor) + 1.0
-    assert result.timings.ended_at - window_end >= wav_seconds(safe_harbor) - 0.5
+    heard = wav_seconds(safe_harbor) + settings.opt_out_wait_s
+    assert heard - 0.5 <= result.timings.ended_at - window_end <= heard + 1.0
+    assert not outcome.opted_out
     (agent_leg,) = of(events, "c-abandoned/agent", Ended)
     assert agent_leg.sip_code == 487  # cancelled while ringing
     assert agent.wait() == 0, agent.errors()
@@ -430,3 +442,45 @@ def test_a_recorded_campaigns_conversation_is_one_wav_holding_both_parties(
     assert band_share(middle, customer_hz) + band_share(middle, agent_hz) > 0.9
     assert carriers["recorded"].wait() == 0, carriers["recorded"].errors()
     assert agent.wait() == 0, agent.errors()
+
+
+def test_a_person_who_presses_9_after_the_safe_harbor_message_is_opted_out(
+    pool: LinePool,
+    carriers: dict[str, Carrier],
+    greetings: dict[str, Greeting],
+    campaign: Campaign,
+    prompt_dir: Path,
+    safe_harbor: Path,
+    tmp_path: Path,
+) -> None:
+    """47 CFR 64.1200(a)(7)(i)(B): the key-press opt-out, keyed by RFC 2833 from SIPp just
+    after the message, ends the call at once and is reported for the do-not-call list."""
+    greeting = tmp_path / "human.pcap"
+    wav_to_rtp_pcap(greetings["human"].path, greeting)
+    key = pcap_with_payload_type(PCAPS / "dtmf_2833_9.pcap", tmp_path / "nine.pcap", 120)
+    # No agent is free: the message starts with the verdict (offline, the detector decides on
+    # this greeting at `after_ms`); the key comes 2 s after the message ended, in the 4 s left.
+    decided = detect(read_wav(greetings["human"].path).tobytes()).after_ms / 1000
+    key_after = decided + wav_seconds(safe_harbor) + 2.0
+    carriers["opts_out"].start(
+        "answer_then_key",
+        PCAP=str(greeting),
+        KEY_PCAP=str(key),
+        KEY_AFTER_MS=str(int(key_after * 1000)),
+    )
+    settings = campaign_connect_settings(campaign, prompt_dir)
+    connector = Connector(pool, settings, lambda customer: None)
+    pool.originate("c-opts-out", "opts_out", NUMBER, tap=amd_tap())
+    events, outcomes = drive(pool, connector, {"c-opts-out"}, timeout=40)
+    assert [e.digit for e in of(events, "c-opts-out", DtmfReceived)][:1] == ["9"], (
+        events,
+        carriers["opts_out"].errors(),
+    )
+    outcome = outcomes["c-opts-out"]
+    assert outcome.opted_out and outcome.abandoned and outcome.safe_harbor_played, outcome
+    assert of(events, "c-opts-out", PromptFinished), "the key came after the whole message"
+    (result,) = of(events, "c-opts-out", Ended)
+    # Hung up on the key, well before the opt-out window would have closed.
+    assert result.reason == "hung up by the dialer"
+    assert result.timings.ended_at - result.timings.answered_at < key_after + 1.5  # type: ignore[operator]
+    assert carriers["opts_out"].wait() == 0, carriers["opts_out"].errors()

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from campaigns import dnc
 from campaigns.models import CallAttempt, Lead
 from dialer.connect import ConnectOutcome
 from dialer.ledger import ORPHAN_REASON, AttemptLedger
@@ -101,8 +102,23 @@ def test_an_abandoned_call_and_a_node_that_stopped_mid_call_are_on_record(
         Ended(abandoned, 200, "hung up by the dialer", "human", Timings(now, None, now, now + 9))
     )
     ledger.connected(
-        ConnectOutcome(abandoned, "human", None, None, None, True, "no agent within 2 s", True, 1.5)
+        ConnectOutcome(
+            abandoned,
+            "human",
+            None,
+            None,
+            None,
+            True,
+            "no agent within 2 s",
+            True,
+            1.5,
+            opted_out=True,
+        )
     )
+    # The key-press opt-out put the number on the campaign's do-not-call list at once.
+    session.rollback()
+    assert dnc.blocking_entry(session, NUMBER, campaign_id, dt.datetime.now(dt.UTC)) is not None
+    assert session.get_one(Lead, lead_id).status == "dnc"
     orphan = opened(ledger, campaign_id, lead_id)
     # The node dies here; its successor closes what it left open.
     closed = AttemptLedger(engine, "node-1").close_orphans(dt.datetime.now(dt.UTC))
@@ -113,7 +129,8 @@ def test_an_abandoned_call_and_a_node_that_stopped_mid_call_are_on_record(
     row = session.get_one(CallAttempt, int(orphan))
     assert (row.outcome, row.failure_reason) == ("failed", ORPHAN_REASON)
     assert row.ended_at is not None
-    assert session.get_one(Lead, lead_id).attempts == 2
+    lead = session.get_one(Lead, lead_id)
+    assert lead.attempts == 2 and lead.status == "dnc", "an opt-out is never reopened"
 
 
 @pytest.mark.sip

@@ -78,6 +78,12 @@ def test_the_default_safe_harbor_message_names_the_seller_and_the_number() -> No
     assert "Acme Insurance" in text
     assert "2 1 2, 5 5 5, 0 1 0 0" in text
     assert prompts.speakable_number("+442071838750") == "4 4 2, 0 7 1, 8 3 8, 7 5 0"
+    # 47 CFR 64.1200(a)(7)(i)(B): the key-press opt-out's instructions, in every message.
+    assert text.endswith("To be added to our do-not-call list now, press 9.")
+    own = prompts.safe_harbor_text("Acme", "+12125550100", "{seller} called. Call {callback}.")
+    assert own.endswith("press 9.")
+    told = prompts.safe_harbor_text("Acme", "+12125550100", "{seller}: Press 9 to opt out.")
+    assert told == "Acme: Press 9 to opt out."
 
 
 def test_a_campaign_without_a_message_of_its_own_gets_the_bundled_one(prompt_dir: Path) -> None:
