@@ -39,6 +39,7 @@ from dialer.lines import (
 from dialer.prompts import campaign_safe_harbor
 from sip_config import loads
 from tests.sipp_uas import PCAPS, Carrier, pcap_with_payload_type
+from tests.test_lines import trunk_table
 
 pytestmark = [
     pytest.mark.sip,
@@ -88,11 +89,7 @@ def carriers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Car
 
 @pytest.fixture(scope="module")
 def pool(carriers: dict[str, Carrier]) -> Iterator[LinePool]:
-    tables = "".join(
-        f'[trunks.{name}]\nhost = "127.0.0.1"\nport = {carriers[name].port}\n'
-        'caller_id = "+12125550100"\nring_timeout = 15\nno_response_timeout = 5\n'
-        for name in CUSTOMERS
-    )
+    tables = "".join(trunk_table(name, carriers[name].port) for name in CUSTOMERS)
     with LinePool(loads(tables), workers=2) as line_pool:
         yield line_pool
     assert sorted(line_pool.exits) == [(0, 0), (1, 0)]  # no abort at shutdown

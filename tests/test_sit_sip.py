@@ -22,6 +22,7 @@ from dialer.lines import AmdVerdict, Answered, Ended, Event, LinePool, Progress
 from dialer.sit import LONG_MS, SHORT_MS, sit_samples
 from sip_config import loads
 from tests.sipp_uas import Carrier
+from tests.test_lines import trunk_table
 
 pytestmark = [
     pytest.mark.sip,
@@ -43,11 +44,7 @@ def carriers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Car
 
 @pytest.fixture(scope="module")
 def pool(carriers: dict[str, Carrier]) -> Iterator[LinePool]:
-    tables = "".join(
-        f'[trunks.{name}]\nhost = "127.0.0.1"\nport = {carriers[name].port}\n'
-        'caller_id = "+12125550100"\nring_timeout = 15\nno_response_timeout = 5\n'
-        for name in TRUNKS
-    )
+    tables = "".join(trunk_table(name, carriers[name].port) for name in TRUNKS)
     with LinePool(loads(tables), workers=1) as line_pool:
         yield line_pool
     assert line_pool.exits == [(0, 0)]  # no abort at shutdown

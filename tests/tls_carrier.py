@@ -9,7 +9,7 @@ import sys
 
 import pjsua2 as pj
 
-from dialer.lines.worker import quiet_lib_create
+from dialer.lines.worker import quiet_signalling_endpoint
 
 LOOPBACK = "127.0.0.1"
 
@@ -32,14 +32,7 @@ class Carrier(pj.Account):
 
 
 def main(cert_file: str, key_file: str) -> None:
-    ep = pj.Endpoint()
-    quiet_lib_create(ep)
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = True
-    cfg.logConfig.level = 0
-    cfg.logConfig.consoleLevel = 0
-    ep.libInit(cfg)
+    ep = quiet_signalling_endpoint()
     tc = pj.TransportConfig()
     tc.port = 0
     tc.boundAddress = LOOPBACK

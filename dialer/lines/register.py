@@ -49,7 +49,7 @@ def _register(trunk: Trunk, bind_address: str, timeout: float, out: Connection) 
     import pjsua2 as pj
 
     from dialer.lines.transport import KINDS, transport_config
-    from dialer.lines.worker import quiet_lib_create
+    from dialer.lines.worker import quiet_signalling_endpoint
 
     class Registration(pj.Account):
         def __init__(self) -> None:
@@ -66,14 +66,7 @@ def _register(trunk: Trunk, bind_address: str, timeout: float, out: Connection) 
             except Exception as error:  # an escaping exception keeps objects alive (SWIG)
                 self.result = RegistrationResult(False, None, f"callback failed: {error}", None)
 
-    ep = pj.Endpoint()
-    quiet_lib_create(ep)
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = True
-    cfg.logConfig.level = 0
-    cfg.logConfig.consoleLevel = 0
-    ep.libInit(cfg)
+    ep = quiet_signalling_endpoint()
     ep.transportCreate(
         KINDS[trunk.transport], transport_config(trunk.transport, bind_address, [trunk])
     )

@@ -820,6 +820,20 @@ def quiet_lib_create(ep: pj.Endpoint) -> None:
         os.close(devnull)
 
 
+def quiet_signalling_endpoint() -> pj.Endpoint:
+    """An endpoint for SIP signalling only, polled from the calling thread and silent: the
+    registration check, and the TLS carrier of the tests."""
+    ep = pj.Endpoint()
+    quiet_lib_create(ep)
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0
+    cfg.uaConfig.mainThreadOnly = True
+    cfg.logConfig.level = 0
+    cfg.logConfig.consoleLevel = 0
+    ep.libInit(cfg)
+    return ep
+
+
 def build_detector(spec: ev.TapSpec) -> Any:
     module_name, _, attribute = spec.factory.partition(":")
     factory: Callable[..., Any] = getattr(importlib.import_module(module_name), attribute)
