@@ -103,8 +103,7 @@ def migrated_schema(url: str, prefix: str) -> Iterator[str]:
     admin = create_engine(url)
     with admin.begin() as connection:
         connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in url else "?"
-    scoped = f"{url}{separator}options=-csearch_path%3D{schema}"
+    scoped = schema_url(url, schema)
     try:
         upgrade(scoped)
         yield scoped
@@ -112,6 +111,12 @@ def migrated_schema(url: str, prefix: str) -> Iterator[str]:
         with admin.begin() as connection:
             connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         admin.dispose()
+
+
+def schema_url(url: str, schema: str) -> str:
+    """`url` with its connections working in the PostgreSQL schema `schema`."""
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
