@@ -149,6 +149,23 @@ def test_release_and_stale_sweep_give_leads_back(
     assert len(again) == 3 and again[0].is_callback
 
 
+def test_a_claim_outlives_a_connection_the_server_closed(
+    db_url: str, engine: Engine, campaign
+) -> None:  # type: ignore[no-untyped-def]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to lose")
+    add_leads(engine, campaign.id, campaign.lists[0].id, 4)
+    assert len(claim(engine, campaign.id, 2, "node", NOON_NY)) == 2
+    with engine.connect() as connection:
+        backend = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    # The pooled connection was used a moment ago: the pool hands it out without a ping.
+    admin = db.make_engine(db_url)
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"SELECT pg_terminate_backend({backend})")
+    admin.dispose()
+    assert len(claim(engine, campaign.id, 2, "node", NOON_NY)) == 2
+
+
 def _claim_all(url: str, campaign_id: int, node: str, out, start_at: float) -> None:  # type: ignore[no-untyped-def]
     engine = db.make_engine(url)
     mine: list[int] = []
