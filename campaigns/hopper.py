@@ -176,6 +176,7 @@ def lead_facts(lead: Lead | Candidate) -> LeadFacts:
 # claiming UPDATE.
 CAMPAIGN_ID = bindparam("campaign")
 NOW = bindparam("now", type_=Lead.next_dial_at.type)
+NODE = bindparam("node")
 
 
 def _window_count(*which: ColumnElement[bool]) -> Any:
@@ -279,16 +280,13 @@ def histories(
     return found
 
 
-NODE = bindparam("node")
-
-
 def _claiming(status: str, automated: bool, limit: ColumnElement[int], name: str) -> Any:
     """PostgreSQL: up to `limit` candidates of `status` locked (SKIP LOCKED) and claimed in one
     statement, returned as `Candidate` columns plus their order (`rank`, `next_dial_at`, `id`).
 
     The gate runs after the claim, and the claim's transaction gives back what it refuses: a
     lead's heap page is written when it is locked anyway, and marking it in the same statement
-    saves the round trip and the second look-up of every lead by id."""
+    saves a round trip and sending the ids back."""
     chosen = _candidate_query(status, automated, True, limit, (Lead.id,)).cte(f"chosen_{name}")
     rank = literal_column("0") if status == "callback" else Lead.priority
     return (
