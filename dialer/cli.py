@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
@@ -386,16 +388,31 @@ def serve(demo: bool, once: bool) -> None:
     envvar="TEST_POSTGRES_URL",
     help="PostgreSQL URL (a temporary schema is created and dropped); default $TEST_POSTGRES_URL.",
 )
+@click.option(
+    "--keep-schema",
+    default=None,
+    help="PostgreSQL schema filled on first use and kept: later runs skip the fill and claim "
+    "the next leads.",
+)
+@click.option("--skip-sqlite", is_flag=True, help="Measure PostgreSQL only.")
 @click.option("--json", "as_json", is_flag=True)
 def bench_hopper(
-    leads: int, claims: int, batch: int, postgres_url: str | None, as_json: bool
+    leads: int,
+    claims: int,
+    batch: int,
+    postgres_url: str | None,
+    keep_schema: str | None,
+    skip_sqlite: bool,
+    as_json: bool,
 ) -> None:
     """Claim latency (median, p99) for batches of leads in SQLite and PostgreSQL."""
     from dialer.bench.hopper import run_postgres, run_sqlite
 
-    runs = {"sqlite": lambda: run_sqlite(leads, claims, batch)}
+    runs: dict[str, Callable[[], dict[str, float]]] = (
+        {} if skip_sqlite else {"sqlite": lambda: run_sqlite(leads, claims, batch)}
+    )
     if postgres_url:
-        runs["postgresql"] = lambda: run_postgres(postgres_url, leads, claims, batch)
+        runs["postgresql"] = lambda: run_postgres(postgres_url, leads, claims, batch, keep_schema)
     for backend, run in runs.items():
         figures = run()
         if as_json:

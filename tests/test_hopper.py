@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from campaigns import db, dnc
 from campaigns.hopper import claim, release, release_stale
-from campaigns.models import Callback, ImportRun, Lead
+from campaigns.models import CallAttempt, Callback, ImportRun, Lead
 from tests.conftest import make_campaign
 
 NOON_NY = dt.datetime(2026, 6, 10, 16, tzinfo=dt.UTC)
@@ -115,9 +115,39 @@ def test_a_batch_the_gate_thins_out_is_topped_up_from_the_next_leads(
     add_leads(engine, campaign.id, list_id, 5, start=100)
     claimed = claim(engine, campaign.id, 4, "node", NOON_NY)
     assert [c.phone_e164 for c in claimed] == [f"+121255501{i:02d}" for i in range(4)]
-    deferred = session.scalars(select(Lead.next_dial_at).where(Lead.priority == 9)).all()
-    assert deferred == [NOON_NY + dt.timedelta(minutes=15)] * 6
+    deferred = session.execute(
+        select(Lead.next_dial_at, Lead.status, Lead.claimed_by).where(Lead.priority == 9)
+    ).all()
+    assert deferred == [(NOON_NY + dt.timedelta(minutes=15), "new", None)] * 6
     assert len(claim(engine, campaign.id, 4, "node", NOON_NY)) == 1
+
+
+def test_over_the_abandon_cap_predictive_claims_nothing_and_leaves_leads_as_they_were(
+    engine: Engine, session: Session, campaign
+) -> None:  # type: ignore[no-untyped-def]
+    list_id = campaign.lists[0].id
+    add_leads(engine, campaign.id, list_id, 2)
+    due = NOON_NY - dt.timedelta(minutes=1)
+    add_leads(engine, campaign.id, list_id, 1, start=10, status="callback", next_dial_at=due)
+    first = session.scalars(select(Lead.id).order_by(Lead.id)).first()
+    # One abandoned call in the 30-day window out of one live answer: 100% abandoned.
+    session.add(
+        CallAttempt(
+            lead_id=first,
+            campaign_id=campaign.id,
+            phone_e164="+12125550000",
+            started_at=NOON_NY - dt.timedelta(days=1),
+            outcome="human",
+            abandoned=True,
+        )
+    )
+    session.commit()
+    assert claim(engine, campaign.id, 3, "node", NOON_NY) == []
+    leads = session.execute(
+        select(Lead.status, Lead.claimed_by, Lead.next_dial_at).order_by(Lead.id)
+    ).all()
+    assert leads == [("new", None, None), ("new", None, None), ("callback", None, due)]
+    assert len(claim(engine, campaign.id, 3, "node", NOON_NY, "progressive")) == 3
 
 
 def test_leads_of_an_unfinished_import_are_not_dialed(
@@ -147,6 +177,23 @@ def test_release_and_stale_sweep_give_leads_back(
     assert release_stale(engine, later, dt.timedelta(minutes=10)) == 2
     again = claim(engine, campaign.id, 5, "other", later)
     assert len(again) == 3 and again[0].is_callback
+
+
+def test_a_claim_outlives_a_connection_the_server_closed(
+    db_url: str, engine: Engine, campaign
+) -> None:  # type: ignore[no-untyped-def]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to lose")
+    add_leads(engine, campaign.id, campaign.lists[0].id, 4)
+    assert len(claim(engine, campaign.id, 2, "node", NOON_NY)) == 2
+    with engine.connect() as connection:
+        backend = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    # The pooled connection was used a moment ago: the pool hands it out without a ping.
+    admin = db.make_engine(db_url)
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"SELECT pg_terminate_backend({backend})")
+    admin.dispose()
+    assert len(claim(engine, campaign.id, 2, "node", NOON_NY)) == 2
 
 
 def _claim_all(url: str, campaign_id: int, node: str, out, start_at: float) -> None:  # type: ignore[no-untyped-def]
