@@ -24,7 +24,9 @@ ZONES = ('["America/New_York"]', '["America/Chicago"]', '["America/Los_Angeles"]
 
 def _fill_sql(dialect: str, campaign_id: int, list_id: int, leads: int) -> str:
     """One INSERT ... SELECT over a generated series: the database writes the rows itself.
-    Mix: 60% new, 20% recycled (half due), 15% done, 5% callbacks (half due), priority 0-9."""
+    Mix: 60% new, 20% recycled (4 in 7 due), 20% done, and 1 lead in 2,000 a callback (4 in 7
+    due), priority 0-9. Due callbacks are few, as in a real list: the first claims take them and
+    the rest take recycled and new leads, the hopper's everyday path."""
     if dialect == "sqlite":
         series = (
             f"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {leads})"
@@ -53,7 +55,7 @@ def _fill_sql(dialect: str, campaign_id: int, list_id: int, leads: int) -> str:
         SELECT {campaign_id}, {list_id}, '+1' || (2000000000 + i), 'fixed_line', 'US', 'NY', {zone},
             '{{}}',
             CASE WHEN i % 20 < 12 THEN 'new' WHEN i % 20 < 16 THEN 'recycled'
-                 WHEN i % 20 < 19 THEN 'done' ELSE 'callback' END,
+                 WHEN i % 2000 = 1999 THEN 'callback' ELSE 'done' END,
             CASE WHEN i % 20 < 12 THEN 0 ELSE 1 + i % 4 END,
             CASE WHEN i % 20 < 12 OR i % 20 = 18 THEN NULL ELSE {due} END,
             i % 10, {truth}, {now}
