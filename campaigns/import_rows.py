@@ -121,18 +121,13 @@ class LeadRows:
 
     def __init__(self, sqlite: bool, now: dt.datetime, bound: tuple[str, ...]) -> None:
         self.sqlite = sqlite
-        self.now = self.moment(now)
+        self.now: object = sqlite_moment(now) if sqlite else now
         self._zones: dict[tuple[str, ...], str] = {}
         self._pick = (
             operator.itemgetter(*(LEAD_COLUMNS.index(name) for name in bound))
             if bound != LEAD_COLUMNS
             else None
         )
-
-    def moment(self, value: dt.datetime | None) -> object:
-        if value is None or not self.sqlite:
-            return value
-        return sqlite_moment(value)
 
     def row(self, lead: LeadRow) -> tuple[object, ...]:
         phone = lead.phone
@@ -141,9 +136,11 @@ class LeadRows:
             zones = self._zones[phone.time_zones] = json.dumps(list(phone.time_zones))
         due: object = lead.due_date
         balance: object = lead.balance
+        appointment: object = lead.appointment_at
         if self.sqlite:
             due = due.isoformat() if due is not None else None
             balance = str(balance) if balance is not None else None
+            appointment = sqlite_moment(appointment) if appointment is not None else None
         values = (
             lead.row,
             phone.e164,
@@ -157,7 +154,7 @@ class LeadRows:
             lead.account_ref,
             balance,
             due,
-            self.moment(lead.appointment_at),
+            appointment,
             json_object(lead.custom_fields),
             lead.priority,
             lead.consent,
