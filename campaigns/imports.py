@@ -287,9 +287,10 @@ class _LeadInsert:
 
     def select(self, staging: list[str]) -> str:
         """Copies the rows of a range of row numbers from the attached staging schemas, but
-        those the importing process set aside (duplicates, do-not-call), in phone-number
-        order: inserted in the order of the campaign's unique index on phone numbers, each of
-        its pages is changed once per chunk rather than once per row."""
+        those the importing process set aside (duplicates, do-not-call), in file order: leads
+        of equal priority are dialed in the order of their ids. (Phone-number order, the order
+        of the campaign's unique index, measured no cheaper: a chunk changes nearly every page
+        of that index either way.)"""
         bound = ", ".join(self.bound)
         ranges = " UNION ALL ".join(
             f"SELECT {bound} FROM {schema}.{STAGING_TABLE} WHERE source_row BETWEEN ? AND ?"
@@ -298,7 +299,7 @@ class _LeadInsert:
         return (
             f"INSERT INTO leads ({', '.join(self.columns)}) "
             f"SELECT {', '.join([*self.shared, *self.bound])} FROM ({ranges}) "
-            "WHERE source_row NOT IN (SELECT value FROM json_each(?)) ORDER BY phone_e164"
+            "WHERE source_row NOT IN (SELECT value FROM json_each(?)) ORDER BY source_row"
         )
 
 

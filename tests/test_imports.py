@@ -192,7 +192,7 @@ def test_the_first_occurrence_is_kept_and_every_duplicate_names_it(
         tmp_path,
         "phone,name\n"
         "2125550100,first\n"
-        "2125550101,a\n"
+        "2125550099,a\n"
         "305 555 0199,blocked\n"
         "+1 212 555 0100,second\n"
         "nope,b\n"
@@ -214,7 +214,11 @@ def test_the_first_occurrence_is_kept_and_every_duplicate_names_it(
             select(Lead.phone_e164, Lead.source_row).where(Lead.import_id == summary.import_id)
         ).all()
     )
-    assert rows == {"+12125550100": 2, "+12125550101": 3, "+12125550102": 10}
+    assert rows == {"+12125550100": 2, "+12125550099": 3, "+12125550102": 10}
+    in_id_order = session.scalars(
+        select(Lead.source_row).where(Lead.import_id == summary.import_id).order_by(Lead.id)
+    ).all()
+    assert in_id_order == [2, 3, 10], "leads are stored in file order (the hopper's tie-break)"
     report = io.StringIO()
     assert write_error_report(engine, summary.import_id, report) == 6
     assert report.getvalue().splitlines()[1:] == [
