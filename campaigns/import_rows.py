@@ -11,6 +11,8 @@ import datetime as dt
 import functools
 import json
 import operator
+import os
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
@@ -102,6 +104,9 @@ class ImportPlan:
     region: str
     sqlite: bool
     now: dt.datetime
+    # SQLite: the folder where each validating process keeps the rows it validated, for the
+    # writer to copy (None: the rows go back to the importing process).
+    staging: str | None
 
 
 def sqlite_moment(value: dt.datetime) -> str:
@@ -116,18 +121,13 @@ class LeadRows:
 
     def __init__(self, sqlite: bool, now: dt.datetime, bound: tuple[str, ...]) -> None:
         self.sqlite = sqlite
-        self.now = self.moment(now)
+        self.now: object = sqlite_moment(now) if sqlite else now
         self._zones: dict[tuple[str, ...], str] = {}
         self._pick = (
             operator.itemgetter(*(LEAD_COLUMNS.index(name) for name in bound))
             if bound != LEAD_COLUMNS
             else None
         )
-
-    def moment(self, value: dt.datetime | None) -> object:
-        if value is None or not self.sqlite:
-            return value
-        return sqlite_moment(value)
 
     def row(self, lead: LeadRow) -> tuple[object, ...]:
         phone = lead.phone
@@ -136,9 +136,11 @@ class LeadRows:
             zones = self._zones[phone.time_zones] = json.dumps(list(phone.time_zones))
         due: object = lead.due_date
         balance: object = lead.balance
+        appointment: object = lead.appointment_at
         if self.sqlite:
             due = due.isoformat() if due is not None else None
             balance = str(balance) if balance is not None else None
+            appointment = sqlite_moment(appointment) if appointment is not None else None
         values = (
             lead.row,
             phone.e164,
@@ -152,7 +154,7 @@ class LeadRows:
             lead.account_ref,
             balance,
             due,
-            self.moment(lead.appointment_at),
+            appointment,
             json_object(lead.custom_fields),
             lead.priority,
             lead.consent,
@@ -189,37 +191,95 @@ class LineBatch:
 
 # Records as (row number, cells), split by the importing process.
 Records = list[tuple[int, list[str]]]
-# A valid row is its number as an integer (cheap to deduplicate) and its database row.
-Validated = list[RowError | tuple[int, tuple[object, ...]]]
-_worker: tuple[RowValidator, LeadRows, str] | None = None
+# Where a validating process stages its valid rows: one table of the lead columns the file
+# fills, keyed by row number, so the writer selects a chunk's rows by range.
+STAGING_TABLE = "staged_leads"
+
+
+@dataclass(frozen=True, slots=True)
+class Validated:
+    """A batch's outcome in file order: row errors and, for each valid row, its number as an
+    integer (cheap to deduplicate) and its row number. The valid rows themselves are in
+    `rows`, in the same order, or in the table of the `staging` file."""
+
+    results: list[RowError | tuple[int, int]]
+    rows: list[tuple[object, ...]]
+    staging: str | None
+
+
+class _Staging:
+    """A validating process's own SQLite file of valid rows. Sent back through a pipe, a row
+    cost more to pickle and unpickle than to store here, and the writer then bound every value
+    again; from here it copies a chunk with one INSERT ... SELECT."""
+
+    def __init__(self, folder: str, bound: tuple[str, ...]) -> None:
+        self.path = os.path.join(folder, f"rows-{os.getpid()}.db")
+        self.connection = sqlite3.connect(self.path, isolation_level=None)
+        # WAL: the writer reads committed batches while this process appends. The file is
+        # thrown away after the import, so nothing is synced and the log is never copied back.
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.execute("PRAGMA synchronous=OFF")
+        self.connection.execute("PRAGMA wal_autocheckpoint=0")
+        columns = ", ".join(["source_row INTEGER PRIMARY KEY", *bound[1:]])
+        self.connection.execute(f"CREATE TABLE {STAGING_TABLE} ({columns})")
+        self.insert = f"INSERT INTO {STAGING_TABLE} VALUES ({', '.join('?' * len(bound))})"
+
+    def add(self, rows: list[tuple[object, ...]]) -> None:
+        # Committed before the batch's outcome goes back: the writer may copy it at once.
+        self.connection.execute("BEGIN")
+        self.connection.executemany(self.insert, rows)
+        self.connection.execute("COMMIT")
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+_worker: tuple[RowValidator, LeadRows, str, _Staging | None] | None = None
 
 
 def start_worker(plan: ImportPlan) -> None:
     global _worker
+    stop_worker()
     csv.field_size_limit(MAX_LINE)
     columns = map_columns(plan.header, plan.mapping)
+    bound = bound_columns(columns)
     _worker = (
         RowValidator(columns, PhoneAnalyzer(plan.region)),
-        LeadRows(plan.sqlite, plan.now, bound_columns(columns)),
+        LeadRows(plan.sqlite, plan.now, bound),
         plan.delimiter,
+        _Staging(plan.staging, bound) if plan.staging is not None else None,
     )
+
+
+def stop_worker() -> None:
+    """Closes the staging file of the import validated in this process (worker processes
+    close theirs when they exit)."""
+    global _worker
+    if _worker is not None and _worker[3] is not None:
+        _worker[3].close()
+    _worker = None
 
 
 def validate_batch(batch: LineBatch | Records) -> Validated:
     assert _worker is not None
-    validator, lead_rows, delimiter = _worker
+    validator, lead_rows, delimiter, staging = _worker
     records: Iterable[tuple[int, list[str]]] = (
         enumerate(csv.reader(batch.lines, delimiter=delimiter), start=batch.first_row)
         if isinstance(batch, LineBatch)
         else batch
     )
-    out: Validated = []
+    results: list[RowError | tuple[int, int]] = []
+    rows: list[tuple[object, ...]] = []
     for row_number, cells in records:
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue  # a blank line
         result = validator.validate(row_number, cells)
         if isinstance(result, RowError):
-            out.append(result)
+            results.append(result)
         else:
-            out.append((int(result.phone.e164[1:]), lead_rows.row(result)))
-    return out
+            results.append((int(result.phone.e164[1:]), row_number))
+            rows.append(lead_rows.row(result))
+    if staging is None:
+        return Validated(results, rows, None)
+    staging.add(rows)
+    return Validated(results, [], staging.path)

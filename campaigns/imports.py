@@ -5,6 +5,11 @@ against the do-not-call lists in force. Leads are written in short transactions 
 would stall every other writer of a SQLite database); the hopper dials no lead of an import
 that has not completed, and a failed import deletes its leads, so the database is left as it
 was and its ImportRun says why.
+
+On SQLite the validating processes keep their valid rows in staging files of their own (in a
+temporary folder next to the database, removed whatever happens); the importing process sees
+only phone numbers and row numbers, decides which rows are duplicates or on a do-not-call
+list, and its writer copies each chunk's other rows from the staging files in one statement.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import itertools
 import json
 import multiprocessing
 import os
+import tempfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -29,8 +35,7 @@ from sqlalchemy.orm import Session
 from campaigns import dnc
 from campaigns.import_rows import (
     MAX_LINE,
-    PHONE,
-    SOURCE_ROW,
+    STAGING_TABLE,
     UNBOUND_DEFAULTS,
     ImportPlan,
     LineBatch,
@@ -39,6 +44,7 @@ from campaigns.import_rows import (
     bound_columns,
     sqlite_moment,
     start_worker,
+    stop_worker,
     validate_batch,
 )
 from campaigns.leads import (
@@ -219,13 +225,16 @@ def _record_batches(lines: Iterator[str], delimiter: str) -> Iterator[LineBatch 
 
 def _validated(
     batches: Iterator[LineBatch | Records], plan: ImportPlan, workers: int
-) -> Iterator[Validated]:
+) -> Generator[Validated, None, None]:
     """Validation runs in worker processes for large files (it is most of the CPU work) while
     this one reads, deduplicates and writes. Results come back in file order, and only a few
     batches are in flight, so memory stays flat whatever the size of the file."""
     if not workers:
         start_worker(plan)
-        yield from map(validate_batch, batches)
+        try:
+            yield from map(validate_batch, batches)
+        finally:
+            stop_worker()
         return
     with concurrent.futures.ProcessPoolExecutor(
         workers,
@@ -242,29 +251,79 @@ def _validated(
             yield pending.popleft().result()
 
 
-def _insert_statement(
-    sqlite: bool, ids: tuple[int, int, int], now: dt.datetime, bound: tuple[str, ...]
-) -> str:
-    """INSERT of one import's leads, the values its rows share written in: ours (ids from the
-    database, a timestamp we formatted, the defaults of columns the file has no field for),
-    never the file's."""
-    campaign_id, list_id, import_id = (int(i) for i in ids)
-    created = sqlite_moment(now) if sqlite else now.isoformat()
-    shared = {
-        "campaign_id": str(campaign_id),
-        "list_id": str(list_id),
-        "import_id": str(import_id),
-        "status": "'new'",
-        "attempts": "0",
-        "created_at": f"'{created}'",
-    }
-    shared.update(
-        (name, default) for name, default in UNBOUND_DEFAULTS.items() if name not in bound
-    )
-    mark = "?" if sqlite else "%s"
-    columns = [*shared, *bound]
-    values = [*shared.values(), *([mark] * len(bound))]
-    return f"INSERT INTO leads ({', '.join(columns)}) VALUES ({', '.join(values)})"
+@dataclass(frozen=True)
+class _LeadInsert:
+    """The INSERT of one import's leads. The values its rows share are written in: ours (ids
+    from the database, a timestamp we formatted, the defaults of columns the file has no field
+    for), never the file's; the file's values are bound, or selected from staging tables."""
+
+    columns: list[str]
+    shared: list[str]
+    bound: tuple[str, ...]
+    mark: str
+
+    @classmethod
+    def build(
+        cls, sqlite: bool, ids: tuple[int, int, int], now: dt.datetime, bound: tuple[str, ...]
+    ) -> _LeadInsert:
+        campaign_id, list_id, import_id = (int(i) for i in ids)
+        created = sqlite_moment(now) if sqlite else now.isoformat()
+        shared = {
+            "campaign_id": str(campaign_id),
+            "list_id": str(list_id),
+            "import_id": str(import_id),
+            "status": "'new'",
+            "attempts": "0",
+            "created_at": f"'{created}'",
+        }
+        shared.update(
+            (name, default) for name, default in UNBOUND_DEFAULTS.items() if name not in bound
+        )
+        return cls([*shared, *bound], list(shared.values()), bound, "?" if sqlite else "%s")
+
+    def values(self) -> str:
+        values = [*self.shared, *([self.mark] * len(self.bound))]
+        return f"INSERT INTO leads ({', '.join(self.columns)}) VALUES ({', '.join(values)})"
+
+    def select(self, staging: list[str]) -> str:
+        """Copies the rows of a range of row numbers from the attached staging schemas, but
+        those the importing process set aside (duplicates, do-not-call), in file order: leads
+        of equal priority are dialed in the order of their ids. (Phone-number order, the order
+        of the campaign's unique index, measured no cheaper: a chunk changes nearly every page
+        of that index either way.)"""
+        bound = ", ".join(self.bound)
+        ranges = " UNION ALL ".join(
+            f"SELECT {bound} FROM {schema}.{STAGING_TABLE} WHERE source_row BETWEEN ? AND ?"
+            for schema in staging
+        )
+        return (
+            f"INSERT INTO leads ({', '.join(self.columns)}) "
+            f"SELECT {', '.join([*self.shared, *self.bound])} FROM ({ranges}) "
+            "WHERE source_row NOT IN (SELECT value FROM json_each(?)) ORDER BY source_row"
+        )
+
+
+@dataclass
+class _Chunk:
+    """What one transaction writes: valid rows (bound, or staged between rows `first` and
+    `last` less those `set_aside`), row errors and the import's progress."""
+
+    leads: list[tuple[object, ...]] = field(default_factory=list)
+    first: int = 0
+    last: int = 0
+    set_aside: list[int] = field(default_factory=list)
+    staging: set[str] = field(default_factory=set)
+    imported: int = 0
+    problems: list[RowError] = field(default_factory=list)
+    progress: tuple[int, int] = (0, 0)
+
+
+def _staging_folder(engine: Engine) -> str | None:
+    # Next to the database: the disk its owner chose for it, with room for a copy of the rows.
+    database = engine.url.database
+    if database in (None, "", ":memory:") or database.startswith("file:"):
+        return None
+    return str(Path(database).resolve().parent)
 
 
 def _stream_rows(
@@ -275,6 +334,24 @@ def _stream_rows(
     list_id: int,
     region: str,
     mapping: dict[str, str] | None,
+) -> None:
+    if engine.dialect.name != "sqlite":
+        _import_file(engine, path, summary, campaign_id, list_id, region, mapping, None)
+        return
+    near = _staging_folder(engine)
+    with tempfile.TemporaryDirectory(prefix="dialer-import-", dir=near) as folder:
+        _import_file(engine, path, summary, campaign_id, list_id, region, mapping, folder)
+
+
+def _import_file(
+    engine: Engine,
+    path: Path,
+    summary: ImportSummary,
+    campaign_id: int,
+    list_id: int,
+    region: str,
+    mapping: dict[str, str] | None,
+    staging: str | None,
 ) -> None:
     now = utcnow()
     with engine.connect() as connection:
@@ -297,58 +374,58 @@ def _stream_rows(
         header[0] = header[0].lstrip("\ufeff")
         # A bad header fails here, before any process starts.
         bound = bound_columns(map_columns(header, mapping))
-        insert_leads = _insert_statement(
+        lead_insert = _LeadInsert.build(
             sqlite, (campaign_id, list_id, summary.import_id), now, bound
         )
-        plan = ImportPlan(
-            header,
-            delimiter,
-            mapping,
-            region,
-            sqlite,
-            now,
-        )
+        plan = ImportPlan(header, delimiter, mapping, region, sqlite, now, staging)
         workers = 0
         if path.stat().st_size > PARALLEL_BYTES:
             workers = min(MAX_WORKERS, os.cpu_count() or 1)
         first_row: dict[int, int] = {}
-        leads: list[tuple[object, ...]] = []
-        problems: list[RowError] = []
-        writer = _ChunkWriter(engine, insert_leads, summary.import_id)
+        chunk = _Chunk(first=2)
+        chunk_rows = 0
+        writer = _ChunkWriter(engine, lead_insert, summary.import_id)
+        batches = _validated(_record_batches(lines, delimiter), plan, workers)
         try:
-            batches = _record_batches(lines, delimiter)
-            for batch in _validated(batches, plan, workers):
-                for result in batch:
-                    summary.rows += 1
+            for batch in batches:
+                if batch.staging is not None:
+                    chunk.staging.add(batch.staging)
+                rows = iter(batch.rows)
+                for result in batch.results:
+                    chunk_rows += 1
                     if isinstance(result, RowError):
                         summary.invalid += 1
                         if len(summary.errors) < JSON_ERRORS:
                             summary.errors.append(result)
-                        problems.append(result)
+                        chunk.problems.append(result)
                         continue
-                    key, values = result
+                    key, row = result
+                    chunk.last = row
+                    lead = next(rows, None)
                     if key in first_row or key in known:
                         summary.duplicates += 1
                         where = f"row {first_row[key]}" if key in first_row else "the campaign"
-                        problems.append(
-                            RowError(
-                                values[SOURCE_ROW], "phone", values[PHONE], f"duplicate of {where}"
-                            )
+                        chunk.problems.append(
+                            RowError(row, "phone", f"+{key}", f"duplicate of {where}")
                         )
+                        chunk.set_aside.append(row)
                     elif key in blocked:
                         summary.dnc += 1
-                        problems.append(
-                            RowError(
-                                values[SOURCE_ROW], "phone", values[PHONE], "on a do-not-call list"
-                            )
+                        chunk.problems.append(
+                            RowError(row, "phone", f"+{key}", "on a do-not-call list")
                         )
+                        chunk.set_aside.append(row)
                     else:
-                        first_row[key] = values[SOURCE_ROW]
-                        leads.append(values)
-                if len(leads) + len(problems) >= CHUNK_ROWS:
-                    writer.submit(summary, leads, problems)
-            writer.submit(summary, leads, problems)
+                        first_row[key] = row
+                        chunk.imported += 1
+                        if lead is not None:
+                            chunk.leads.append(lead)
+                if chunk_rows >= CHUNK_ROWS:
+                    chunk, chunk_rows = _submit(writer, summary, chunk, chunk_rows), 0
+            _submit(writer, summary, chunk, chunk_rows)
         finally:
+            # The worker processes stop (and close their staging files) before the folder goes.
+            batches.close()
             writer.close()
     if summary.rows == 0:
         raise ImportFileError(f"{path.name} has a header but no rows")
@@ -368,27 +445,30 @@ def _stream_rows(
         )
 
 
+def _submit(writer: _ChunkWriter, summary: ImportSummary, chunk: _Chunk, rows: int) -> _Chunk:
+    """Hands the chunk to the writer; returns the next, which starts after its last row."""
+    summary.rows += rows
+    summary.imported += chunk.imported
+    chunk.progress = (summary.rows, summary.imported)
+    writer.submit(chunk)
+    return _Chunk(first=chunk.last + 1, last=chunk.last, staging=set(chunk.staging))
+
+
 class _ChunkWriter:
     """Writes chunks on a thread of its own: sqlite3 and psycopg release the GIL while the
     database works, so reading and validating go on meanwhile. One chunk in flight at most."""
 
-    def __init__(self, engine: Engine, insert_leads: str, import_id: int) -> None:
+    def __init__(self, engine: Engine, lead_insert: _LeadInsert, import_id: int) -> None:
         self.engine = engine
-        self.insert_leads = insert_leads
+        self.lead_insert = lead_insert
         self.import_id = import_id
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="import-writer")
         self.pending: concurrent.futures.Future[None] | None = None
         self.sqlite: _SqliteWriter | None = None
 
-    def submit(
-        self, summary: ImportSummary, leads: list[tuple[object, ...]], problems: list[RowError]
-    ) -> None:
+    def submit(self, chunk: _Chunk) -> None:
         self.wait()
-        progress = (summary.rows, summary.imported + len(leads))
-        self.pending = self.pool.submit(self._write, list(leads), list(problems), progress)
-        summary.imported += len(leads)
-        leads.clear()
-        problems.clear()
+        self.pending = self.pool.submit(self._write, chunk)
 
     def wait(self) -> None:
         if self.pending is not None:
@@ -403,18 +483,16 @@ class _ChunkWriter:
             if self.sqlite is not None:
                 self.sqlite.close()
 
-    def _write(
-        self, leads: list[tuple[object, ...]], problems: list[RowError], progress: tuple[int, int]
-    ) -> None:
+    def _write(self, chunk: _Chunk) -> None:
         if self.engine.dialect.name == "sqlite":
             if self.sqlite is None:
                 self.sqlite = _SqliteWriter(self.engine)
-            self.sqlite.write(self.insert_leads, self.import_id, leads, problems, progress)
+            self.sqlite.write(self.lead_insert, self.import_id, chunk)
             return
         with self.engine.begin() as connection:
-            if leads:
-                connection.exec_driver_sql(self.insert_leads, leads)
-            if problems:
+            if chunk.leads:
+                connection.exec_driver_sql(self.lead_insert.values(), chunk.leads)
+            if chunk.problems:
                 connection.execute(
                     insert(ImportRowError),
                     [
@@ -425,10 +503,10 @@ class _ChunkWriter:
                             "value": p.value[:1000],
                             "reason": p.reason,
                         }
-                        for p in problems
+                        for p in chunk.problems
                     ],
                 )
-            rows, imported = progress
+            rows, imported = chunk.progress
             connection.execute(
                 update(ImportRun)
                 .where(ImportRun.id == self.import_id)
@@ -451,27 +529,34 @@ class _SqliteWriter:
         self.connection.execute("PRAGMA foreign_keys=OFF")
         self.connection.execute(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
         self.connection.execute(f"PRAGMA wal_autocheckpoint={IMPORT_CHECKPOINT_PAGES}")
+        self.attached: dict[str, str] = {}
 
-    def write(
-        self,
-        insert_leads: str,
-        import_id: int,
-        leads: list[tuple[object, ...]],
-        problems: list[RowError],
-        progress: tuple[int, int],
-    ) -> None:
+    def write(self, lead_insert: _LeadInsert, import_id: int, chunk: _Chunk) -> None:
         sqlite = self.connection
+        for staging in sorted(chunk.staging - self.attached.keys()):
+            schema = self.attached[staging] = f"staging{len(self.attached)}"
+            sqlite.execute(f"ATTACH DATABASE ? AS {schema}", (staging,))
         sqlite.execute("BEGIN")
         try:
-            sqlite.executemany(insert_leads, leads)
+            if chunk.imported:
+                schemas = [self.attached[staging] for staging in sorted(chunk.staging)]
+                copied = sqlite.execute(
+                    lead_insert.select(schemas),
+                    [*((chunk.first, chunk.last) * len(schemas)), json.dumps(chunk.set_aside)],
+                ).rowcount
+                if copied != chunk.imported:
+                    raise RuntimeError(
+                        f"rows {chunk.first}-{chunk.last}: {copied} leads staged, "
+                        f"{chunk.imported} expected"
+                    )
             sqlite.executemany(
                 "INSERT INTO import_row_errors (import_id, row, field, value, reason) "
                 "VALUES (?, ?, ?, ?, ?)",
-                [(import_id, p.row, p.field, p.value[:1000], p.reason) for p in problems],
+                [(import_id, p.row, p.field, p.value[:1000], p.reason) for p in chunk.problems],
             )
             sqlite.execute(
                 "UPDATE import_runs SET rows = ?, imported = ? WHERE id = ?",
-                (*progress, import_id),
+                (*chunk.progress, import_id),
             )
             sqlite.execute("COMMIT")
         except BaseException:
@@ -480,6 +565,8 @@ class _SqliteWriter:
 
     def close(self) -> None:
         try:
+            for schema in self.attached.values():
+                self.connection.execute(f"DETACH DATABASE {schema}")
             self.connection.execute("PRAGMA foreign_keys=ON")
             self.connection.execute(f"PRAGMA cache_size={self.cache_size}")
             self.connection.execute(f"PRAGMA wal_autocheckpoint={self.checkpoint}")

@@ -452,7 +452,8 @@ class PhoneAnalyzer:
             shared = self._shared[key] = self._describe(country_code, national)
         if isinstance(shared, str):
             return shared
-        return PhoneFacts(f"+{country_code}{national}", *shared)
+        # tuple.__new__ skips the Python-level __new__ namedtuple generates (once per row).
+        return tuple.__new__(PhoneFacts, (f"+{country_code}{national}", *shared))
 
     def _describe(
         self, country_code: int, national: str
@@ -573,9 +574,21 @@ class RowValidator:
             if name in columns.fields
         ]
         self.custom_fields = list(columns.custom.items())
+        # Looked up once here rather than in the column map for every row.
+        self.balance_index = columns.fields.get("balance")
+        self.due_date_index = columns.fields.get("due_date")
+        self.appointment_index = columns.fields.get("appointment_at")
+        self.priority_index = columns.fields.get("priority")
+        self.consent_index = columns.fields.get("consent")
         self.typed_fields = any(
-            name in columns.fields
-            for name in ("balance", "due_date", "appointment_at", "priority", "consent")
+            index is not None
+            for index in (
+                self.balance_index,
+                self.due_date_index,
+                self.appointment_index,
+                self.priority_index,
+                self.consent_index,
+            )
         )
 
     def validate(self, row: int, cells: list[str]) -> LeadRow | RowError:
@@ -625,21 +638,26 @@ class RowValidator:
         return None
 
     def _typed_fields(self, row: int, cells: list[str], lead: LeadRow) -> LeadRow | RowError:
-        fields = self.columns.fields
-        if "balance" in fields and (value := cells[fields["balance"]].strip()):
+        if self.balance_index is not None and (value := cells[self.balance_index].strip()):
             try:
-                lead.balance = Decimal(AMOUNT_NOISE.sub("", value))
+                # Decimal refuses every character AMOUNT_NOISE removes, so an amount it reads
+                # as it is (most are) reads the same without them: the substitution is only
+                # paid for the amounts that have some.
+                lead.balance = Decimal(value)
             except InvalidOperation:
-                return RowError(row, "balance", value, "not an amount (e.g. 1234.50)")
+                try:
+                    lead.balance = Decimal(AMOUNT_NOISE.sub("", value))
+                except InvalidOperation:
+                    return RowError(row, "balance", value, "not an amount (e.g. 1234.50)")
             if not lead.balance.is_finite() or abs(lead.balance) >= 10**12:
                 return RowError(row, "balance", value, "not a plausible amount")
-        if "due_date" in fields and (value := cells[fields["due_date"]].strip()):
+        if self.due_date_index is not None and (value := cells[self.due_date_index].strip()):
             try:
                 lead.due_date = _parse_date(value, self.day_first)
             except ValueError:
                 order = "DD/MM/YYYY" if self.day_first else "MM/DD/YYYY"
                 return RowError(row, "due_date", value, f"not a date (YYYY-MM-DD or {order})")
-        if "appointment_at" in fields and (value := cells[fields["appointment_at"]].strip()):
+        if self.appointment_index is not None and (value := cells[self.appointment_index].strip()):
             try:
                 moment = dt.datetime.fromisoformat(value)
             except ValueError:
@@ -653,12 +671,12 @@ class RowValidator:
 
                 moment = moment.replace(tzinfo=ZoneInfo(lead.phone.time_zones[0]))
             lead.appointment_at = moment
-        if "priority" in fields and (value := cells[fields["priority"]].strip()):
+        if self.priority_index is not None and (value := cells[self.priority_index].strip()):
             if not PRIORITY.fullmatch(value):
                 return RowError(row, "priority", value, "not a whole number")
             lead.priority = int(value)
-        if "consent" in fields:
-            value = cells[fields["consent"]].strip().lower()
+        if self.consent_index is not None:
+            value = cells[self.consent_index].strip().lower()
             if value in TRUE_WORDS:
                 lead.consent = True
             elif value not in FALSE_WORDS:

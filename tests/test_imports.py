@@ -121,6 +121,7 @@ def test_a_failure_late_in_the_file_undoes_the_rows_already_written(
     with pytest.raises(ImportFileError, match="line 25002"):
         import_leads(engine, path, campaign)
     assert lead_count(engine) == 0
+    assert not list(tmp_path.glob("dialer-import-*")), "the staging files are removed"
     with engine.connect() as connection:
         run = connection.execute(select(ImportRun.status, ImportRun.error)).one()
     assert run.status == "failed" and "utf-8" in run.error
@@ -167,6 +168,75 @@ def test_large_file_goes_through_the_parallel_path(
     path = write(tmp_path, "phone\n" + "".join(f"212555{i:04d}\n" for i in range(3000)) + "bad\n")
     summary = import_leads(engine, path, campaign)
     assert (summary.imported, summary.invalid, summary.errors[0].row) == (3000, 1, 3002)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_the_first_occurrence_is_kept_and_every_duplicate_names_it(
+    engine: Engine,
+    session: Session,
+    campaign: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    parallel: bool,
+) -> None:
+    # Batches of 2 rows in chunks of 3: first occurrences and their duplicates fall in
+    # different batches, validating processes and transactions.
+    monkeypatch.setattr("campaigns.imports.BATCH_ROWS", 2)
+    monkeypatch.setattr("campaigns.imports.CHUNK_ROWS", 3)
+    if parallel:
+        monkeypatch.setattr("campaigns.imports.PARALLEL_BYTES", 0)
+    dnc.add(session, "+13055550199")
+    session.commit()
+    import_leads(engine, write(tmp_path, "phone\n(405) 555-0123\n", "earlier.csv"), campaign)
+    path = write(
+        tmp_path,
+        "phone,name\n"
+        "2125550100,first\n"
+        "2125550099,a\n"
+        "305 555 0199,blocked\n"
+        "+1 212 555 0100,second\n"
+        "nope,b\n"
+        "405-555-0123,known\n"
+        "212.555.0100,third\n"
+        "(305) 555-0199,blocked again\n"
+        "2125550102,c\n",
+    )
+    summary = import_leads(engine, path, campaign)
+    assert (summary.rows, summary.imported, summary.duplicates, summary.invalid, summary.dnc) == (
+        9,
+        3,
+        3,
+        1,
+        2,
+    )
+    rows = dict(
+        session.execute(
+            select(Lead.phone_e164, Lead.source_row).where(Lead.import_id == summary.import_id)
+        ).all()
+    )
+    assert rows == {"+12125550100": 2, "+12125550099": 3, "+12125550102": 10}
+    in_id_order = session.scalars(
+        select(Lead.source_row).where(Lead.import_id == summary.import_id).order_by(Lead.id)
+    ).all()
+    assert in_id_order == [2, 3, 10], "leads are stored in file order (the hopper's tie-break)"
+    report = io.StringIO()
+    assert write_error_report(engine, summary.import_id, report) == 6
+    assert report.getvalue().splitlines()[1:] == [
+        "4,phone,'+13055550199,on a do-not-call list",
+        "5,phone,'+12125550100,duplicate of row 2",
+        f"6,phone,nope,{summary.errors[0].reason}",
+        "7,phone,'+14055550123,duplicate of the campaign",
+        "8,phone,'+12125550100,duplicate of row 2",
+        "9,phone,'+13055550199,on a do-not-call list",
+    ]
+    with engine.connect() as connection:
+        run = connection.execute(
+            select(ImportRun.status, ImportRun.rows, ImportRun.imported).where(
+                ImportRun.id == summary.import_id
+            )
+        ).one()
+    assert tuple(run) == ("completed", 9, 3)
+    assert not list(tmp_path.glob("dialer-import-*")), "the staging files are removed"
 
 
 @given(st.dictionaries(st.text(), st.text(), max_size=4))

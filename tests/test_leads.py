@@ -3,9 +3,13 @@
 import importlib.util
 import subprocess
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from campaigns.leads import FORMATTING_CHARS, NANP_FORMATTING, PhoneAnalyzer
+from hypothesis import given
+from hypothesis import strategies as st
+
+from campaigns.leads import AMOUNT_NOISE, FORMATTING_CHARS, NANP_FORMATTING, PhoneAnalyzer
 from campaigns.us_area_codes import AREA_CODE_STATES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,3 +79,14 @@ def test_repeated_numbers_that_need_phonenumbers_get_the_same_verdict() -> None:
     assert first == again == fresh
     assert first[0].startswith("not a phone number")
     assert not isinstance(first[1], str) and first[1].e164 == "+442079460018"
+
+
+@given(st.text(alphabet="0123456789.,-+eE_ $€£\t\u00a0\u2003", max_size=12) | st.text(max_size=8))
+def test_an_amount_decimal_reads_as_it_is_has_nothing_to_strip(text: str) -> None:
+    # The validator tries Decimal on the cell first and strips AMOUNT_NOISE only on failure.
+    value = text.strip()
+    try:
+        Decimal(value)
+    except InvalidOperation:
+        return
+    assert AMOUNT_NOISE.sub("", value) == value
