@@ -46,26 +46,34 @@ def _tune_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-
     cursor.close()
 
 
-def _checkpoint_in_background(engine: Engine) -> None:
+def _checkpoint_in_background(engine: Engine, path: str) -> None:
     """A daemon thread copies the log into the database every second (PASSIVE: it never waits
-    for, nor blocks, readers and writers); it stops when the engine is disposed or collected."""
+    for, nor blocks, readers and writers); it stops when the engine is disposed or collected.
+
+    Each checkpoint opens its own connection and closes it at once, under a lock the dispose
+    waits for: a pooled connection taken while the engine was being disposed outlived it and
+    recreated the log files of a database its owner had just removed."""
     stop = threading.Event()
+    lock = threading.Lock()
     target = weakref.ref(engine)
 
     def run() -> None:
         while not stop.wait(CHECKPOINT_EVERY_S):
-            live = target()
-            if live is None:
-                return
-            with contextlib.suppress(sqlite3.Error):
-                connection = live.raw_connection()
-                try:
-                    connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                finally:
-                    connection.close()
-            del live
+            with lock:
+                if stop.is_set() or target() is None:
+                    return
+                with contextlib.suppress(sqlite3.Error):
+                    connection = sqlite3.connect(path, timeout=0)
+                    try:
+                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    finally:
+                        connection.close()
 
-    event.listen(engine, "engine_disposed", lambda _engine: stop.set())
+    def stopped(_engine: Engine) -> None:
+        with lock:
+            stop.set()
+
+    event.listen(engine, "engine_disposed", stopped)
     threading.Thread(target=run, name="sqlite-checkpoint", daemon=True).start()
 
 
@@ -81,7 +89,7 @@ def make_engine(url: str | None = None, **kwargs: object) -> Engine:
         event.listen(engine, "connect", _disable_pysqlite_begin)
         event.listen(engine, "begin", _emit_begin)
         if engine.url.database not in (None, "", ":memory:"):
-            _checkpoint_in_background(engine)
+            _checkpoint_in_background(engine, engine.url.database)
         return engine
     engine = create_engine(url, **kwargs)
     _ping_when_idle(engine)

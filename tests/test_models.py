@@ -1,4 +1,6 @@
 import datetime as dt
+import time
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -71,3 +73,25 @@ def test_database_refuses_non_compliant_campaign_settings(
         make_campaign(session, **{field: value})
     session.rollback()
     assert session.scalars(select(Campaign)).all() == []
+
+
+def test_sqlite_log_is_checkpointed_in_the_background_and_never_after_dispose(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "checkpointed.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (x)")
+        connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+    log = path.with_name(path.name + "-wal")
+    # Writers never checkpoint (wal_autocheckpoint=0): only the background thread empties the
+    # log into the database file.
+    deadline = time.monotonic() + 5 * db.CHECKPOINT_EVERY_S
+    while path.stat().st_size < 2 * 4096 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert path.stat().st_size >= 2 * 4096
+    engine.dispose()
+    for leftover in tmp_path.iterdir():
+        leftover.unlink()
+    time.sleep(3 * db.CHECKPOINT_EVERY_S)
+    assert not log.exists() and list(tmp_path.iterdir()) == []
