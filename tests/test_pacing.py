@@ -174,35 +174,10 @@ def test_agents_deep_in_wrap_up_are_likelier_free_than_fresh_talkers() -> None:
     for i in range(100):
         talk.add(60.0 + i)
         wrap.add(10.0 + i % 10)
-    from_talk, from_wrap = free_within(talk, wrap, np.array([30.0]), Durations(), 0.0)
+    from_talk, from_wrap = free_within(talk, wrap, np.array([30.0]))
     assert from_wrap[0, int(15.0 / 0.5)] > 0.9
     assert from_talk[0, 0] == 0.0
     assert from_talk[0, int(150.0 / 0.5)] > from_talk[0, int(30.0 / 0.5)]
-
-
-def test_calls_ended_without_wrap_up_do_not_shorten_the_wrap_up_of_conversations() -> None:
-    # One call in five is an answering machine an agent drops within seconds, with no wrap-up;
-    # conversations last 60-160 s and take 15-24 s of wrap-up.
-    pacer = PredictivePacer()
-    for i in range(200):
-        if i % 5 == 0:
-            pacer.observe(TalkEnded(4.0 + i % 7))
-            pacer.observe(WrapEnded(0.0))
-        else:
-            pacer.observe(TalkEnded(60.0 + i % 100))
-            pacer.observe(WrapEnded(15.0 + i % 10))
-    assert len(pacer.unwrapped) == 40 and len(pacer.wrap) == 160
-    share = sum(pacer.wrapless) / len(pacer.wrapless)
-    paired = free_within(pacer.talk, pacer.wrap, np.array([10.0]), pacer.unwrapped, share)[0]
-    wraps = Durations()
-    for i in range(200):
-        wraps.add(0.0 if i % 5 == 0 else 15.0 + i % 10)
-    mixed = free_within(pacer.talk, wraps, np.array([10.0]), Durations(), 0.0)[0]
-    # 100 s into a conversation: free within 10 s only if the wrap-up took under 10 s: never.
-    assert paired[0, int(100.0 / 0.5)] == 0.0
-    assert mixed[0, int(100.0 / 0.5)] > 0.02
-    # 2 s into a call: one in five is a machine dropped within seconds, and free at once.
-    assert paired[0, int(2.0 / 0.5)] > 0.15 > mixed[0, int(2.0 / 0.5)]
 
 
 def test_predictive_settings_are_validated() -> None:

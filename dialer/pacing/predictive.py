@@ -40,7 +40,6 @@ from dialer.pacing.protocol import (
 
 STEP = 0.5  # seconds per bin of every learned table
 MAX_RING = 120.0  # no attempt rings longer than this (ring timeouts are 15-60 s)
-NO_WRAP = 0.05  # seconds: a wrap-up this short is none
 
 
 @dataclass(frozen=True)
@@ -190,31 +189,12 @@ class OutcomeModel:
 
 
 def free_within(
-    talk: Durations,
-    wrap: Durations,
-    horizons: np.ndarray,
-    unwrapped: Durations,
-    unwrapped_share: float,
+    talk: Durations, wrap: Durations, horizons: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Chance that an agent is free within each horizon, given seconds already spent talking
-    (then it must also finish wrapping) or wrapping. Rows: horizons; columns: time in state.
-
-    `talk` holds every call's length, `wrap` the wrap-ups that took time, and `unwrapped` the
-    lengths of the calls (a share of all) that ended with none: answering machines that AMD
-    passed to an agent end within seconds and need no wrap-up. Pairing wrap-ups of zero with
-    short calls matters: mixed into one wrap-up distribution, they promised every agent deep
-    in a conversation a one-in-six chance of being free the moment it ends (W2)."""
+    (then it must also finish wrapping) or wrapping. Rows: horizons; columns: time in state."""
     spent = np.arange(0.0, max(talk.longest, wrap.longest) + STEP, STEP)
     talk_cdf, wrap_cdf = talk.cdf(spent), wrap.cdf(spent)
-    share = unwrapped_share if len(unwrapped) else 0.0
-
-    def unwrapped_by(x: np.ndarray) -> np.ndarray:
-        return share * unwrapped.cdf(x) if share else np.zeros_like(x)
-
-    def wrapped_by(x: np.ndarray) -> np.ndarray:
-        return np.maximum(talk.cdf(x) - unwrapped_by(x), 0.0)
-
-    wrapped_now, unwrapped_now = wrapped_by(spent), unwrapped_by(spent)
     # Beyond the last few durations the conditional chances are noise: hold the last sound one.
     talk_sound = int(np.searchsorted(-talk.at_risk(spent), -5, side="right"))
     wrap_sound = int(np.searchsorted(-wrap.at_risk(spent), -5, side="right"))
@@ -223,12 +203,11 @@ def free_within(
     wrap_mass = np.diff(np.concatenate(([0.0], wrap_cdf)))
     for row, horizon in enumerate(horizons):
         bins = int(horizon / STEP) + 1
-        # P(T + W <= s + h, T > s): the calls without a wrap-up ending in (s, s + h], plus,
-        # over wrap lengths w <= h, P(W = w) P(s < T <= s + h - w) of the calls with one.
-        ended = np.maximum(unwrapped_by(spent + horizon) - unwrapped_now, 0.0)
+        ended = np.zeros_like(spent)
+        # P(T + W <= s + h, T > s) = sum over wrap lengths w <= h of P(W = w) P(s < T <= s+h-w)
         for k in range(min(bins, wrap_mass.size)):
-            finished_by = wrapped_by(spent + horizon - k * STEP)
-            ended += wrap_mass[k] * np.maximum(finished_by - wrapped_now, 0.0)
+            finished_by = talk.cdf(spent + horizon - k * STEP)
+            ended += wrap_mass[k] * np.maximum(finished_by - talk_cdf, 0.0)
         still_talking = 1.0 - talk_cdf
         from_talk[row] = np.divide(
             ended, still_talking, out=np.zeros_like(spent), where=still_talking > 1e-9
@@ -330,10 +309,7 @@ class PredictivePacer:
         s = self.settings
         self.outcomes = OutcomeModel(s.outcome_half_life)
         self.talk = Durations()
-        self.wrap = Durations()  # wrap-ups that took time
-        self.unwrapped = Durations()  # lengths of the calls that ended without a wrap-up
-        self.wrapless: deque[bool] = deque(maxlen=1000)  # per call ended: no wrap-up?
-        self._last_talk: float | None = None
+        self.wrap = Durations()
         self.live_answers = s.window_live_answers
         self.abandons = s.window_abandons
         self.risk_level = math.log(s.base_risk)
@@ -356,16 +332,8 @@ class PredictivePacer:
             self._learn_level()
         elif isinstance(event, TalkEnded):
             self.talk.add(event.duration)
-            self.wrapless.append(False)
-            self._last_talk = event.duration
         elif isinstance(event, WrapEnded):
-            # A wrap-up of no time ends at the instant its call did: the last call ended.
-            if event.duration < NO_WRAP and self._last_talk is not None:
-                self.unwrapped.add(self._last_talk)
-                self.wrapless[-1] = True
-            else:
-                self.wrap.add(event.duration)
-            self._last_talk = None
+            self.wrap.add(event.duration)
         self._changes += 1
 
     def _surplus(self, live_answers: float, abandons: float) -> float:
@@ -404,7 +372,7 @@ class PredictivePacer:
         return (
             len(self.outcomes.times["human"]) >= s.warmup_humans
             and len(self.talk) >= s.warmup_calls
-            and len(self.wrap) + len(self.unwrapped) >= s.warmup_calls
+            and len(self.wrap) >= s.warmup_calls
         )
 
     def _refresh(self, talking: list[float], wrapping: list[float]) -> None:
@@ -417,11 +385,7 @@ class PredictivePacer:
         self.horizons = self.outcomes.horizons()
         self.ringing, self.new_call = self.outcomes.person_within(self.horizons)
         self.free_talk, self.free_wrap = free_within(
-            self.talk,
-            self.wrap,
-            self.horizons + self.settings.connect_grace,
-            self.unwrapped,
-            sum(self.wrapless) / len(self.wrapless) if self.wrapless else 0.0,
+            self.talk, self.wrap, self.horizons + self.settings.connect_grace
         )
 
     # -- deciding -----------------------------------------------------------------------------
