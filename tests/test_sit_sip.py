@@ -91,6 +91,7 @@ def test_a_vacant_code_sit_in_early_media_makes_a_rejected_call_invalid(
         "intercept",
         PCAP=str(pcap),
         PAUSE_MS="3000",
+        CANCEL_DELAY_MS="0",
         CODE="480",
         REASON="Temporarily Unavailable",
     )
@@ -144,7 +145,8 @@ def test_dialer_call_hangs_up_on_an_intercept_tone_and_says_the_number_is_invali
     tmp_path: Path,
 ) -> None:
     """The carrier would play its announcement for 10 s; the dialer cancels once it has heard
-    the tone, and the outcome comes from the tone, not from the 487 of the CANCEL."""
+    the tone, and the outcome comes from the tone, not from the 487 of the CANCEL. The carrier
+    answers the CANCEL late, as a loaded one does: the dialer still ACKs its 487 before exiting."""
     carrier = Carrier(tmp_path, "cli")
     config = tmp_path / "sip.toml"
     config.write_text(
@@ -152,7 +154,14 @@ def test_dialer_call_hangs_up_on_an_intercept_tone_and_says_the_number_is_invali
         'caller_id = "+12125550100"\nring_timeout = 15\nno_response_timeout = 5\n'
     )
     pcap = sit_pcap(tmp_path / "intercept.pcap", (913.8, SHORT_MS), (1370.6, SHORT_MS))
-    carrier.start("intercept", PCAP=str(pcap), PAUSE_MS="10000", CODE="404", REASON="Not Found")
+    carrier.start(
+        "intercept",
+        PCAP=str(pcap),
+        PAUSE_MS="10000",
+        CANCEL_DELAY_MS="1000",
+        CODE="404",
+        REASON="Not Found",
+    )
     try:
         dialer = Path(sys.executable).parent / "dialer"
         result = subprocess.run(

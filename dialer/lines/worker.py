@@ -37,6 +37,10 @@ SLOTS = 4
 # makeCall raises PJ_ETOOMANY for a moment after a DISCONNECTED, until pjsua frees the slot.
 PJ_ETOOMANY = 70010
 SLOT_RETRY_FOR = 2.0
+# pjsua reports a CANCELed call DISCONNECTED (487) at once, before the far end's 487 arrives;
+# only the INVITE transaction, still alive, ACKs that 487. A worker stopping sooner would leave
+# the carrier retransmitting it, so shutdown keeps handling events this long after a CANCEL.
+CANCEL_GRACE_S = 2.0
 # PJSUA_MAX_ACC is compiled as 8: a 9th Account aborts the process (assertion in pjsua_acc_add),
 # so a worker keeps one account per trunk for at most 8 trunks and drops idle ones beyond that.
 MAX_ACCOUNTS = 8
@@ -248,6 +252,7 @@ class Worker:
         # Trunks with `register = true`: absent while the first REGISTER is in flight.
         self.registrations: dict[str, RegistrationState] = {}
         self.running = True
+        self.cancelled_at = float("-inf")  # monotonic: the last CANCEL we sent
         self.sip_port = 0
         self.next_heartbeat = 0.0
         # One poll object for the loop's "any command?" check: Connection.poll builds a
@@ -383,6 +388,8 @@ class Worker:
         self.waiting.clear()
         for attempt in list(self.attempts.values()):
             attempt.hung_up_by_us = True
+            if attempt.answered_at is None:
+                self.cancelled_at = time.monotonic()
         self.ep.hangupAllCalls()
         deadline = time.monotonic() + 3.0
         while self.attempts and time.monotonic() < deadline:
@@ -391,6 +398,8 @@ class Worker:
         for attempt in list(self.attempts.values()):
             self.finish(attempt, 500, "line worker stopped before the call ended")
         self.reap()
+        while time.monotonic() < self.cancelled_at + CANCEL_GRACE_S:
+            self.ep.libHandleEvents(10)
         time.sleep(0.1)
         for account in self.accounts.values():
             account.shutdown()
@@ -477,7 +486,7 @@ class Worker:
             if attempt.audio is not None:
                 rx = call.getStreamStat(attempt.media_index).rtcp.rxStat
                 attempt.rtp = (int(rx.pkt), int(rx.loss))
-            call.hangup(pj.CallOpParam(True))
+            self.hang_up(attempt)
         elif isinstance(command, ev.Play):
             attempt.waiting_prompts.append(command.path)
             self.connect_media(attempt)
@@ -625,6 +634,12 @@ class Worker:
                 ev.Registration(trunk, self.settings.index, registered, code, why, expires or None)
             )
 
+    def hang_up(self, attempt: Attempt) -> None:
+        assert attempt.call is not None
+        if attempt.answered_at is None:  # in CALLING/EARLY this sends CANCEL
+            self.cancelled_at = time.monotonic()
+        attempt.call.hangup(pj.CallOpParam(True))
+
     def check_timers(self) -> None:
         now = time.monotonic()
         for attempt in list(self.attempts.values()):
@@ -638,8 +653,7 @@ class Worker:
             else:
                 continue
             attempt.hung_up_by_us = True
-            # In CALLING/EARLY this sends CANCEL; the far end answers 487.
-            attempt.call.hangup(pj.CallOpParam(True))
+            self.hang_up(attempt)
         for attempt in list(self.attempts.values()):
             tap = attempt.tap
             if tap is not None and (tap.verdict is not None or tap.failure is not None):
