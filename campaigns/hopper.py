@@ -365,15 +365,16 @@ def _claim_context(
     postgres: bool,
 ) -> tuple[Row[Any], list[Candidate]]:
     """The campaign (rules, abandon window) and up to `n` due callbacks, oldest due first."""
+    params: dict[str, Any] = {
+        "campaign": campaign_id,
+        "now": now,
+        "node": node,
+        "window_start": now - WINDOW_30_DAYS,
+    }
+    if not postgres:
+        params["limit_callbacks"] = n
     rows = connection.execute(
-        _context_statement(kind in AUTOMATED, postgres, n if postgres else None),
-        {
-            "campaign": campaign_id,
-            "now": now,
-            "node": node,
-            "window_start": now - WINDOW_30_DAYS,
-            "limit_callbacks": n,
-        },
+        _context_statement(kind in AUTOMATED, postgres, n if postgres else None), params
     ).all()
     if not rows:
         raise ValueError(f"no campaign with id {campaign_id}")
@@ -486,7 +487,8 @@ def _candidates(
             tuple(limit for _, _, limit in wanted) if postgres else None,
         )
         params: dict[str, Any] = {"campaign": campaign_id, "now": now, "node": node}
-        params.update((f"limit_{part}", limit) for part, (_, _, limit) in enumerate(wanted))
+        if not postgres:
+            params.update((f"limit_{part}", limit) for part, (_, _, limit) in enumerate(wanted))
         for row in connection.execute(statement, params):
             found.setdefault(wanted[row[LEAD_FIELDS]][0], []).append(
                 Candidate._make(row[:LEAD_FIELDS])
