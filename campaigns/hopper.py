@@ -308,30 +308,27 @@ def _claiming(status: str, automated: bool, limit: ColumnElement[int], name: str
     )
 
 
-def _limit(name: str, written: int | None) -> ColumnElement[int]:
-    """A claim part's LIMIT: on PostgreSQL the number itself (`written`), on SQLite a parameter.
+def _limit(name: str, postgres: bool) -> ColumnElement[int]:
+    """A claim part's LIMIT. PostgreSQL: its number is written into the SQL text as the statement
+    runs (SQLAlchemy compiles the statement once all the same), one prepared statement per batch
+    size. The server plans a prepared statement anew on each run while a custom plan looks
+    cheaper than the generic one, and a generic plan with a parameter LIMIT assumes a tenth of
+    the table: so every claim was planned anew, a fifth of the server's CPU for a claim of
+    recycled and new leads at 10M leads. With the number in the text the server keeps one
+    generic plan per batch size after a few claims (the same index scans, costed in the
+    hundreds: no JIT)."""
+    return bindparam(name, type_=Integer, literal_execute=postgres)
 
-    PostgreSQL plans a prepared statement anew on each run while a custom plan looks cheaper
-    than the generic one, and a generic plan with a parameter LIMIT assumes a tenth of the
-    table: so every claim was planned anew, a fifth of the server's CPU for a claim of recycled
-    and new leads at 10M leads. With the number in the text, the server keeps one generic plan
-    per batch size after a few claims (the same index scans, costed in the hundreds: no JIT)."""
-    if written is None:
-        return bindparam(name, type_=Integer)
-    return literal_column(str(written))
 
-
-# A few batch sizes are in use at once; each one is a statement of its own on PostgreSQL.
-@functools.lru_cache(maxsize=64)
-def _context_statement(automated: bool, postgres: bool, limit: int | None) -> Select[Any]:
+@functools.cache
+def _context_statement(automated: bool, postgres: bool) -> Select[Any]:
     """The campaign's due callbacks (one row with empty lead columns when none is due; claimed
-    on PostgreSQL), its rules and its 30-day abandon window, in one round trip. `limit`: the
-    batch size written into the statement (PostgreSQL), or None for a parameter."""
-    most = _limit("limit_callbacks", limit)
+    on PostgreSQL), its rules and its 30-day abandon window, in one round trip."""
+    limit = _limit("limit_callbacks", postgres)
     callbacks = (
-        _claiming("callback", automated, most, "callbacks")
+        _claiming("callback", automated, limit, "callbacks")
         if postgres
-        else _candidate_query("callback", automated, False, most).cte("due_callbacks")
+        else _candidate_query("callback", automated, False, limit).cte("due_callbacks")
     )
     return (
         select(
@@ -365,16 +362,15 @@ def _claim_context(
     postgres: bool,
 ) -> tuple[Row[Any], list[Candidate]]:
     """The campaign (rules, abandon window) and up to `n` due callbacks, oldest due first."""
-    params: dict[str, Any] = {
-        "campaign": campaign_id,
-        "now": now,
-        "node": node,
-        "window_start": now - WINDOW_30_DAYS,
-    }
-    if not postgres:
-        params["limit_callbacks"] = n
     rows = connection.execute(
-        _context_statement(kind in AUTOMATED, postgres, n if postgres else None), params
+        _context_statement(kind in AUTOMATED, postgres),
+        {
+            "campaign": campaign_id,
+            "now": now,
+            "node": node,
+            "window_start": now - WINDOW_30_DAYS,
+            "limit_callbacks": n,
+        },
     ).all()
     if not rows:
         raise ValueError(f"no campaign with id {campaign_id}")
@@ -426,16 +422,13 @@ def _candidate_query(
     return query
 
 
-@functools.lru_cache(maxsize=256)
+@functools.cache
 def _candidates_statement(
-    statuses: tuple[str, ...],
-    automated: bool,
-    postgres: bool,
-    limits: tuple[int, ...] | None,
+    statuses: tuple[str, ...], automated: bool, postgres: bool
 ) -> CompoundSelect:
     """Candidates of several statuses in one round trip, each part with its own order and
-    limit (claimed on PostgreSQL). The limits are numbers in the text (PostgreSQL, `limits`) or
-    plain parameters (SQLite), so the planner knows them: with a computed limit it assumes a
+    limit (claimed on PostgreSQL). The limits are plain parameters (numbers in the text on
+    PostgreSQL, see `_limit`), so the planner knows them: with a computed limit it assumes a
     tenth of the table and spends 100 ms compiling the plan (JIT).
 
     SQLite: each part is a CTE, and UNION ALL returns each part's rows in its own order (a
@@ -443,7 +436,7 @@ def _candidates_statement(
     particular order: the union sorts them by part and by each part's dialing order."""
     parts = []
     for part, status in enumerate(statuses):
-        limit = _limit(f"limit_{part}", None if limits is None else limits[part])
+        limit = _limit(f"limit_{part}", postgres)
         source = (
             _claiming(status, automated, limit, f"part{part}")
             if postgres
@@ -481,14 +474,10 @@ def _candidates(
     found: dict[int, list[Candidate]] = {}
     if wanted:
         statement = _candidates_statement(
-            tuple(status for _, status, _ in wanted),
-            kind in AUTOMATED,
-            postgres,
-            tuple(limit for _, _, limit in wanted) if postgres else None,
+            tuple(status for _, status, _ in wanted), kind in AUTOMATED, postgres
         )
         params: dict[str, Any] = {"campaign": campaign_id, "now": now, "node": node}
-        if not postgres:
-            params.update((f"limit_{part}", limit) for part, (_, _, limit) in enumerate(wanted))
+        params.update((f"limit_{part}", limit) for part, (_, _, limit) in enumerate(wanted))
         for row in connection.execute(statement, params):
             found.setdefault(wanted[row[LEAD_FIELDS]][0], []).append(
                 Candidate._make(row[:LEAD_FIELDS])
