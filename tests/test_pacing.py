@@ -111,7 +111,8 @@ def test_predictive_keeps_the_limits_and_more_idle_agents_never_mean_fewer_calls
     more = PacingView(
         view.now, (*view.agents, AgentView("idle", 0.0)), view.dialing, view.waiting, view.max_lines
     )
-    assert pacer.decide(more) >= launch
+    # A new pacer: the calls a decision launches make the one deciding next more cautious.
+    assert warmed().decide(more) >= launch
 
 
 def test_predictive_dials_ahead_of_agents_about_to_free_and_not_of_fresh_talkers() -> None:
@@ -120,7 +121,7 @@ def test_predictive_dials_ahead_of_agents_about_to_free_and_not_of_fresh_talkers
     talking = tuple(AgentView("talk", 1.0) for _ in range(10))
     about_to_free = pacer.decide(PacingView(0.0, wrapping, (), 0, 40))
     assert about_to_free > 0
-    assert pacer.decide(PacingView(0.0, talking, (), 0, 40)) < about_to_free
+    assert warmed().decide(PacingView(0.0, talking, (), 0, 40)) < about_to_free
 
 
 def test_cold_start_is_progressive() -> None:
@@ -148,6 +149,28 @@ def test_a_good_month_makes_it_bolder_by_a_bounded_factor() -> None:
         PredictivePacer(PredictiveSettings(window_live_answers=50_000, window_abandons=0))
     )
     assert cold.risk_threshold < good.risk_threshold <= 2 * 2.72**2 * cold.risk_threshold
+
+
+def test_the_level_holds_the_predicted_abandons_at_the_rate_goal() -> None:
+    """Launches the model predicts to abandon beyond the goal make the pacer cautious, fewer
+    bolder; abandons seen beyond the predictions make each prediction weigh more."""
+    goal = PredictiveSettings().rate_goal
+
+    def level_after(
+        predicted_per_answer: float, abandoned_every: int = 0, prior: float = 1e9
+    ) -> float:
+        # A prior that large holds the calibration at 1 whatever the abandons seen.
+        pacer = PredictivePacer(PredictiveSettings(calibration_prior=prior))
+        for i in range(300):
+            abandoned = abandoned_every and i % abandoned_every == 0
+            pacer.observe(Abandoned() if abandoned else Connected(0.5))
+            pacer._learn_predicted(predicted_per_answer)
+        return pacer.risk_level
+
+    start = PredictivePacer().risk_level
+    assert level_after(2 * goal) < start < level_after(goal / 2)
+    assert abs(level_after(goal) - start) < 1e-6
+    assert level_after(goal, abandoned_every=15, prior=10) < level_after(goal, prior=10)
 
 
 def test_outcome_shares_follow_a_drifting_answer_rate() -> None:

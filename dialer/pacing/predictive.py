@@ -10,11 +10,14 @@ The model, learned online from the protocol's events only:
 A candidate call is launched while the probability that, were it a person, it would find no
 free agent (more persons arriving before it than agents free by then: exact sums of those
 chances for small teams, a skew-corrected normal approximation for large ones) stays under a
-threshold. The threshold follows the abandon budget of the rolling 30-day window (47 CFR
-64.1200(a)(7): 3% of live answers, less a reserve for the persons AMD hangs up on unseen): it
-rises with unspent budget and falls with every abandon; the budget it may draw on is capped, so
-a good month is not spent in an hour, and a bad hour makes it cautious until the budget is
-earned back. It never dials fewer calls than progressive would, as those cannot abandon, and is
+threshold. The threshold has two parts. Its level keeps the abandons the model predicts for
+the calls it launches (calibrated by the abandons seen) at a rate a little under the target,
+so the pacer finds its footing from its first launches, not from its first abandons. Around
+that level it follows the abandon budget of the rolling 30-day window (47 CFR 64.1200(a)(7):
+3% of live answers, less a reserve for the persons AMD hangs up on unseen): it rises with
+unspent budget and falls with every abandon; the budget it may draw on is capped, so a good
+month is not spent in an hour, and a bad hour makes it cautious until the budget is earned
+back. It never dials fewer calls than progressive would, as those cannot abandon, and is
 progressive until it has seen enough calls to trust its model (a cold start).
 """
 
@@ -57,18 +60,27 @@ class PredictiveSettings:
     # Seconds an answered person may wait for an agent before the call counts as abandoned,
     # counted from the AMD verdict (the rule gives 2 s from the greeting's end).
     connect_grace: float = 1.0
-    # The threshold on a candidate's abandon chance is exp(level + gain x surplus): the
-    # surplus is the window's unspent budget beyond the cushion, in standard deviations of
-    # the abandon count and capped at `budget_cap`; per live answer the level drifts by
-    # `drift` x the surplus earned since the pacer started / the standard deviation of the
-    # abandons allowed so far, so each campaign settles on its cushion, and a good month
-    # makes it bolder by a bounded factor, never spends the month at once.
+    # The threshold on a candidate's abandon chance is exp(level + gain x surplus). The surplus
+    # is the window's unspent budget beyond the cushion, in standard deviations of the abandon
+    # count and capped at `budget_cap`: a bad hour makes the pacer cautious, a good month
+    # bolder by a bounded factor, never spent at once. The level holds the abandons the model
+    # predicts for the calls it launches, calibrated by the abandons seen, at the rate goal
+    # (the target less `goal_margin` of it and the unseen AMD abandons) per live answer: each live
+    # answer lifts it by a step, each predicted abandon lowers it by step / rate goal.
+    # Predictions come with every launch, so a 5-agent team finds its level in its first hour
+    # instead of waiting for a handful of abandons (measured: a level driven by the abandons
+    # seen sank to a threshold of .006 for two hours on W1, then overshot).
     base_risk: float = 0.02
     risk_per_abandon: float = 0.6
-    drift: float = 0.02
     budget_cap: float = 3.0
     min_risk: float = 0.002
     max_risk: float = 0.6
+    goal_margin: float = 0.1
+    level_step: float = 0.01
+    # Past this many abandons expected, the step shrinks with their square root.
+    step_abandons: float = 30.0
+    # Abandons the calibration (seen / predicted) starts from, as if the model were exact.
+    calibration_prior: float = 10.0
     # Attempts of history for the outcome shares: long enough to be stable, short enough to
     # follow an answer rate that drifts over the day.
     outcome_half_life: float = 300.0
@@ -83,6 +95,16 @@ class PredictiveSettings:
             raise ValueError("the window's starting counts cannot be negative")
         if self.window_abandons > self.window_live_answers:
             raise ValueError("the window cannot hold more abandons than live answers")
+        if self.rate_goal <= 0:
+            raise ValueError(
+                f"target_abandon {self.target_abandon!r} leaves no abandons to plan for once"
+                f" goal_margin ({self.goal_margin!r}) of it and the persons AMD hangs up on"
+                f" ({self.amd_false_machine!r}) are kept"
+            )
+
+    @property
+    def rate_goal(self) -> float:
+        return self.target_abandon * (1.0 - self.goal_margin) - self.amd_false_machine
 
     @classmethod
     def from_settings(cls, settings: dict[str, float]) -> PredictiveSettings:
@@ -313,6 +335,7 @@ class PredictivePacer:
         self.live_answers = s.window_live_answers
         self.abandons = s.window_abandons
         self.risk_level = math.log(s.base_risk)
+        self.predicted_abandons = 0.0  # since the pacer started
         # Tables rebuilt from the learned distributions every few hundred events.
         self.horizons = np.zeros(0)
         self.ringing = self.new_call = self.free_talk = self.free_wrap = np.zeros((0, 0))
@@ -353,19 +376,27 @@ class PredictivePacer:
         risk = math.exp(self.risk_level + s.risk_per_abandon * surplus)
         return min(s.max_risk, max(s.min_risk, risk))
 
-    def _learn_level(self) -> None:
+    def _step(self) -> float:
         s = self.settings
-        live_answers = self.live_answers - s.window_live_answers
-        earned = self._surplus(live_answers, self.abandons - s.window_abandons)
-        # Per live answer the level moves less as the campaign grows: a 200-agent campaign
-        # answers thousands an hour, and a fixed step winds the level up faster than abandons
-        # can show it went too far (measured: 3.7% on W5 with a fixed step).
-        allowed = (s.target_abandon - s.amd_false_machine) * live_answers
-        step = s.drift * earned / math.sqrt(1.0 + allowed)
+        expected = s.rate_goal * (self.live_answers - s.window_live_answers)
+        return s.level_step / math.sqrt(1.0 + expected / s.step_abandons)
+
+    def _move_level(self, by: float) -> None:
+        s = self.settings
         # Never so high that the capped surplus could lift the threshold past max_risk.
         lowest = math.log(s.min_risk)
         highest = math.log(s.max_risk) - s.risk_per_abandon * s.budget_cap
-        self.risk_level = min(highest, max(lowest, self.risk_level + step))
+        self.risk_level = min(highest, max(lowest, self.risk_level + by))
+
+    def _learn_level(self) -> None:
+        self._move_level(self._step())
+
+    def _learn_predicted(self, abandons: float) -> None:
+        s = self.settings
+        self.predicted_abandons += abandons
+        seen = self.abandons - s.window_abandons
+        calibration = (seen + s.calibration_prior) / (self.predicted_abandons + s.calibration_prior)
+        self._move_level(-self._step() * calibration * abandons / s.rate_goal)
 
     def _ready(self) -> bool:
         s = self.settings
@@ -418,6 +449,7 @@ class PredictivePacer:
         low, high = progressive, free_lines
         if high <= low or shortfall.chance(low, per_call) > threshold:
             return low
+        first = low
         low += 1
         while low < high:
             middle = (low + high + 1) // 2
@@ -425,6 +457,9 @@ class PredictivePacer:
                 low = middle
             else:
                 high = middle - 1
+        # Each call launched beyond progressive, were it a person, risks what the search saw.
+        risks = sum(shortfall.chance(k, per_call) for k in range(first, low))
+        self._learn_predicted(self.outcomes.share("human") * risks)
         return low
 
     def _chances(self, seconds: Sequence[float], table: np.ndarray) -> np.ndarray:
