@@ -1,7 +1,8 @@
 """A deterministic discrete-event simulator of an outbound campaign, driving any pacer only
 through the pacing protocol. The model is the one `workloads.json` describes: outcome classes
 drawn at dial time, lognormal pickups, the greeting, AMD delays and errors, the 2-second rule,
-lognormal talk and wrap-up, and the trunk's line cap. Same seed, same numbers."""
+lognormal talk and wrap-up, and the trunk's line cap. Same seed, same numbers; and under any
+pacer the same leads, so that modes differ by their decisions alone."""
 
 from __future__ import annotations
 
@@ -130,12 +131,37 @@ WRAP_END, TALK_END, VERDICT, DEADLINE, RESOLVE = range(5)
 
 
 class _Agent:
-    __slots__ = ("busy_with", "since", "state")
+    __slots__ = ("busy_with", "since", "state", "wrap")
 
     def __init__(self) -> None:
         self.state = "idle"
         self.since = 0.0
         self.busy_with: int | None = None
+        self.wrap = 0.0  # seconds of wrap-up once this call ends
+
+
+class _Draws:
+    """Random numbers in rows, one row per lead dialled or per call connected, from a stream of
+    their own: under any pacer the n-th lead dialled is the same lead (outcome, pickup, greeting,
+    AMD error) and the n-th call connected lasts as long, so modes are compared on the same
+    campaign rather than on different luck."""
+
+    def __init__(self, seed: int, stream: int, normals: int, uniforms: int) -> None:
+        self.rng = np.random.default_rng([seed, stream])
+        self.normals, self.uniforms = normals, uniforms
+        self.rows: list[list[float]] = []
+
+    def next(self) -> list[float]:
+        if not self.rows:
+            block = np.concatenate(
+                (
+                    self.rng.standard_normal((1024, self.normals)),
+                    self.rng.random((1024, self.uniforms)),
+                ),
+                axis=1,
+            )
+            self.rows = block.tolist()[::-1]
+        return self.rows.pop()
 
 
 class Simulation:
@@ -144,7 +170,10 @@ class Simulation:
     def __init__(self, workload: Workload, pacer: Pacer, seed: int) -> None:
         self.w = workload
         self.pacer = pacer
-        self.rng = np.random.default_rng(seed)
+        # Per lead: pickup (normal), then outcome, greeting or delay, AMD error (uniform).
+        self.leads = _Draws(seed, 1, 1, 3)
+        # Per connected call: talk, wrap-up (normal), then the time a machine costs (uniform).
+        self.calls = _Draws(seed, 2, 2, 1)
         self.result = Result(workload.name, seed)
         self.talk_mu, self.talk_sigma = _lognormal_params(workload.talk_mean, workload.talk_cv)
         self.wrap_mu, self.wrap_sigma = _lognormal_params(workload.wrap_mean, workload.wrap_cv)
@@ -199,21 +228,21 @@ class Simulation:
             self._dial(now)
 
     def _dial(self, now: float) -> None:
-        w, rng = self.w, self.rng
+        w = self.w
         attempt = self.next_attempt
         self.next_attempt += 1
         self.result.dials += 1
         self.dialing[attempt] = now
+        pickup_z, draw, delay, amd = self.leads.next()
         live = w.live_at(now / 3600.0)
-        draw = rng.random()
         if draw < live:
-            pickup = w.live_pickup_median * math.exp(w.live_pickup_sigma * rng.standard_normal())
+            pickup = w.live_pickup_median * math.exp(w.live_pickup_sigma * pickup_z)
             if pickup > w.ring_timeout:
                 self._resolve_later(now + w.ring_timeout, attempt, "no_answer")
                 return
-            greeting_end = now + pickup + rng.uniform(0.8, 2.0)
+            greeting_end = now + pickup + 0.8 + 1.2 * delay
             self.result.live_answers += 1
-            if rng.random() < w.amd_false_machine:
+            if amd < w.amd_false_machine:
                 # Hung up on a person: an abandoned call.
                 self.result.abandoned += 1
                 self._resolve_later(greeting_end + AMD_AFTER_GREETING, attempt, "machine")
@@ -221,23 +250,21 @@ class Simulation:
             self.deadlines[attempt] = greeting_end + CONNECT_DEADLINE
             self._push(greeting_end + AMD_AFTER_GREETING, VERDICT, attempt)
         elif draw < live + w.machine_rate:
-            pickup = w.machine_pickup_median * math.exp(
-                w.machine_pickup_sigma * rng.standard_normal()
-            )
+            pickup = w.machine_pickup_median * math.exp(w.machine_pickup_sigma * pickup_z)
             if pickup > w.ring_timeout:
                 self._resolve_later(now + w.ring_timeout, attempt, "no_answer")
                 return
-            detected = now + pickup + rng.uniform(2.0, 4.0)
-            if rng.random() < w.amd_false_human:
+            detected = now + pickup + 2.0 + 2.0 * delay
+            if amd < w.amd_false_human:
                 self.false_human.add(attempt)
                 self.deadlines[attempt] = detected + CONNECT_DEADLINE - AMD_AFTER_GREETING
                 self._push(detected, VERDICT, attempt)
             else:
                 self._resolve_later(detected, attempt, "machine")
         elif draw < live + w.machine_rate + w.busy_rate:
-            self._resolve_later(now + rng.uniform(2.0, 6.0), attempt, "busy")
+            self._resolve_later(now + 2.0 + 4.0 * delay, attempt, "busy")
         elif draw < live + w.machine_rate + w.busy_rate + w.sit_rate:
-            self._resolve_later(now + rng.uniform(1.0, 4.0), attempt, "failed")
+            self._resolve_later(now + 1.0 + 3.0 * delay, attempt, "failed")
         else:
             self._resolve_later(now + w.ring_timeout, attempt, "no_answer")
 
@@ -275,16 +302,12 @@ class Simulation:
             # is not talk time); the pacer learns that some calls end within seconds.
             self.pacer.observe(TalkEnded(duration))
             agent.state, agent.since = "wrap", now
-            wrap = 0.0 if agent.busy_with == -1 else self._lognormal(self.wrap_mu, self.wrap_sigma)
-            self._push(now + wrap, WRAP_END, attempt)
+            self._push(now + agent.wrap, WRAP_END, attempt)
         elif kind == WRAP_END:
             agent = self.agents[attempt]
             self.pacer.observe(WrapEnded(now - agent.since))
             agent.state, agent.since, agent.busy_with = "idle", now, None
             self._serve_queue(now)
-
-    def _lognormal(self, mu: float, sigma: float) -> float:
-        return math.exp(mu + sigma * self.rng.standard_normal())
 
     def _serve_queue(self, now: float) -> None:
         while self.queue:
@@ -299,16 +322,18 @@ class Simulation:
             waited = now - self.queued_at.pop(attempt)
             self.result.idle_gaps.append(now - agent.since)
             agent.state, agent.since = "talk", now
+            talk_z, wrap_z, lost = self.calls.next()
             if attempt in self.false_human:
                 # An answering machine routed to an agent: 3-12 s lost, no conversation.
                 self.false_human.discard(attempt)
-                agent.busy_with = -1
-                self._push(now + self.rng.uniform(3.0, 12.0), TALK_END, index)
+                agent.busy_with, agent.wrap = -1, 0.0
+                self._push(now + 3.0 + 9.0 * lost, TALK_END, index)
                 continue
             agent.busy_with = attempt
             self.result.connects += 1
             self.pacer.observe(Connected(waited))
-            self._push(now + self._lognormal(self.talk_mu, self.talk_sigma), TALK_END, index)
+            agent.wrap = math.exp(self.wrap_mu + self.wrap_sigma * wrap_z)
+            self._push(now + math.exp(self.talk_mu + self.talk_sigma * talk_z), TALK_END, index)
 
 
 def simulate(workload: Workload, pacer: Pacer, seed: int, mode: str = "") -> Result:
