@@ -357,7 +357,7 @@ def serve(demo: bool, once: bool) -> None:
     upgrade()
     engine = _engine()
     if demo:
-        from dialer.demo import seed_demo
+        from dialer.demo.seed import seed_demo
 
         click.echo(seed_demo(engine))
     scheduler = build_scheduler(engine)
