@@ -24,7 +24,7 @@ import multiprocessing
 import os
 import tempfile
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -48,9 +48,11 @@ from campaigns.import_rows import (
     validate_batch,
 )
 from campaigns.leads import (
+    HEADER_ALIASES,
     ImportFileError,
     RowError,
     detect_encoding,
+    header_key,
     map_columns,
     neutralise,
     sniff_delimiter,
@@ -164,9 +166,11 @@ def import_leads(
     list_name: str | None = None,
     region: str | None = None,
     mapping: dict[str, str] | None = None,
+    started: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     """Imports a CSV file; raises ImportFileError (naming the problem) when the file as a whole
-    cannot be imported, after undoing everything it stored."""
+    cannot be imported, after undoing everything it stored. `started` is called with the
+    import's id as soon as its ImportRun row is committed (the console shows its progress)."""
     with engine.begin() as connection:
         campaign_id = connection.scalar(select(Campaign.id).where(Campaign.name == campaign_name))
         if campaign_id is None:
@@ -194,6 +198,8 @@ def import_leads(
             .returning(ImportRun.id)
         )
     summary = ImportSummary(import_id=import_id)
+    if started is not None:
+        started(import_id)
     try:
         _stream_rows(engine, path, summary, campaign_id, list_id, region or list_region, mapping)
     except Exception as error:
@@ -605,3 +611,53 @@ def write_error_report(engine: Engine, import_id: int, out: IO[str]) -> int:
             writer.writerow([row, neutralise(field_name), neutralise(value), neutralise(reason)])
             count += 1
     return count
+
+
+PREVIEW_ROWS = 10
+
+
+@dataclass(frozen=True)
+class FilePreview:
+    """What the console's mapping step shows: the header, the first records, the columns the
+    import would map to lead fields by their names, and how many lines follow the header."""
+
+    header: list[str]
+    rows: list[list[str]]
+    delimiter: str
+    suggested: dict[str, str]
+    lines: int
+
+
+def suggested_mapping(header: list[str]) -> dict[str, str]:
+    """Lead field -> column, as `map_columns` maps by name when nothing is overridden."""
+    fields: dict[str, str] = {}
+    for name in header:
+        target = HEADER_ALIASES.get(header_key(name))
+        if target and target not in fields:
+            fields[target] = name.strip()
+    return fields
+
+
+def count_lines(path: Path) -> int:
+    """Lines after the header (a quoted field running over several lines counts each)."""
+    newlines, last = 0, b""
+    with path.open("rb") as raw:
+        while block := raw.read(READ_BYTES):
+            newlines += block.count(b"\n")
+            last = block
+    ends_open = bool(last) and not last.endswith(b"\n")
+    return max(0, newlines + ends_open - 1)
+
+
+def preview(path: Path, rows: int = PREVIEW_ROWS) -> FilePreview:
+    """The first records of a lead file read as the import reads them (encoding, delimiter,
+    quoting); raises ImportFileError for a file the import would refuse as a whole."""
+    raw, lines, delimiter = _open_lines(path)
+    with raw:
+        reader = csv.reader(lines, delimiter=delimiter)
+        header = next(reader, None)
+        if header is None or not any(cell.strip() for cell in header):
+            raise ImportFileError(f"{path.name} has no header row")
+        header[0] = header[0].lstrip("\ufeff")
+        first = list(itertools.islice(reader, rows))
+    return FilePreview(header, first, delimiter, suggested_mapping(header), count_lines(path))

@@ -221,7 +221,8 @@ def header_key(name: str) -> str:
 
 
 def map_columns(headers: list[str], overrides: dict[str, str] | None = None) -> ColumnMap:
-    """Map header names to lead fields; `overrides` maps a field to a header name."""
+    """Map header names to lead fields; `overrides` maps a field to a header name, or to ""
+    for a field the file does not have (no column is then mapped to it by its name)."""
     overrides = overrides or {}
     positions = {name.strip(): i for i, name in enumerate(headers)}
     fields: dict[str, int] = {}
@@ -230,6 +231,8 @@ def map_columns(headers: list[str], overrides: dict[str, str] | None = None) -> 
             raise ImportFileError(
                 f"--map {name}={column}: unknown field {name!r}; fields are {', '.join(FIELDS)}"
             )
+        if not column:
+            continue
         if column not in positions:
             raise ImportFileError(
                 f"--map {name}={column}: no column {column!r}; columns are "
@@ -238,7 +241,7 @@ def map_columns(headers: list[str], overrides: dict[str, str] | None = None) -> 
         fields[name] = positions[column]
     for i, name in enumerate(headers):
         target = HEADER_ALIASES.get(header_key(name))
-        if target and target not in fields and i not in fields.values():
+        if target and target not in overrides and target not in fields and i not in fields.values():
             fields[target] = i
     if "phone" not in fields:
         raise ImportFileError(

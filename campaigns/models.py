@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -178,6 +179,8 @@ class ImportRun(Base):
     duplicates: Mapped[int] = mapped_column(default=0)
     invalid: Mapped[int] = mapped_column(default=0)
     dnc: Mapped[int] = mapped_column(default=0)
+    # Data rows counted in the file before the import started (the console's progress bar).
+    expected_rows: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]
@@ -382,6 +385,10 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20), default="agent")
     sip_uri: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
+    # An IANA zone name: the console shows every time in it.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # Set for a password someone else chose (the first admin's, a reset by an admin).
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -377,6 +377,48 @@ def serve(demo: bool, once: bool) -> None:
         scheduler.shutdown()
 
 
+@main.command("web")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--threads", default=8, show_default=True, help="Requests served at once.")
+def web_command(host: str, port: int, threads: int) -> None:
+    """Run the web console alone (several can share one PostgreSQL behind a load balancer)."""
+    import ipaddress
+    import logging
+    import os
+
+    import waitress
+
+    from campaigns.db import database_url, upgrade
+    from web import create_app
+    from web.config import COOKIE_SECURE_ENV, ConsoleConfigError
+    from web.users import ensure_admin
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    upgrade()
+    config = {}
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback and COOKIE_SECURE_ENV not in os.environ:
+        # Plain HTTP on this machine only: browsers drop a Secure cookie sent over it.
+        config["SESSION_COOKIE_SECURE"] = False
+    try:
+        app = create_app(config)
+        admin = ensure_admin(app)
+    except (ConsoleConfigError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    if admin is not None:
+        name, password = admin
+        click.echo(f"first start: administrator {name!r} created with the one-time password")
+        click.echo(f"    {password}")
+        click.echo("it is shown only now; it must be changed at the first sign-in")
+    click.echo(f"database: {database_url()}")
+    click.echo(f"console: http://{host}:{port}/ (press Ctrl-C to stop)")
+    waitress.serve(app, host=host, port=port, threads=threads, ident="dialer")
+
+
 @bench.command("hopper")
 @click.option("--leads", default=10_000_000, show_default=True)
 @click.option("--claims", default=300, show_default=True)

@@ -33,7 +33,7 @@ def test_migrations_produce_the_schema_of_the_models(engine: Engine) -> None:
 
 
 def test_current_revision_is_head(db_url: str) -> None:
-    assert db.current_revision(db_url) == "0004"
+    assert db.current_revision(db_url) == "0006_console"
 
 
 def test_timestamps_come_back_in_utc_whatever_zone_went_in(session: Session) -> None:

@@ -1,0 +1,163 @@
+"""Lead files uploaded through the console: kept in an upload folder until mapped, then
+imported in the background by the same code as `dialer leads import`.
+
+Imports run on a small thread pool of their own, so a request that starts one returns at once
+and other users' pages are served meanwhile; a large file's rows are validated in worker
+processes (campaigns.imports). Progress is read from the import's ImportRun row, so any
+console behind a load balancer can show it."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from flask import Flask, current_app
+from sqlalchemy import Engine, update
+
+from campaigns.imports import count_lines, import_leads
+from campaigns.models import ImportRun
+from web import db
+
+log = logging.getLogger(__name__)
+RUNNER = "dialer.imports"
+TOKEN = re.compile(r"^[0-9a-f]{32}$")
+# An upload nobody mapped is removed after a day.
+UPLOAD_LIFETIME_S = 24 * 3600
+# How long a request waits for the import's ImportRun row before it gives up.
+START_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file waiting for its column mapping."""
+
+    token: str
+    campaign_id: int
+    filename: str
+    user_id: int
+    size: int
+    lines: int
+
+
+class UploadFolder:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, token: str) -> Path:
+        if not TOKEN.match(token):
+            raise KeyError(token)
+        return self.folder / f"{token}.csv"
+
+    def save(self, stream: object, upload: dict[str, object]) -> Upload:
+        """Stores an uploaded file (a werkzeug FileStorage) and its description."""
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.sweep()
+        token = secrets.token_hex(16)
+        path = self.folder / f"{token}.csv"
+        stream.save(path)  # type: ignore[attr-defined]
+        path.chmod(0o600)
+        described = Upload(
+            token=token,
+            size=path.stat().st_size,
+            lines=count_lines(path),
+            **upload,  # type: ignore[arg-type]
+        )
+        (self.folder / f"{token}.json").write_text(json.dumps(asdict(described)))
+        return described
+
+    def find(self, token: str) -> Upload | None:
+        try:
+            meta = self.path(token).with_suffix(".json")
+        except KeyError:
+            return None
+        if not meta.exists() or not self.path(token).exists():
+            return None
+        return Upload(**json.loads(meta.read_text()))
+
+    def remove(self, token: str) -> None:
+        path = self.path(token)
+        path.unlink(missing_ok=True)
+        path.with_suffix(".json").unlink(missing_ok=True)
+
+    def sweep(self) -> None:
+        cutoff = time.time() - UPLOAD_LIFETIME_S
+        for stale in self.folder.glob("*.json"):
+            if stale.stat().st_mtime < cutoff:
+                self.remove(stale.stem)
+
+
+class BackgroundImports:
+    """Runs `import_leads` on threads of its own and hands back the import's id as soon as
+    its ImportRun row exists."""
+
+    def __init__(self, engine: Engine, uploads: UploadFolder, threads: int) -> None:
+        self.engine = engine
+        self.uploads = uploads
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            threads, thread_name_prefix="console-import"
+        )
+
+    def start(
+        self,
+        upload: Upload,
+        campaign_name: str,
+        list_name: str,
+        region: str,
+        mapping: dict[str, str],
+    ) -> int:
+        """The import's id; raises ImportFileError (or what else stopped it) when it ended
+        before its ImportRun row was written."""
+        started: concurrent.futures.Future[int] = concurrent.futures.Future()
+        path = self.uploads.path(upload.token)
+
+        def begun(import_id: int) -> None:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    update(ImportRun)
+                    .where(ImportRun.id == import_id)
+                    .values(expected_rows=upload.lines)
+                )
+            started.set_result(import_id)
+
+        def run() -> None:
+            try:
+                import_leads(
+                    self.engine,
+                    path,
+                    campaign_name,
+                    list_name=list_name,
+                    region=region,
+                    mapping=mapping,
+                    started=begun,
+                )
+            except Exception as error:
+                if not started.done():
+                    started.set_exception(error)
+                else:
+                    # The import recorded why in its ImportRun row; the log keeps the trace.
+                    log.exception("lead import of %s failed", upload.filename)
+            finally:
+                self.uploads.remove(upload.token)
+
+        self.pool.submit(run)
+        return started.result(timeout=START_TIMEOUT_S)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def init_app(app: Flask) -> None:
+    uploads = UploadFolder(Path(app.config["UPLOAD_FOLDER"]))
+    app.extensions[RUNNER] = BackgroundImports(
+        app.extensions[db.ENGINE], uploads, int(app.config["IMPORT_THREADS"])
+    )
+
+
+def runner() -> BackgroundImports:
+    return current_app.extensions[RUNNER]  # type: ignore[no-any-return]
