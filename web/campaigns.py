@@ -186,7 +186,7 @@ class CampaignForm(FlaskForm):
             NumberRange(
                 Decimal("0.1"),
                 Decimal(str(MAX_ABANDON_TARGET * 100)),
-                "from 0.1% to 3% (the FCC's cap on abandoned calls)",
+                "from 0.1%% to 3%% (the FCC's cap on abandoned calls)",
             ),
         ],
         description="Of live answers over 30 days; 3% is the legal maximum.",

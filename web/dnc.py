@@ -127,7 +127,7 @@ def add() -> Any:
         campaign_id=campaign_id,
         expires_at=expiry(form.expires.data, viewer_zone()),
         source="console",
-        reason=form.reason.data.strip(),
+        reason=(form.reason.data or "").strip(),
     )
     session.flush()
     audit.record(session, "add", "dnc_entry", entry.id, after=audit.snapshot(entry, AUDITED))
@@ -159,11 +159,14 @@ def import_numbers() -> Any:
         return redirect(url_for("dnc.index"))
     campaign_id = _campaign_id(form.scope.data)
     expires_at = expiry(form.expires.data, viewer_zone())
+    session = db.session()
+    # import_file writes on a connection of its own: this request's transaction (on SQLite,
+    # the write lock) ends first.
+    session.commit()
     with tempfile.TemporaryDirectory(prefix="dialer-dnc-") as folder:
         path = Path(folder) / "numbers.csv"
         form.file.data.save(path)
         summary = dnc.import_file(db.engine(), path, campaign_id=campaign_id, expires_at=expires_at)
-    session = db.session()
     audit.record(
         session,
         "import",

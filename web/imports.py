@@ -13,12 +13,14 @@ import json
 import logging
 import re
 import secrets
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from flask import Flask, current_app
 from sqlalchemy import Engine, update
+from werkzeug.utils import secure_filename
 
 from campaigns.imports import count_lines, import_leads
 from campaigns.models import ImportRun
@@ -31,6 +33,7 @@ TOKEN = re.compile(r"^[0-9a-f]{32}$")
 UPLOAD_LIFETIME_S = 24 * 3600
 # How long a request waits for the import's ImportRun row before it gives up.
 START_TIMEOUT_S = 60.0
+DESCRIPTION = "upload.json"
 
 
 @dataclass(frozen=True)
@@ -46,50 +49,61 @@ class Upload:
 
 
 class UploadFolder:
+    """One folder per upload, named by a random token: the file under its own (sanitised) name,
+    which the import records and its messages use, and a description of the upload."""
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def path(self, token: str) -> Path:
+    def _place(self, token: str) -> Path:
         if not TOKEN.match(token):
             raise KeyError(token)
-        return self.folder / f"{token}.csv"
+        return self.folder / token
+
+    def path(self, token: str) -> Path:
+        upload = self.find(token)
+        if upload is None:
+            raise KeyError(token)
+        return self._place(token) / upload.filename
 
     def save(self, stream: object, upload: dict[str, object]) -> Upload:
         """Stores an uploaded file (a werkzeug FileStorage) and its description."""
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.sweep()
         token = secrets.token_hex(16)
-        path = self.folder / f"{token}.csv"
+        place = self._place(token)
+        place.mkdir(mode=0o700)
+        name = secure_filename(str(upload.pop("filename", ""))) or "leads.csv"
+        path = place / name[-200:]
         stream.save(path)  # type: ignore[attr-defined]
         path.chmod(0o600)
         described = Upload(
             token=token,
+            filename=path.name,
             size=path.stat().st_size,
             lines=count_lines(path),
             **upload,  # type: ignore[arg-type]
         )
-        (self.folder / f"{token}.json").write_text(json.dumps(asdict(described)))
+        (place / DESCRIPTION).write_text(json.dumps(asdict(described)))
         return described
 
     def find(self, token: str) -> Upload | None:
         try:
-            meta = self.path(token).with_suffix(".json")
+            description = self._place(token) / DESCRIPTION
         except KeyError:
             return None
-        if not meta.exists() or not self.path(token).exists():
+        if not description.exists():
             return None
-        return Upload(**json.loads(meta.read_text()))
+        return Upload(**json.loads(description.read_text()))
 
     def remove(self, token: str) -> None:
-        path = self.path(token)
-        path.unlink(missing_ok=True)
-        path.with_suffix(".json").unlink(missing_ok=True)
+        shutil.rmtree(self._place(token), ignore_errors=True)
 
     def sweep(self) -> None:
         cutoff = time.time() - UPLOAD_LIFETIME_S
-        for stale in self.folder.glob("*.json"):
-            if stale.stat().st_mtime < cutoff:
-                self.remove(stale.stem)
+        for place in self.folder.iterdir():
+            if TOKEN.match(place.name) and place.stat().st_mtime < cutoff:
+                self.remove(place.name)
 
 
 class BackgroundImports:

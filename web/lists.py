@@ -167,6 +167,9 @@ def mapping(campaign_id: int, token: str) -> Any:
         elif list_name is None:
             form.new_list.errors = ["Name the new list (or choose an existing one)."]
         else:
+            # The import writes on connections of its own: this request's transaction (on
+            # SQLite, the write lock) ends first, and a new one then sees the import's run.
+            session.commit()
             try:
                 import_id = imports.runner().start(
                     upload, campaign.name, list_name, form.region.data.upper(), chosen

@@ -12,7 +12,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from wtforms import BooleanField, SelectField, StringField
-from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from campaigns.models import ROLES, User
 from web import audit, db
@@ -94,9 +94,13 @@ class UserForm(FlaskForm):
         super().__init__(*args, **kwargs)
         self.time_zone.choices = list(time_zones())
 
-    def validate_sip_uri(self, field: StringField) -> None:
-        if self.role.data == "agent" and not (field.data or "").strip():
-            raise ValidationError("An agent needs a SIP phone the dialer can ring.")
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = bool(super().validate(extra_validators))
+        # Not a validator of the field: Optional() ends its chain when it is empty.
+        if self.role.data == "agent" and not (self.sip_uri.data or "").strip():
+            self.sip_uri.errors = [*self.sip_uri.errors, "An agent needs a SIP phone to ring."]
+            return False
+        return valid
 
 
 def _unique(session: Session, username: str, user_id: int | None) -> bool:
