@@ -97,6 +97,14 @@ OUTCOME_LABELS = {
 }
 MAX_RETRY_MINUTES = 90 * 24 * 60
 AMD_DEFAULTS = AmdSettings()
+AMD_LABELS = {
+    "vad_aggressiveness": "Voice detector strictness (0-3)",
+    "voice_min_dbfs": "Quietest voice (dBFS)",
+    "beep_purity": "Beep purity (0-1)",
+    "max_words": "Most words of a person",
+    "beep_detection": "Detect the beep",
+}
+UNITS = {"_ms": " (ms)", "_hz": " (Hz)", "_dbfs": " (dBFS)", "_db": " (dB)"}
 AMD_FIELDS = tuple(dataclasses.fields(AmdSettings))
 # Every setting the form edits, for the audit log's before and after.
 SETTINGS = (
@@ -259,6 +267,14 @@ def rule_labels(kind: str) -> dict[str, str]:
     return labels
 
 
+def amd_label(name: str) -> str:
+    """greeting_max_ms -> "Greeting max (ms)"."""
+    for suffix, unit in UNITS.items():
+        if name.endswith(suffix):
+            return name.removesuffix(suffix).replace("_", " ").capitalize() + unit
+    return name.replace("_", " ").capitalize()
+
+
 def _minutes(delta: dt.timedelta | None) -> int | None:
     return None if delta is None else round(delta.total_seconds() / 60)
 
@@ -283,7 +299,7 @@ def campaign_form(kind: str, *, formdata: Any = None, **data: Any) -> CampaignFo
         )
         setattr(Form, f"max_{key}", IntegerField(validators=[Optional(), NumberRange(1, 100)]))
     for spec in AMD_FIELDS:
-        label = spec.name.replace("_", " ").capitalize()
+        label = AMD_LABELS.get(spec.name) or amd_label(spec.name)
         if spec.type == "bool":
             field: Field = BooleanField(label)
         elif spec.type == "int":

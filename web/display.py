@@ -48,6 +48,17 @@ def percent(fraction: float | Decimal | None, digits: int = 1) -> str:
     return f"{float(fraction) * 100:.{digits}f}%"
 
 
+def duration(delta: dt.timedelta) -> str:
+    """A recycling delay as people say it: 15 min, 2 h, 1 day 6 h."""
+    minutes = round(delta.total_seconds() / 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
+    parts += [f"{hours} h"] if hours else []
+    parts += [f"{minutes} min"] if minutes or not parts else []
+    return " ".join(parts)
+
+
 def thousands(number: int | None) -> str:
     return "—" if number is None else f"{number:,}"
 
@@ -58,7 +69,11 @@ def user_may(permission: str) -> bool:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
-        localtime=localtime, localdate=localdate, percent=percent, thousands=thousands
+        localtime=localtime,
+        localdate=localdate,
+        percent=percent,
+        thousands=thousands,
+        duration=duration,
     )
     app.jinja_env.globals.update(may=user_may, viewer_zone=viewer_zone)
     # Templates are autoescaped (Flask does so for .html); nothing marks user data safe.

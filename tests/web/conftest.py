@@ -4,6 +4,7 @@ with one trunk on loopback, and a client that signs in and sends forms with thei
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,14 @@ USERNAMES = {"admin": "alice", "manager": "mona", "supervisor": "sam", "agent": 
 PASSWORD = "a long test password 7"
 TRUNK_PASSWORD = "carrier-secret-123"
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty database at the latest schema, migrated once and copied for each test."""
+    path = tmp_path_factory.mktemp("schema") / "dialer.db"
+    db.upgrade(f"sqlite:///{path}")
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -59,8 +68,10 @@ def console_app(
     **config: Any,
 ) -> Flask:
     if url is None:
-        url = f"sqlite:///{tmp_path / 'dialer.db'}"
-        db.upgrade(url)
+        path = tmp_path / "dialer.db"
+        if not path.exists():
+            db.upgrade(f"sqlite:///{path}")
+        url = f"sqlite:///{path}"
     monkeypatch.setenv("CONSOLE_TEST_TRUNK_PASSWORD", TRUNK_PASSWORD)
     monkeypatch.delenv("DIALER_SECRET_KEY", raising=False)
     app = create_app(
@@ -95,7 +106,13 @@ def console_app(
 
 
 @pytest.fixture
-def app(tmp_path: Path, password_hash: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+def app(
+    tmp_path: Path,
+    password_hash: str,
+    monkeypatch: pytest.MonkeyPatch,
+    migrated_database: Path,
+) -> Iterator[Flask]:
+    shutil.copy(migrated_database, tmp_path / "dialer.db")
     app = console_app(tmp_path, password_hash, monkeypatch)
     yield app
     with app.app_context():
