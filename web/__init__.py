@@ -28,7 +28,9 @@ PASSWORD_CHANGE_ENDPOINTS = frozenset({"auth.change_password", "auth.logout", "s
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     overrides = dict(config or {})
-    base = settings.from_environment(overrides.get("DATABASE_URL"))
+    base = settings.from_environment(
+        overrides.get("DATABASE_URL"), secret="SECRET_KEY" not in overrides
+    )
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
         LOGIN_LIMIT_PER_ADDRESS="10 per minute",

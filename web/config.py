@@ -103,8 +103,9 @@ def flag(name: str, default: bool) -> bool:
     raise ConsoleConfigError(f"{name}={value!r}: expected 1 or 0 (true/false, yes/no, on/off)")
 
 
-def from_environment(url: str | None = None) -> dict[str, Any]:
-    """Settings for create_app; a caller's config is laid over them."""
+def from_environment(url: str | None = None, *, secret: bool = True) -> dict[str, Any]:
+    """Settings for create_app; a caller's config is laid over them (`secret=False` when the
+    caller brings its own SECRET_KEY)."""
     url = database_url(url)
     proxies = os.environ.get(PROXIES_ENV, "0")
     if not proxies.isdigit():
@@ -114,9 +115,10 @@ def from_environment(url: str | None = None) -> dict[str, Any]:
         )
     folder = sqlite_folder(url)
     uploads = os.environ.get(UPLOAD_DIR_ENV) or str((folder or Path.cwd()) / "dialer-uploads")
+    settings: dict[str, Any] = {"SECRET_KEY": secret_key(url)} if secret else {}
     return {
+        **settings,
         "DATABASE_URL": url,
-        "SECRET_KEY": secret_key(url),
         # Secure cookies by default; plain HTTP on the loopback interface turns it off
         # (`dialer web` does so for 127.0.0.1), since a browser drops a Secure cookie there.
         "SESSION_COOKIE_SECURE": flag(COOKIE_SECURE_ENV, True),

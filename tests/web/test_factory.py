@@ -140,3 +140,8 @@ def test_dialer_web_migrates_prints_the_first_password_once_and_serves(tmp_path:
     process.terminate()
     process.wait(timeout=10)
     assert "database: sqlite" in output and "one-time password" not in output
+
+
+def test_a_caller_may_bring_its_own_secret_for_a_database_without_a_folder() -> None:
+    settings = from_environment("postgresql+psycopg://postgres@127.0.0.1:5432/test", secret=False)
+    assert "SECRET_KEY" not in settings
