@@ -383,30 +383,18 @@ def serve(demo: bool, once: bool) -> None:
 @click.option("--threads", default=8, show_default=True, help="Requests served at once.")
 def web_command(host: str, port: int, threads: int) -> None:
     """Run the web console alone (several can share one PostgreSQL behind a load balancer)."""
-    import ipaddress
     import logging
-    import os
 
     import waitress
 
     from campaigns.db import database_url, upgrade
-    from web import create_app
-    from web.config import COOKIE_SECURE_ENV, ConsoleConfigError
-    from web.users import ensure_admin
+    from web.config import ConsoleConfigError
+    from web.server import prepare
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     upgrade()
-    config = {}
     try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if loopback and COOKIE_SECURE_ENV not in os.environ:
-        # Plain HTTP on this machine only: browsers drop a Secure cookie sent over it.
-        config["SESSION_COOKIE_SECURE"] = False
-    try:
-        app = create_app(config)
-        admin = ensure_admin(app)
+        app, admin = prepare(host)
     except (ConsoleConfigError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     if admin is not None:

@@ -9,17 +9,14 @@ import csv
 import os
 import re
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import waitress
 from flask import Flask
 
 from tests.web.conftest import PASSWORD, USERNAMES, console_app, seed_domain
-from web import db as web_db
-from web.imports import runner
+from web.server import ConsoleServer
 
 pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
@@ -67,16 +64,9 @@ def live(
 ) -> Iterator[tuple[str, Flask]]:
     """The console under waitress in a thread, on a free loopback port."""
     app = console_app(tmp_path, password_hash, monkeypatch)
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, name="console-under-test", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}", app
-    server.close()
-    server.task_dispatcher.shutdown()
-    thread.join(timeout=10)
-    with app.app_context():
-        runner().shutdown()
-    web_db.dispose(app)
+    server = ConsoleServer(app, "127.0.0.1", port=0, threads=4).start()
+    yield server.url, app
+    server.stop()
 
 
 @pytest.fixture
