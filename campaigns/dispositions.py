@@ -59,7 +59,12 @@ DEFAULT_RULES: dict[str, Rule] = {
     "REFUSED": Rule(dt.timedelta(days=7)),
     "COMPLETED": Rule(None),
     "BOOKED": Rule(None),
+    # A connected call its agent never dispositioned (the wrap-up timed out): the person was
+    # reached but nobody recorded what was said, so the lead is tried again the next day.
+    "NO_DISPOSITION": Rule(dt.timedelta(hours=24)),
 }
+# In every campaign's catalogue: what the wrap-up timeout records (Campaign.default_disposition).
+NO_DISPOSITION = ("NO_DISPOSITION", "No disposition (wrap-up timed out)", True, False)
 # Per campaign kind: the catalogue an agent picks from (code, label, conversation, opt-out).
 CATALOGUES: dict[str, tuple[tuple[str, str, bool, bool], ...]] = {
     "telemarketing": (
@@ -140,7 +145,7 @@ def next_state(
 
 
 def install_catalogue(session: Session, campaign: Campaign) -> None:
-    for code, label, conversation, opt_out in CATALOGUES[campaign.kind]:
+    for code, label, conversation, opt_out in (*CATALOGUES[campaign.kind], NO_DISPOSITION):
         session.add(
             DispositionCode(
                 campaign_id=campaign.id,
