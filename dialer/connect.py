@@ -92,6 +92,9 @@ class ConnectSettings:
     # do-not-call list and ends the call, and how long the call stays open for it.
     opt_out_digit: str = OPT_OUT_DIGIT
     opt_out_wait_s: float = 4.0
+    # A person waiting for an agent is offered one freed this long before the window closes
+    # at the latest: the agent's phone has to answer and the legs be bridged in what is left.
+    agent_answer_s: float = 0.3
 
     def __post_init__(self) -> None:
         if not 0 < self.connect_within_s <= CONNECT_WITHIN_S:
@@ -250,7 +253,26 @@ class CallConnect:
             self.greeting_end + self.settings.connect_within_s - self.settings.prompt_lead_s
         )
         if agent_uri is None:
-            return self._abandon("no agent free", at)
+            # Nobody is free now; an agent may be within the window (`on_agent_free`).
+            self.state, self.reason = "waiting", "no agent free"
+            return []
+        return self._dial_agent(agent_uri)
+
+    @property
+    def offer_until(self) -> float | None:
+        """While waiting, the last moment an agent freed now can still be connected in time."""
+        if self.state != "waiting" or self.give_up_at is None:
+            return None
+        return self.give_up_at - self.settings.agent_answer_s
+
+    def on_agent_free(self, agent_uri: str, at: float) -> list[Action]:
+        """An agent became free for this waiting person."""
+        until = self.offer_until
+        if until is None or at > until:
+            return []
+        return self._dial_agent(agent_uri)
+
+    def _dial_agent(self, agent_uri: str) -> list[Action]:
         self.state = "dialing_agent"
         self.agent_leg, self.agent_uri, self.agent_live = f"{self.customer}/agent", agent_uri, True
         return [DialAgent(self.agent_leg, agent_uri, near=self.customer)]
@@ -314,6 +336,8 @@ class CallConnect:
         return [HangUp(self.customer)]
 
     def on_tick(self, now: float) -> list[Action]:
+        if self.state == "waiting" and self.give_up_at is not None and now >= self.give_up_at:
+            return self._abandon("no agent free", now)
         waiting = self.state in ("dialing_agent", "bridging")
         if waiting and self.give_up_at is not None and now >= self.give_up_at:
             return self._abandon("no agent connected within 2 s of the greeting", now)
@@ -324,7 +348,7 @@ class CallConnect:
         return []
 
     def on_customer_ended(self, at: float) -> list[Action]:
-        if self.state in ("dialing_agent", "bridging"):
+        if self.state in ("waiting", "dialing_agent", "bridging"):
             self.reason = "customer hung up while waiting for an agent"
         self.state = "ended"
         if self.agent_leg is not None and self.agent_live:
@@ -421,8 +445,23 @@ class Connector:
 
     def tick(self) -> None:
         now = self.clock()
+        waiting = [call for call in self.calls.values() if call.state == "waiting"]
+        # The longest waiting first: an agent freed now goes to the person nearest the rule.
+        for call in sorted(waiting, key=lambda call: call.greeting_end or now):
+            until = call.offer_until
+            if until is None or now > until:
+                continue
+            uri = self.pick_agent(call.customer)
+            if uri is None:
+                break
+            self._carry_out(call.on_agent_free(uri, now))
         for call in list(self.calls.values()):
             self._carry_out(call.on_tick(now))
+
+    @property
+    def waiting(self) -> int:
+        """Live answers waiting for an agent to be free (the pacing view's `waiting`)."""
+        return sum(1 for call in self.calls.values() if call.state == "waiting")
 
     def _agent_event(self, call: CallConnect, event: Event, now: float) -> list[Action]:
         if isinstance(event, Answered):

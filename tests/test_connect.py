@@ -88,11 +88,13 @@ def test_a_machine_is_hung_up_and_never_counts_as_abandoned() -> None:
     assert (outcome.abandoned, outcome.agent_leg, outcome.reason) == (False, None, "machine")
 
 
-def test_with_no_agent_free_the_prompt_plays_at_once() -> None:
+def test_with_no_agent_free_the_person_waits_then_hears_the_prompt_in_time() -> None:
     call = CallConnect("c1", SETTINGS)
-    assert call.on_verdict("human", "silence after greeting", 10.0, None) == [
-        PlaySafeHarbor("c1", SETTINGS.safe_harbor_prompt)
-    ]
+    assert call.on_verdict("human", "silence after greeting", 10.0, None) == []
+    # The greeting ended 0.8 s before the verdict: the prompt starts 0.2 s before the 2 s end.
+    assert call.on_tick(10.99) == []
+    assert call.on_tick(11.0) == [PlaySafeHarbor("c1", SETTINGS.safe_harbor_prompt)]
+    assert call.on_agent_free(AGENT, 11.0) == [], "too late for an agent now"
     assert call.on_prompt_finished(13.0) == []
     assert call.on_tick(16.9) == []
     assert call.on_tick(17.0) == [HangUp("c1")]
@@ -100,11 +102,24 @@ def test_with_no_agent_free_the_prompt_plays_at_once() -> None:
     assert call.outcome().reason == "no agent free"
 
 
+def test_an_agent_freed_while_a_person_waits_gets_the_call_if_there_is_time() -> None:
+    call = CallConnect("c1", SETTINGS)
+    call.on_verdict("human", "silence after greeting", 10.0, None)
+    assert call.offer_until == pytest.approx(11.0 - SETTINGS.agent_answer_s)
+    assert call.on_agent_free(AGENT, 10.5) == [DialAgent("c1/agent", AGENT, near="c1")]
+    assert call.on_agent_free(AGENT, 10.5) == [], "offered once"
+    assert call.on_agent_answered(10.6) == [BridgeLegs("c1", "c1/agent")]
+    call.on_bridged(600.0, 10.62)
+    outcome = call.outcome()
+    assert outcome.connect_delay_ms == 600.0 and not outcome.abandoned
+
+
 @pytest.mark.parametrize("during_message", [True, False])
 def test_the_opt_out_key_ends_the_call_at_once_and_is_reported(during_message: bool) -> None:
     """47 CFR 64.1200(a)(7)(i)(B): a key-press opt-out during or right after the message."""
     call = CallConnect("c1", SETTINGS)
     call.on_verdict("human", "silence after greeting", 10.0, None)
+    call.on_tick(11.0)  # nobody was free: the message starts
     if not during_message:
         call.on_prompt_finished(13.0)
     assert call.on_digit("5", 14.0) == []  # only the opt-out key counts
@@ -195,6 +210,7 @@ def test_the_pacer_hears_of_connects_and_abandons_but_not_of_machines() -> None:
     assert pacing_event(connected.outcome()) == Connected(waited=0.12)
     abandoned = CallConnect("c2", SETTINGS)
     abandoned.on_verdict("notsure", "initial silence", 10.0, None)
+    abandoned.on_tick(12.0)
     assert pacing_event(abandoned.outcome()) == Abandoned()
     machine = CallConnect("c3", SETTINGS)
     machine.on_verdict("machine", "beep", 10.0, None)
