@@ -77,9 +77,7 @@ def _session(session: Session, user_id: int) -> AgentSession:
     return row
 
 
-def _move(
-    session: Session, user_id: int, leaving: tuple[str, ...], **values: Any
-) -> bool:
+def _move(session: Session, user_id: int, leaving: tuple[str, ...], **values: Any) -> bool:
     """One conditional move of the session out of one of `leaving`: False when its state had
     changed meanwhile (the node reserved the agent, say)."""
     now = utcnow()
@@ -349,13 +347,11 @@ def expire_wrap_up(session: Session, user_id: int, attempt_id: int) -> bool:
 # -- dials an agent asks for
 
 
-def _command(
-    session: Session, row: AgentSession, kind: str, **args: Any
-) -> NodeCommand:
+def _command(session: Session, row: AgentSession, what: str, **args: Any) -> NodeCommand:
     if row.node is None:
         raise AgentError("no dialer node has taken your session yet: try again in a second")
     command = NodeCommand(
-        node=row.node, agent_id=row.user_id, campaign_id=row.campaign_id, kind=kind, args=args
+        node=row.node, agent_id=row.user_id, campaign_id=row.campaign_id, kind=what, args=args
     )
     session.add(command)
     return command
@@ -525,9 +521,7 @@ def reason_for(lead: Lead, is_callback: bool) -> str:
     return "recycled" if lead.attempts > 0 else "new"
 
 
-def screen_pop(
-    lead: Lead, campaign: Campaign, reason: str, *, agent: str | None
-) -> dict[str, Any]:
+def screen_pop(lead: Lead, campaign: Campaign, reason: str, *, agent: str | None) -> dict[str, Any]:
     """Everything the agent's screen shows the moment a call is theirs: the lead's fields, its
     time zones (the desktop shows the lead's local time), why it was dialled, and the
     campaign's script with the fields filled in. JSON-ready."""

@@ -161,6 +161,10 @@ class Campaign(Base):
     pause_codes: Mapped[list[str]] = mapped_column(
         default=lambda: ["BREAK", "LUNCH", "TRAINING", "MEETING", "ADMIN"]
     )
+    # Started by the scheduler when its calling window opens in one of its leads' time zones,
+    # paused when it has closed in all; `schedule_paused` tells that pause from a manager's.
+    auto_schedule: Mapped[bool] = mapped_column(default=False)
+    schedule_paused: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

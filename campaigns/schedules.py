@@ -15,7 +15,7 @@ class ScheduleError(ValueError):
 
 
 def parse_days(text: str) -> list[int]:
-    """"mon-fri", "sat,sun", "mon-wed,fri" -> weekday numbers (0 = Monday), sorted."""
+    """ "mon-fri", "sat,sun", "mon-wed,fri" -> weekday numbers (0 = Monday), sorted."""
     days: set[int] = set()
     for part in text.lower().replace(" ", "").split(","):
         first, dash, last = part.partition("-")
@@ -38,7 +38,7 @@ def format_days(days: list[int]) -> str:
 
 
 def parse_hours(text: str) -> tuple[str, str]:
-    """"09:00-20:00" -> ("09:00", "20:00"), start before end."""
+    """ "09:00-20:00" -> ("09:00", "20:00"), start before end."""
     start, dash, end = text.replace(" ", "").partition("-")
     try:
         if not dash:

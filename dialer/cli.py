@@ -429,7 +429,7 @@ def serve(demo: bool, once: bool) -> None:
     import time
 
     from campaigns.db import database_url, upgrade
-    from dialer.scheduler import build_scheduler
+    from dialer.node.jobs import build_scheduler
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     upgrade()
@@ -492,6 +492,85 @@ def _log_to_stderr() -> None:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+@main.command("status")
+@click.option("--watch", is_flag=True, help="Refresh every second until Ctrl-C.")
+@click.option("--json", "as_json", is_flag=True)
+def status_command(watch: bool, as_json: bool) -> None:
+    """Campaigns and agents right now: state, lines, calls, abandon rates, agents by state."""
+    import time
+
+    from campaigns.db import session_factory
+
+    sessions = session_factory(_engine())
+    while True:
+        with sessions() as session:
+            text = _status_json(session) if as_json else _status_text(session)
+        if watch and not as_json:
+            click.clear()
+        click.echo(text)
+        if not watch:
+            return
+        try:
+            time.sleep(1.0)
+        except KeyboardInterrupt:
+            return
+
+
+def _status_json(session: Session) -> str:
+    from campaigns.models import utcnow
+    from campaigns.monitor import agent_statuses, campaign_statuses
+
+    now = utcnow()
+    return json.dumps(
+        {
+            "at": now.isoformat(),
+            "campaigns": [c.as_json() for c in campaign_statuses(session, now)],
+            "agents": [dataclasses.asdict(a) for a in agent_statuses(session, now)],
+        }
+    )
+
+
+def _status_text(session: Session) -> str:
+    from campaigns.models import utcnow
+    from campaigns.monitor import agent_statuses, campaign_statuses
+
+    now = utcnow()
+    lines = [f"{now.astimezone():%Y-%m-%d %H:%M:%S %Z}"]
+    campaigns = campaign_statuses(session, now)
+    if not campaigns:
+        lines.append("no campaign is active (dialer campaign start NAME)")
+    header = (
+        f"{'campaign':24} {'status':8} {'state':11} {'mode':11} {'level':>5} {'lines':>5} "
+        f"{'ring':>4} {'up':>4} {'wait':>4} {'live today':>10} {'aband.':>6} "
+        f"{'live 30d':>8} {'aband.':>6} {'dialable':>8}  agents"
+    )
+    if campaigns:
+        lines += [header, "-" * len(header)]
+    for c in campaigns:
+        near = c.last_30_days.abandon_rate >= 0.8 * c.abandon_target and c.last_30_days.live
+        agents = " ".join(f"{state} {count}" for state, count in sorted(c.agents.items()))
+        lines.append(
+            f"{c.name[:24]:24} {c.status:8} {c.state:11} {c.dial_mode:11} {c.dial_level:5.2f} "
+            f"{c.lines:5d} {c.ringing:4d} {c.up:4d} {c.waiting:4d} {c.today.live:10d} "
+            f"{c.today.abandon_rate:6.1%} {c.last_30_days.live:8d} "
+            f"{c.last_30_days.abandon_rate:6.1%}{'!' if near else ' '}{c.dialable:8d}  "
+            f"{agents or 'none logged in'}"
+        )
+        if c.detail:
+            lines.append(f"{'':24} {c.detail}")
+    agents = agent_statuses(session, now)
+    if agents:
+        lines += ["", f"{'agent':16} {'campaign':24} {'state':14} {'for':>8} {'calls':>5}  node"]
+    for a in agents:
+        state = f"{a.state} {a.pause_code}" if a.pause_code and a.state == "paused" else a.state
+        minutes, seconds = divmod(int(a.seconds_in_state), 60)
+        lines.append(
+            f"{a.username[:16]:16} {(a.campaign or '-')[:24]:24} {state[:14]:14} "
+            f"{minutes:5d}:{seconds:02d} {a.calls_taken:5d}  {a.node or '-'}"
+        )
+    return "\n".join(lines)
 
 
 @main.group()

@@ -221,6 +221,7 @@ class CallConnect:
         self.settings = settings
         self.state = "detecting"
         self.verdict: str | None = None
+        self.verdict_at: float | None = None
         self.greeting_end: float | None = None
         self.give_up_at: float | None = None
         self.agent_leg: str | None = None
@@ -243,7 +244,7 @@ class CallConnect:
     ) -> list[Action]:
         if self.state != "detecting":
             return []
-        self.verdict = verdict
+        self.verdict, self.verdict_at = verdict, at
         if verdict not in CONNECTED_VERDICTS:
             self.state, self.reason = "done", verdict
             return [HangUp(self.customer)]
@@ -292,6 +293,9 @@ class CallConnect:
         if self.state != "bridging":
             return []
         self.state, self.reason = "connected", "connected"
+        if connect_delay_ms is None and self.verdict_at is not None:
+            # No verdict in the worker (a call dialled for a waiting agent): the shell's clock.
+            connect_delay_ms = max(0.0, 1000 * (at - self.verdict_at))
         self.connect_delay_ms = connect_delay_ms
         self.recording_path = recording_path
         return []

@@ -52,7 +52,7 @@ def zone_out_of_hours(now: dt.datetime | None = None) -> str:
 
 
 def human_greeting_pcap(folder: Path) -> Path:
-    """"Hello?" then silence: AMD says human about a second after the answer."""
+    """ "Hello?" then silence: AMD says human about a second after the answer."""
     wav, pcap = folder / "hello.wav", folder / "hello.pcap"
     if not pcap.exists():
         plan = GreetingPlan(0, "human", "Hello?", "en-us", 170, 50, -6.0, None, 0.3, total_s=6.0)
@@ -141,9 +141,7 @@ def world(
                 wrapup_timeout_s=30,
                 script="Hello {first_name}, this is {agent} from {seller}.",
             )
-            found = World(
-                engine, campaign.id, campaign.lists[0].id, carrier, phones, trunk
-            )
+            found = World(engine, campaign.id, campaign.lists[0].id, carrier, phones, trunk)
             for i in range(agents):
                 user = add_agent(
                     session, f"agent{i}", f"sip:agent{i}@127.0.0.1:{phones.port}", campaign
@@ -193,3 +191,13 @@ def working_agents(
     finally:
         stop.set()
         thread.join(timeout=10)
+
+
+# A number in each zone, for dials the gate must judge by the number's own time zone.
+NUMBER_IN_ZONE = {
+    "America/New_York": "+12125550123",
+    "America/Los_Angeles": "+13105550123",
+    "Pacific/Honolulu": "+18085550123",
+    "Europe/London": "+442079460123",
+    "Asia/Tokyo": "+81312345678",
+}

@@ -100,9 +100,7 @@ def test_an_abandoned_answer_is_retried_by_the_abandoned_rule_not_closed(
     ledger = AttemptLedger(engine, "node-1")
     attempt_id = opened(ledger, campaign_id, lead_id)
     now = time.time()
-    flow = ConnectOutcome(
-        attempt_id, "human", None, None, None, True, "no agent free", True, 1.8
-    )
+    flow = ConnectOutcome(attempt_id, "human", None, None, None, True, "no agent free", True, 1.8)
     ledger.end(Ended(attempt_id, 200, "hung up by the dialer", "human",
                      Timings(now, None, now, now + 14)), flow)  # fmt: skip
     session.rollback()

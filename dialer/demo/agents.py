@@ -47,7 +47,7 @@ class Range:
 
     @classmethod
     def parse(cls, text: str) -> Range:
-        """"20-90" or "30"."""
+        """ "20-90" or "30"."""
         low, _, high = text.partition("-")
         try:
             values = cls(float(low), float(high or low))

@@ -238,9 +238,7 @@ class Node:
         elif isinstance(event, Ended):
             self._ended(runner, call, event, flow, now)
 
-    def _bridged(
-        self, runner: CampaignRunner, call: LiveCall, event: Bridged, now: float
-    ) -> None:
+    def _bridged(self, runner: CampaignRunner, call: LiveCall, event: Bridged, now: float) -> None:
         call.bridged = now
         self.ledger.bridged(event, call.agent_id)
         self.figures.screen_pop_latency.append(max(0.0, time.time() - event.at))
@@ -298,10 +296,12 @@ class Node:
         with self.reads() as session:
             yield session
 
-    def screen_pop(self, runner: CampaignRunner, lead_id: int, reason: str) -> dict[str, Any]:
+    def screen_pop(
+        self, runner: CampaignRunner, lead_id: int, reason: str, agent: str | None
+    ) -> dict[str, Any]:
         with self.reads() as session:
             lead = session.get_one(Lead, lead_id)
-            return agents.screen_pop(lead, runner.campaign, reason, agent=None)
+            return agents.screen_pop(lead, runner.campaign, reason, agent=agent)
 
     def reserve_agent(self, runner: CampaignRunner, call: LiveCall) -> str | None:
         """The campaign's longest-idle ready agent for a live answer, reserved with the call's
@@ -538,10 +538,10 @@ class Node:
             for agent in self.board.agents.values()
         )
         dialing = [
-            r for r in self.runners.values() if r.dialing_asked and r.campaign.status == "active"
+            r
+            for r in self.runners.values()
+            if r.dialing_asked and r.campaign.dial_mode != "preview"
         ]
         self.idle = (
-            not self.calls
-            and not busy_agent
-            and all(r.figures.last_claim_empty for r in dialing)
+            not self.calls and not busy_agent and all(r.figures.last_claim_empty for r in dialing)
         )

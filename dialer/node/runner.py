@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
 
-from campaigns import dnc, hopper
-from campaigns.compliance import DialHistory, DialKind, may_dial
+from campaigns import agents, dnc, hopper
+from campaigns.compliance import DialHistory, DialKind, Verdict, may_dial
 from campaigns.hopper import ClaimedLead
 from campaigns.models import CallAttempt, Campaign, DncEntry, utcnow
 from dialer.amd import AmdSettings
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 # call classified): the pacer was tuned deciding every second; more often is as good.
 STEP_EVERY = 1.0
 STEP_AT_MOST = 0.1
+CALLBACK_CHECK_EVERY = 5.0
 # Lines per logged-in agent when the campaign sets no limit of its own (the simulator's too).
 LINES_PER_AGENT = 4
 LINES_FOR_ONE_AGENT = 4
@@ -90,15 +91,14 @@ class CampaignRunner:
         self.figures = RunnerFigures()
         self.calls: dict[str, LiveCall] = {}
         self.next_step = 0.0
+        self.next_callback_check = 0.0
         self.error: str | None = None
         live, abandoned = self.window()
         self.pacer = pacer_for(campaign, live, abandoned)
         self.rules = hopper.campaign_rules(campaign)
         self.connector: Connector | None = None
         try:
-            settings = campaign_connect_settings(
-                campaign, node.prompts_dir, node.recordings_dir
-            )
+            settings = campaign_connect_settings(campaign, node.prompts_dir, node.recordings_dir)
             self.tap = amd_tap(AmdSettings(**campaign.amd_settings))
             node.config.trunk(campaign.trunk_name or "")
         except Exception as error:
@@ -111,11 +111,11 @@ class CampaignRunner:
 
     @property
     def dialing_asked(self) -> bool:
+        """The campaign dials: its personal callbacks always, its leads unless in preview."""
         return (
             self.campaign.status == "active"
             and self.connector is not None
             and not self.node.stopping
-            and self.campaign.dial_mode != "preview"
         )
 
     def window(self) -> tuple[int, int]:
@@ -125,9 +125,7 @@ class CampaignRunner:
         with self.node.read_session() as session:
             live, abandoned = session.execute(
                 select(
-                    func.count().filter(
-                        or_(CallAttempt.outcome == "human", CallAttempt.abandoned)
-                    ),
+                    func.count().filter(or_(CallAttempt.outcome == "human", CallAttempt.abandoned)),
                     func.count().filter(CallAttempt.abandoned),
                 ).where(CallAttempt.campaign_id == self.id, CallAttempt.started_at > since)
             ).one()
@@ -182,6 +180,12 @@ class CampaignRunner:
         if not self.dialing_asked:
             self.figures.state = self._idle_state()
             return
+        if now >= self.next_callback_check:
+            self.next_callback_check = now + CALLBACK_CHECK_EVERY
+            self.dial_personal_callbacks()
+        if self.campaign.dial_mode == "preview":  # agents ask for each lead themselves
+            self.figures.state = self._idle_state()
+            return
         started = time.perf_counter()
         wanted = self.pacer.decide(self.view(now))
         wanted = min(wanted, self.node.trunk_room(self.campaign.trunk_name or ""))
@@ -190,9 +194,7 @@ class CampaignRunner:
             # Power dialing launches ahead of free agents too: the gate's abandon cap applies.
             overdials = self.campaign.dial_mode in ("predictive", "power")
             kind: DialKind = "predictive" if overdials else "progressive"
-            leads = hopper.claim(
-                self.node.engine, self.id, wanted, self.node.name, utcnow(), kind
-            )
+            leads = hopper.claim(self.node.engine, self.id, wanted, self.node.name, utcnow(), kind)
             self.figures.last_claim_empty = not leads
             placed = self.dial(leads, kind)
         self.figures.decisions.append(time.perf_counter() - started)
@@ -217,9 +219,29 @@ class CampaignRunner:
             return "preview"
         return self.campaign.status
 
-    def dial(
-        self, leads: list[ClaimedLead], kind: DialKind, agent_id: int | None = None
-    ) -> int:
+    def dial_personal_callbacks(self) -> None:
+        """Callbacks an agent booked for themselves, now due, dialled for them while they are
+        ready (the scheduler hands a callback to the whole campaign when its agent is away)."""
+        ready = [a.user_id for a in self.node.board.of_campaign(self.id) if a.state == "ready"]
+        if not ready:
+            return
+        with self.node.read_session() as session:
+            due = agents.due_personal_callbacks(session, self.id, ready, utcnow())
+        taken: set[int] = set()
+        for lead_id, agent_id in due:
+            if agent_id in taken:
+                continue
+            claimed = hopper.claim_lead(
+                self.node.engine, self.id, lead_id, self.node.name, utcnow(), "callback"
+            )
+            if isinstance(claimed, Verdict):
+                log.info("personal callback of lead %d not dialled now: %s", lead_id,
+                         claimed.detail)  # fmt: skip
+                continue
+            if self.dial([claimed], "callback", agent_id=agent_id):
+                taken.add(agent_id)
+
+    def dial(self, leads: list[ClaimedLead], kind: DialKind, agent_id: int | None = None) -> int:
         """Originates the claimed leads that still pass the gate; the others go back to the
         hopper, which judges them again. Returns how many were dialled."""
         passing = self.recheck(leads, kind)
@@ -236,7 +258,7 @@ class CampaignRunner:
             trunk=trunk,
             dial_mode=dial_mode,
             agent_id=agent_id,
-            screen_pop=self._pop_for(passing[0], kind) if agent_id is not None else None,
+            screen_pop=None if agent_id is None else self._pop_for(passing[0], kind, agent_id),
         )
         if not opened:  # the agent it was for is gone
             hopper.release(self.node.engine, [lead.id for lead in passing])
@@ -290,8 +312,10 @@ class CampaignRunner:
                 log.info("lead %d not dialled at the last moment: %s", lead.id, verdict.detail)
         return passing
 
-    def _pop_for(self, lead: ClaimedLead, kind: DialKind) -> dict[str, Any]:
-        return self.node.screen_pop(self, lead.id, "callback" if kind == "callback" else kind)
+    def _pop_for(self, lead: ClaimedLead, kind: DialKind, agent_id: int) -> dict[str, Any]:
+        agent = self.node.board.agents.get(agent_id)
+        username = agent.username if agent is not None else None
+        return self.node.screen_pop(self, lead.id, kind, username)
 
     def _pick_agent(self, customer: str) -> str | None:
         """The connector asks for an agent for a live answer: the one reserved before the dial,

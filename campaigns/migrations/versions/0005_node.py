@@ -226,6 +226,10 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("pause_codes", sa.JSON(), nullable=False, server_default=PAUSE_CODES)
         )
+        for flag in ("auto_schedule", "schedule_paused"):
+            batch.add_column(
+                sa.Column(flag, sa.Boolean(), nullable=False, server_default=sa.false())
+            )
         batch.drop_constraint(op.f("ck_campaigns_status"), type_="check")
         batch.create_check_constraint(op.f("ck_campaigns_status"), sa.text(STATUSES))
         batch.create_check_constraint(op.f("ck_campaigns_max_lines"), sa.text("max_lines >= 0"))
@@ -233,7 +237,14 @@ def upgrade() -> None:
             op.f("ck_campaigns_wrapup_timeout"), sa.text("wrapup_timeout_s >= 5")
         )
     with op.batch_alter_table("campaigns") as batch:
-        for column in ("max_lines", "wrapup_timeout_s", "default_disposition", "pause_codes"):
+        for column in (
+            "max_lines",
+            "wrapup_timeout_s",
+            "default_disposition",
+            "pause_codes",
+            "auto_schedule",
+            "schedule_paused",
+        ):
             batch.alter_column(column, server_default=None)
     op.add_column("leads", sa.Column("callback_agent_id", sa.Integer(), nullable=True))
     true, false = ("1", "0") if sqlite else ("true", "false")
@@ -250,7 +261,14 @@ def downgrade() -> None:
         batch.drop_constraint(op.f("ck_campaigns_max_lines"), type_="check")
         batch.drop_constraint(op.f("ck_campaigns_status"), type_="check")
         batch.create_check_constraint(op.f("ck_campaigns_status"), sa.text(STATUSES_BEFORE))
-        for column in ("pause_codes", "default_disposition", "wrapup_timeout_s", "max_lines"):
+        for column in (
+            "schedule_paused",
+            "auto_schedule",
+            "pause_codes",
+            "default_disposition",
+            "wrapup_timeout_s",
+            "max_lines",
+        ):
             batch.drop_column(column)
     op.drop_column("call_attempts", "bridged_at")
     for table in (
