@@ -189,7 +189,9 @@ def record_outcome(
     if lead.status == "dnc":
         return None
     if awaiting_disposition:
-        lead.status, lead.next_dial_at = "dialing", None
+        decided = session.scalar(select(Disposition.id).where(Disposition.attempt_id == attempt.id))
+        if decided is None:  # else the agent dispositioned during the call (a transfer)
+            lead.status, lead.next_dial_at = "dialing", None
         return None
     state = next_state(
         lead.attempts,

@@ -507,9 +507,7 @@ class AgentSession(Base):
     user_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
-    campaign_id: Mapped[int | None] = mapped_column(
-        ForeignKey("campaigns.id", ondelete="SET NULL")
-    )
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
     node: Mapped[str | None] = mapped_column(String(80))
     state: Mapped[str] = mapped_column(String(20), default="logged_out")
     state_since: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -164,6 +164,31 @@ class BridgeLegs:
 
 
 @dataclass(frozen=True)
+class DialOutside:
+    """A transfer leg to an outside number, over a trunk, in the customer's worker."""
+
+    leg: str
+    trunk: str
+    number: str
+    near: str
+
+
+@dataclass(frozen=True)
+class TransferTarget:
+    """Where a blind transfer sends the customer: another agent's phone, or a number."""
+
+    agent_uri: str | None = None
+    trunk: str | None = None
+    number: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.agent_uri is None) == (self.number is None):
+            raise ValueError("a transfer goes to an agent's phone or to a number, not both")
+        if self.number is not None and not self.trunk:
+            raise ValueError("a transfer to a number needs the trunk to dial it on")
+
+
+@dataclass(frozen=True)
 class HangUp:
     attempt_id: str
 
@@ -174,7 +199,7 @@ class PlaySafeHarbor:
     path: str
 
 
-Action = DialAgent | BridgeLegs | HangUp | PlaySafeHarbor
+Action = DialAgent | DialOutside | BridgeLegs | HangUp | PlaySafeHarbor
 
 
 @dataclass(frozen=True)
@@ -234,6 +259,8 @@ class CallConnect:
         self.recording_path: str | None = None
         self.opted_out = False
         self.opt_out_until: float | None = None
+        self.transfer: TransferTarget | None = None
+        self.transfers = 0
 
     @property
     def connected(self) -> bool:
@@ -278,7 +305,32 @@ class CallConnect:
         self.agent_leg, self.agent_uri, self.agent_live = f"{self.customer}/agent", agent_uri, True
         return [DialAgent(self.agent_leg, agent_uri, near=self.customer)]
 
+    def on_transfer(self, target: TransferTarget, at: float) -> list[Action]:
+        """Blind transfer of a connected call: the agent's leg is hung up first (the worker
+        needs its slot for the new leg), then the target is dialled next to the customer."""
+        if self.state != "connected" or self.agent_leg is None:
+            return []
+        self.state, self.transfer = "transferring", target
+        self.agent_live = False
+        return [HangUp(self.agent_leg)]
+
+    def _dial_transfer(self) -> list[Action]:
+        target = self.transfer
+        assert target is not None
+        self.transfers += 1
+        self.agent_leg = f"{self.customer}/transfer{self.transfers}"
+        self.agent_live, self.state = True, "transfer_dialing"
+        if target.agent_uri is not None:
+            self.agent_uri = target.agent_uri
+            return [DialAgent(self.agent_leg, target.agent_uri, near=self.customer)]
+        assert target.trunk is not None and target.number is not None
+        return [DialOutside(self.agent_leg, target.trunk, target.number, near=self.customer)]
+
     def on_agent_answered(self, at: float) -> list[Action]:
+        if self.state == "transfer_dialing" and self.agent_leg is not None:
+            # No 2-s rule here: the person was connected already.
+            self.state = "transfer_bridging"
+            return [BridgeLegs(self.customer, self.agent_leg)]
         if self.state != "dialing_agent" or self.agent_leg is None:
             return []
         assert self.give_up_at is not None
@@ -290,6 +342,9 @@ class CallConnect:
     def on_bridged(
         self, connect_delay_ms: float | None, at: float, recording_path: str | None = None
     ) -> list[Action]:
+        if self.state == "transfer_bridging":
+            self.state = "connected"
+            return []
         if self.state != "bridging":
             return []
         self.state, self.reason = "connected", "connected"
@@ -306,9 +361,16 @@ class CallConnect:
             return None
         return f"{directory.rstrip('/')}/{path_component(self.customer)}.wav"
 
-    def on_agent_failed(self, why: str, at: float) -> list[Action]:
-        """The agent leg ended or could not be bridged."""
+    def on_agent_failed(self, why: str, at: float, leg: str | None = None) -> list[Action]:
+        """The agent leg (`leg`, when known) ended or could not be bridged."""
+        if leg is not None and leg != self.agent_leg:
+            return []  # a leg a transfer left behind
         self.agent_live = False
+        if self.state == "transferring":
+            return self._dial_transfer()
+        if self.state in ("transfer_dialing", "transfer_bridging"):
+            self.state, self.reason = "done", f"transfer failed: {why}"
+            return [HangUp(self.customer)]
         if self.state in ("dialing_agent", "bridging"):
             return self._abandon(f"agent leg failed: {why}", at)
         if self.state == "connected":
@@ -467,15 +529,29 @@ class Connector:
         """Live answers waiting for an agent to be free (the pacing view's `waiting`)."""
         return sum(1 for call in self.calls.values() if call.state == "waiting")
 
+    def can_transfer(self, customer: str) -> bool:
+        call = self.calls.get(customer)
+        return call is not None and call.state == "connected"
+
+    def transfer(self, customer: str, target: TransferTarget) -> bool:
+        """Blind transfer of a connected customer call; False when it is not connected."""
+        if not self.can_transfer(customer):
+            return False
+        self._carry_out(self.calls[customer].on_transfer(target, self.clock()))
+        return True
+
     def _agent_event(self, call: CallConnect, event: Event, now: float) -> list[Action]:
+        leg = getattr(event, "attempt_id", None)
+        if leg != call.agent_leg:
+            return []  # a leg a transfer left behind
         if isinstance(event, Answered):
             return call.on_agent_answered(now)
         if isinstance(event, Bridged):
             return call.on_bridged(event.connect_delay_ms, now, event.recording_path)
         if isinstance(event, CommandFailed) and event.command == "Bridge":
-            return call.on_agent_failed(event.reason, now)
+            return call.on_agent_failed(event.reason, now, leg)
         if isinstance(event, Ended):
-            return call.on_agent_failed(f"{event.sip_code} {event.reason}", now)
+            return call.on_agent_failed(f"{event.sip_code} {event.reason}", now, leg)
         return []
 
     def _carry_out(self, actions: list[Action]) -> None:
@@ -493,6 +569,9 @@ class Connector:
                     self.lines.bridge(
                         action.customer, action.agent_leg, record_path=action.record_path
                     )
+                elif isinstance(action, DialOutside):
+                    self.agent_legs[action.leg] = action.near
+                    self.lines.originate(action.leg, action.trunk, action.number, near=action.near)
                 elif isinstance(action, PlaySafeHarbor):
                     self.lines.play(action.attempt_id, action.path)
                 else:
@@ -502,3 +581,5 @@ class Connector:
                 # Ended event is on its way and settles the call.
                 if isinstance(action, DialAgent):
                     self.agent_legs.pop(action.agent_leg, None)
+                if isinstance(action, DialOutside):
+                    self.agent_legs.pop(action.leg, None)

@@ -12,8 +12,10 @@ from dialer.connect import (
     CallConnect,
     ConnectSettings,
     DialAgent,
+    DialOutside,
     HangUp,
     PlaySafeHarbor,
+    TransferTarget,
     pacing_event,
 )
 from dialer.pacing import Abandoned, Connected
@@ -215,3 +217,38 @@ def test_the_pacer_hears_of_connects_and_abandons_but_not_of_machines() -> None:
     machine = CallConnect("c3", SETTINGS)
     machine.on_verdict("machine", "beep", 10.0, None)
     assert pacing_event(machine.outcome()) is None
+
+
+def test_a_blind_transfer_frees_the_slot_first_then_bridges_the_target() -> None:
+    call = CallConnect("c1", SETTINGS)
+    call.on_verdict("human", "silence after greeting", 10.0, AGENT)
+    call.on_agent_answered(10.1)
+    call.on_bridged(100.0, 10.12)
+    target = TransferTarget(agent_uri="sip:agent2@127.0.0.1:5090")
+    assert call.on_transfer(target, 30.0) == [HangUp("c1/agent")]
+    assert call.on_agent_failed("200 hung up by the dialer", 30.1, "c1/agent") == [
+        DialAgent("c1/transfer1", "sip:agent2@127.0.0.1:5090", near="c1")
+    ]
+    # Long after the 2-s window: a transfer is no new live answer.
+    assert call.on_agent_answered(33.0) == [BridgeLegs("c1", "c1/transfer1")]
+    call.on_bridged(None, 33.1)
+    assert call.state == "connected" and call.outcome().connect_delay_ms == 100.0
+    assert call.on_agent_failed("late event of the old leg", 34.0, "c1/agent") == []
+    assert call.on_agent_failed("200 far end hung up", 90.0, "c1/transfer1") == [HangUp("c1")]
+
+
+def test_a_transfer_to_a_number_that_fails_ends_the_call_saying_why() -> None:
+    call = CallConnect("c1", SETTINGS)
+    call.on_verdict("human", "silence after greeting", 10.0, AGENT)
+    call.on_agent_answered(10.1)
+    call.on_bridged(100.0, 10.12)
+    target = TransferTarget(trunk="carrier1", number="+12125550177")
+    call.on_transfer(target, 20.0)
+    assert call.on_agent_failed("200", 20.1, "c1/agent") == [
+        DialOutside("c1/transfer1", "carrier1", "+12125550177", near="c1")
+    ]
+    assert call.on_agent_failed("486 Busy Here", 25.0, "c1/transfer1") == [HangUp("c1")]
+    assert call.outcome().reason == "transfer failed: 486 Busy Here"
+    assert not call.outcome().abandoned
+    with pytest.raises(ValueError, match="not both"):
+        TransferTarget(agent_uri="sip:a@b", trunk="t", number="+12125550177")

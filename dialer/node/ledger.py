@@ -139,8 +139,9 @@ class AttemptLedger:
         assert at is not None
         with self.sessions() as session:
             attempt = session.get_one(CallAttempt, row_id)
-            attempt.bridged_at = at
-            if event.connect_delay_ms is not None:
+            # A transfer bridges again: the call was connected at the first bridge.
+            attempt.bridged_at = attempt.bridged_at or at
+            if event.connect_delay_ms is not None and attempt.connect_delay_ms is None:
                 attempt.connect_delay_ms = round(event.connect_delay_ms)
             attempt.recording_path = event.recording_path or attempt.recording_path
             if agent_id is not None:

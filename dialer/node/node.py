@@ -43,7 +43,7 @@ from campaigns.models import (
 from campaigns.models import (
     Node as NodeRow,
 )
-from dialer.connect import ConnectOutcome
+from dialer.connect import ConnectOutcome, TransferTarget
 from dialer.lines.events import AmdVerdict, Answered, Bridged, Ended, Event, Registration
 from dialer.lines.protocol import Lines
 from dialer.node.board import AgentBoard
@@ -239,12 +239,13 @@ class Node:
             self._ended(runner, call, event, flow, now)
 
     def _bridged(self, runner: CampaignRunner, call: LiveCall, event: Bridged, now: float) -> None:
-        call.bridged = now
+        first = call.bridged is None  # else a transfer's target
+        call.bridged = call.bridged or now
         self.ledger.bridged(event, call.agent_id)
         self.figures.screen_pop_latency.append(max(0.0, time.time() - event.at))
         if call.agent_id is not None:
             self.board.set(call.agent_id, state="on_call", since=utcnow())
-        if not call.direct and event.connect_delay_ms is not None:
+        if first and not call.direct and event.connect_delay_ms is not None:
             runner.pacer.observe(Connected(waited=event.connect_delay_ms / 1000))
 
     def _ended(
@@ -481,7 +482,48 @@ class Node:
             return None
         if command.kind == "dial":
             return self._dial_for_agent(command)
-        return f"{command.kind} is not supported by node {self.name} yet"
+        return self._transfer(command)
+
+    def _transfer(self, command: NodeCommand) -> str | None:
+        """A blind transfer: to another ready agent of the campaign (the first agent is free at
+        once, the target dispositions), or to an outside number (the first agent wraps up and
+        dispositions; the call goes on without us)."""
+        args = command.args or {}
+        attempt_id = str(args.get("attempt_id"))
+        call = self.calls.get(attempt_id)
+        if call is None or call.bridged is None or call.agent_id is None:
+            return f"call {attempt_id} is not connected to an agent on node {self.name}"
+        runner = self.runners[call.campaign_id]
+        assert runner.connector is not None
+        if not runner.connector.can_transfer(attempt_id):
+            return f"call {attempt_id} is being transferred already"
+        first = call.agent_id
+        now = utcnow()
+        if args.get("agent_id") is not None:
+            target = self.board.agents.get(int(args["agent_id"]))
+            if target is None or target.state != "ready" or target.campaign_id != call.campaign_id:
+                return "the agent to transfer to is not ready in this campaign"
+            with self.writes() as session:
+                lead = session.get_one(Lead, call.lead.id)
+                pop = agents.screen_pop(lead, runner.campaign, "transfer", agent=target.username)
+                uri = agents.reserve_for_call(session, target.user_id, int(attempt_id), pop)
+                if uri is None:
+                    return f"agent {target.username} is no longer ready"
+                agents.call_ended(session, first, int(attempt_id), connected=False, at=now)
+                session.commit()
+            self.board.set(first, state="ready", since=now, attempt_id=None)
+            self.board.set(target.user_id, state="reserved", since=now, attempt_id=int(attempt_id))
+            call.agent_id = target.user_id
+            runner.connector.transfer(attempt_id, TransferTarget(agent_uri=uri))
+            return None
+        with self.writes() as session:
+            agents.call_ended(session, first, int(attempt_id), connected=True, at=now)
+            session.commit()
+        self.board.set(first, state="wrap_up", since=now)
+        call.agent_id = None
+        trunk = runner.campaign.trunk_name or ""
+        runner.connector.transfer(attempt_id, TransferTarget(trunk=trunk, number=args["number"]))
+        return None
 
     def _dial_for_agent(self, command: NodeCommand) -> str | None:
         """A preview or manual dial an agent asked for: the gate once more, then the call, with

@@ -201,9 +201,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_agent_sessions")),
     )
-    op.create_index(
-        "ix_agent_sessions_campaign_state", "agent_sessions", ["campaign_id", "state"]
-    )
+    op.create_index("ix_agent_sessions_campaign_state", "agent_sessions", ["campaign_id", "state"])
     op.add_column(
         "call_attempts", sa.Column("bridged_at", UTCDateTime(timezone=True), nullable=True)
     )
