@@ -421,38 +421,68 @@ def bench_import(rows: int, url: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--demo", is_flag=True, help="Seed a demo campaign with sample leads.")
-@click.option("--once", is_flag=True, help="Run every job once and exit (for checks).")
-def serve(demo: bool, once: bool) -> None:
-    """Run the dialer: database, scheduler (the console and SIP node join in later releases)."""
-    import logging
-    import time
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Add a simulated carrier, agents' phones and agents, and a demo campaign to watch.",
+)
+@click.option(
+    "--config", "config_path", default=None, help="SIP trunks TOML (default: $DIALER_SIP_CONFIG)."
+)
+@click.option("--once", is_flag=True, help="Migrate, run every scheduler job once and exit.")
+def serve(demo: bool, config_path: str | None, once: bool) -> None:
+    """Run the dialer: scheduler and dialer node on one database (the console joins them)."""
+    import contextlib
+    import os
+    import signal
+    import threading
 
     from campaigns.db import database_url, upgrade
     from dialer.node.jobs import build_scheduler
+    from dialer.node.launch import build_node, stop_on_signals
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    _log_to_stderr()
     upgrade()
     engine = _engine()
-    if demo:
-        from dialer.demo.seed import seed_demo
-
-        click.echo(seed_demo(engine))
     scheduler = build_scheduler(engine)
     click.echo(f"database: {database_url()}")
     if once:
         for job in scheduler.get_jobs():
-            job.func(*job.args)
+            job.func()
             click.echo(f"ran job {job.id}")
         return
+    world = None
+    if demo:
+        from dialer.demo.world import start_demo
+
+        world = start_demo(engine)
+        click.echo(world.summary)
+        click.echo(
+            f"simulated carrier on {world.carrier.host}:{world.carrier.port}, agents' phones on "
+            f"port {world.phones.port}"
+        )
+        config = world.config
+    elif config_path or os.environ.get("DIALER_SIP_CONFIG"):
+        config = _sip_config(config_path)
+    else:
+        config = None
+        click.echo("no SIP trunks configured (DIALER_SIP_CONFIG): the dialer node does not run")
     scheduler.start()
-    click.echo("scheduler running: " + ", ".join(job.id for job in scheduler.get_jobs()))
-    click.echo("press Ctrl-C to stop")
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        scheduler.shutdown()
+        if config is None:
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait()
+            return
+        node = build_node(engine, config)
+        stop_on_signals(node)
+        click.echo("dialing: watch with `dialer status --watch`; Ctrl-C stops (calls end first)")
+        node.run()
+    finally:
+        scheduler.shutdown(wait=False)
+        if world is not None:
+            world.stop()
 
 
 @main.command("node")

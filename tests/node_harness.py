@@ -27,8 +27,13 @@ from sip_config import loads
 from tests.sipp_uas import Carrier
 
 # Zones far enough apart that one of them is inside 08:00-21:00 at any hour of the day.
-ZONES = ("America/New_York", "America/Los_Angeles", "Pacific/Honolulu", "Europe/London",
-         "Asia/Tokyo")  # fmt: skip
+ZONES = (
+    "America/New_York",
+    "America/Los_Angeles",
+    "Pacific/Honolulu",
+    "Europe/London",
+    "Asia/Tokyo",
+)
 TRUNK = "carrier"
 
 

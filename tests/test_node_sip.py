@@ -45,8 +45,9 @@ def wait_for(condition, timeout: float, every: float = 0.2) -> bool:  # type: ig
 def test_a_progressive_campaign_connects_every_answer_to_an_agent(tmp_path: Path) -> None:
     leads = 8
     with world(tmp_path, agents=2, calls=leads) as w:
-        add_leads(w.engine, w.campaign_id, w.list_id, [number(i) for i in range(leads)],
-                  zone_in_hours())  # fmt: skip
+        add_leads(
+            w.engine, w.campaign_id, w.list_id, [number(i) for i in range(leads)], zone_in_hours()
+        )
         start(w)
         with running_node(w), working_agents(w):
 
@@ -209,8 +210,9 @@ def assert_no_lead_dialled_twice_at_once(w) -> None:  # type: ignore[no-untyped-
 def test_a_node_killed_mid_campaign_loses_no_attempt_when_it_comes_back(tmp_path: Path) -> None:
     leads = 16
     with world(tmp_path, agents=3, calls=4 * leads) as w:
-        add_leads(w.engine, w.campaign_id, w.list_id, [number(i) for i in range(leads)],
-                  zone_in_hours())  # fmt: skip
+        add_leads(
+            w.engine, w.campaign_id, w.list_id, [number(i) for i in range(leads)], zone_in_hours()
+        )
         start(w)
         with working_agents(w, talk="2-4"):
             node = node_process(w, tmp_path, "node-kill")
@@ -242,8 +244,9 @@ def test_a_node_killed_mid_campaign_loses_no_attempt_when_it_comes_back(tmp_path
 def test_sigterm_lets_live_calls_finish_and_exits_0(tmp_path: Path) -> None:
     leads = 6
     with world(tmp_path, agents=2, calls=4 * leads) as w:
-        add_leads(w.engine, w.campaign_id, w.list_id, [number(i) for i in range(leads)],
-                  zone_in_hours())  # fmt: skip
+        add_leads(
+            w.engine, w.campaign_id, w.list_id, [number(i) for i in range(leads)], zone_in_hours()
+        )
         start(w)
         with working_agents(w, talk="1-2"):
             node = node_process(w, tmp_path, "node-term", "--grace", "20")

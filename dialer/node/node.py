@@ -263,6 +263,7 @@ class Node:
         settled: Settled | None = self.ledger.end(
             event, flow, agent_id=call.agent_id, interrupted=call.interrupted
         )
+        log.info("%s", _call_line(runner, call, event, flow, self.board))
         if flow is not None and flow.abandoned and not call.direct:
             runner.pacer.observe(Abandoned())
         if call.bridged is not None:
@@ -587,3 +588,26 @@ class Node:
         self.idle = (
             not self.calls and not busy_agent and all(r.figures.last_claim_empty for r in dialing)
         )
+
+
+def _call_line(
+    runner: CampaignRunner,
+    call: LiveCall,
+    ended: Ended,
+    flow: ConnectOutcome | None,
+    board: AgentBoard,
+) -> str:
+    """One log line per call: what a manager tailing the log wants to see."""
+    what = ended.outcome
+    if flow is not None and flow.connect_delay_ms is not None:
+        agent = board.agents.get(call.agent_id or -1)
+        name = agent.username if agent is not None else "an agent"
+        what = f"talked with {name} (connected in {flow.connect_delay_ms / 1000:.2f} s)"
+    elif flow is not None and flow.abandoned:
+        what = f"abandoned ({flow.reason}), safe-harbor message played"
+    elif ended.amd_verdict and ended.amd_verdict != ended.outcome:
+        what = f"{ended.outcome} ({ended.amd_verdict})"
+    return (
+        f"{runner.campaign.name}: call {call.attempt_id} to {call.lead.phone_e164} ({call.kind}) "
+        f"{what}; SIP {ended.sip_code} {ended.reason}"
+    )

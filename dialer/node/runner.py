@@ -235,8 +235,9 @@ class CampaignRunner:
                 self.node.engine, self.id, lead_id, self.node.name, utcnow(), "callback"
             )
             if isinstance(claimed, Verdict):
-                log.info("personal callback of lead %d not dialled now: %s", lead_id,
-                         claimed.detail)  # fmt: skip
+                log.info(
+                    "personal callback of lead %d not dialled now: %s", lead_id, claimed.detail
+                )
                 continue
             if self.dial([claimed], "callback", agent_id=agent_id):
                 taken.add(agent_id)
