@@ -46,7 +46,9 @@ DEFAULT_RULES: dict[str, Rule] = {
     "congestion": Rule(dt.timedelta(minutes=10)),
     "failed": Rule(dt.timedelta(minutes=30)),
     "invalid": Rule(None, final_status="invalid"),
-    "human": Rule(None),  # an agent disposition follows and decides
+    # Answered, never connected nor abandoned: the person hung up during the greeting. (A
+    # connected call is decided by its agent's disposition, an abandoned one by "abandoned".)
+    "human": Rule(2 * HOUR),
     # Agent dispositions.
     "SALE": Rule(None),
     "NO_SALE": Rule(None),
@@ -59,7 +61,12 @@ DEFAULT_RULES: dict[str, Rule] = {
     "REFUSED": Rule(dt.timedelta(days=7)),
     "COMPLETED": Rule(None),
     "BOOKED": Rule(None),
+    # A connected call its agent never dispositioned (the wrap-up timed out): the person was
+    # reached but nobody recorded what was said, so the lead is tried again the next day.
+    "NO_DISPOSITION": Rule(dt.timedelta(hours=24)),
 }
+# In every campaign's catalogue: what the wrap-up timeout records (Campaign.default_disposition).
+NO_DISPOSITION = ("NO_DISPOSITION", "No disposition (wrap-up timed out)", True, False)
 # Per campaign kind: the catalogue an agent picks from (code, label, conversation, opt-out).
 CATALOGUES: dict[str, tuple[tuple[str, str, bool, bool], ...]] = {
     "telemarketing": (
@@ -140,7 +147,7 @@ def next_state(
 
 
 def install_catalogue(session: Session, campaign: Campaign) -> None:
-    for code, label, conversation, opt_out in CATALOGUES[campaign.kind]:
+    for code, label, conversation, opt_out in (*CATALOGUES[campaign.kind], NO_DISPOSITION):
         session.add(
             DispositionCode(
                 campaign_id=campaign.id,
@@ -153,24 +160,47 @@ def install_catalogue(session: Session, campaign: Campaign) -> None:
         )
 
 
-def record_outcome(session: Session, attempt: CallAttempt, now: dt.datetime) -> LeadState:
-    """Counts a finished attempt against its lead and recycles the lead by the outcome."""
+def line_result(attempt: CallAttempt) -> str:
+    """The recycling rule a finished line calls for: an abandoned live answer is retried by the
+    `abandoned` rule (24 h; the gate adds the UK's 72 h), not closed as a conversation."""
+    if attempt.abandoned:
+        return "abandoned"
+    return attempt.outcome or "failed"
+
+
+def record_outcome(
+    session: Session,
+    attempt: CallAttempt,
+    now: dt.datetime,
+    *,
+    awaiting_disposition: bool = False,
+) -> LeadState | None:
+    """Counts a finished attempt against its lead and decides the lead's next state from the
+    line's outcome and the connect result (abandoned, opted out) stored on the attempt. A call
+    that reached an agent (`awaiting_disposition`) leaves the lead "dialing" until the agent's
+    disposition, or the wrap-up timeout's default, decides (`record_disposition`)."""
     lead = session.get_one(Lead, attempt.lead_id)
     campaign = session.get_one(Campaign, attempt.campaign_id)
     lead.attempts += 1
     lead.last_dialed_at = attempt.started_at
     lead.last_outcome = attempt.outcome
     lead.claimed_by = lead.claimed_at = None
+    # An opt-out is final: an attempt that ends after it (closed as an orphan) never reopens it.
+    if lead.status == "dnc":
+        return None
+    if awaiting_disposition:
+        decided = session.scalar(select(Disposition.id).where(Disposition.attempt_id == attempt.id))
+        if decided is None:  # else the agent dispositioned during the call (a transfer)
+            lead.status, lead.next_dial_at = "dialing", None
+        return None
     state = next_state(
         lead.attempts,
-        attempt.outcome or "failed",
+        line_result(attempt),
         rules_for(campaign.recycling_rules),
         campaign.max_attempts,
         now,
     )
-    # An opt-out is final: an attempt that ends after it (closed as an orphan) never reopens it.
-    if lead.status != "dnc":
-        lead.status, lead.next_dial_at = state.status, state.next_dial_at
+    lead.status, lead.next_dial_at = state.status, state.next_dial_at
     return state
 
 
@@ -191,9 +221,11 @@ def record_disposition(
     callback_at: dt.datetime | None = None,
     promise_amount: Decimal | None = None,
     promise_date: dt.date | None = None,
+    personal_callback: bool = False,
 ) -> Disposition:
-    """An agent's disposition: recycles the lead, books a callback, and for an opt-out adds the
-    number to the campaign's do-not-call list at once. The caller commits."""
+    """An agent's disposition: recycles the lead, books a callback (for this agent alone with
+    `personal_callback`), and for an opt-out adds the number to the campaign's do-not-call list
+    at once. The caller commits."""
     campaign = session.get_one(Campaign, attempt.campaign_id)
     lead = session.get_one(Lead, attempt.lead_id)
     known = session.scalars(
@@ -223,10 +255,11 @@ def record_disposition(
     )
     if code == "CALLBACK":
         due = callback_at or state.next_dial_at or now
-        session.add(
-            Callback(lead_id=lead.id, campaign_id=campaign.id, agent_id=agent_id, due_at=due)
-        )
-        lead.status, lead.next_dial_at = "callback", due
+        owner = agent_id if personal_callback else None
+        if personal_callback and agent_id is None:
+            raise DispositionError("a personal callback needs the agent who takes it")
+        session.add(Callback(lead_id=lead.id, campaign_id=campaign.id, agent_id=owner, due_at=due))
+        lead.status, lead.next_dial_at, lead.callback_agent_id = "callback", due, owner
     else:
         lead.status, lead.next_dial_at = state.status, state.next_dial_at
     return disposition

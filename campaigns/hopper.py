@@ -56,6 +56,7 @@ from campaigns.compliance import (
     DialHistory,
     DialKind,
     LeadFacts,
+    Verdict,
     may_dial,
 )
 from campaigns.models import CallAttempt, Callback, Campaign, DncEntry, ImportRun, Lead
@@ -132,6 +133,8 @@ class ClaimedLead:
     account_ref: str | None
     attempts: int
     is_callback: bool
+    # The facts the gate judged, for the node's second look right before the INVITE.
+    facts: LeadFacts | None = None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -406,6 +409,9 @@ def _candidate_query(
         due,
         or_(Lead.import_id.is_(None), Lead.import_id.not_in(unfinished)),
     )
+    if status == "callback":
+        # A personal callback waits for its agent (`claim_lead`, when they are ready).
+        query = query.where(Lead.callback_agent_id.is_(None))
     if automated:
         # The gate would refuse them anyway; filtering here keeps the scan short.
         # Literal values, not an expanding IN: the statement text never changes, so psycopg
@@ -664,18 +670,7 @@ def _gate(
             continue
         verdict = may_dial(lead_facts(lead), rules, now, history[lead.id], kind)
         if verdict.allowed:
-            passed.append(
-                ClaimedLead(
-                    lead.id,
-                    lead.campaign_id,
-                    lead.phone_e164,
-                    lead.first_name,
-                    lead.last_name,
-                    lead.account_ref,
-                    lead.attempts,
-                    lead.status == "callback",
-                )
-            )
+            passed.append(_claimed(lead))
         elif verdict.reason == "abandon_cap":
             stop = True  # a campaign-wide stop: no lead is at fault
             given_back[lead.status].append(lead.id)
@@ -697,6 +692,20 @@ def _gate(
     return passed, stop
 
 
+def _claimed(lead: Candidate) -> ClaimedLead:
+    return ClaimedLead(
+        lead.id,
+        lead.campaign_id,
+        lead.phone_e164,
+        lead.first_name,
+        lead.last_name,
+        lead.account_ref,
+        lead.attempts,
+        lead.status == "callback",
+        lead_facts(lead),
+    )
+
+
 def _interleave(recycled: list[Candidate], fresh: list[Candidate], mix: float) -> list[Candidate]:
     """Recycled and new leads alternated so that about `mix` of the claimed ones are recycled."""
     out: list[Candidate] = []
@@ -713,6 +722,66 @@ def _interleave(recycled: list[Candidate], fresh: list[Candidate], mix: float) -
         taken_recycled += lead.status == "recycled"
         out.append(lead)
     return out
+
+
+@functools.cache
+def _rules_statement() -> Select[Any]:
+    """A campaign's rules and its 30-day abandon window (the context of a claim, no leads)."""
+    return select(
+        Campaign.kind,
+        cast(Campaign.calling_days, String).label("calling_days"),
+        Campaign.calling_start,
+        Campaign.calling_end,
+        cast(Campaign.holidays, String).label("holidays"),
+        Campaign.max_attempts,
+        Campaign.abandon_target,
+        Campaign.uk_mode,
+        _window_count(or_(CallAttempt.outcome == "human", CallAttempt.abandoned)).label("live"),
+        _window_count(CallAttempt.abandoned).label("abandoned"),
+    ).where(Campaign.id == CAMPAIGN_ID)
+
+
+def claim_lead(
+    engine: Engine,
+    campaign_id: int,
+    lead_id: int,
+    claimant: str,
+    now: dt.datetime,
+    kind: DialKind,
+) -> ClaimedLead | Verdict:
+    """One given lead (a preview, a manual dial, a personal callback) through the same gate as
+    every other dial, claimed by `claimant` when it passes. A refusal comes back as the gate's
+    verdict and leaves the lead as it was: the agent who asked is told why."""
+    postgres = engine.dialect.name == "postgresql"
+    with engine.connect() as connection:
+        if not postgres:
+            connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+        with connection.begin():
+            params = {"campaign": campaign_id, "now": now, "window_start": now - WINDOW_30_DAYS}
+            query = select(*_candidate_columns(Lead.status)).where(
+                Lead.id == lead_id, Lead.campaign_id == CAMPAIGN_ID
+            )
+            if postgres:
+                query = query.with_for_update(of=Lead, skip_locked=True)
+            row = connection.execute(query, params).first()
+            if row is None:
+                return Verdict(
+                    False,
+                    "not_dialable_status",
+                    f"lead {lead_id} is not in this campaign or is being dialled right now",
+                )
+            lead = Candidate._make(row)
+            context = connection.execute(_rules_statement(), params).one()
+            rules = campaign_rules(context)
+            window = (context.live or 0, context.abandoned or 0)
+            history = histories(connection, rules, [lead], now, window)[lead.id]
+            verdict = may_dial(lead_facts(lead), rules, now, history, kind)
+            if not verdict:
+                return verdict
+            connection.execute(
+                _mark_statements(postgres)[0], {"ids": [lead.id], "node": claimant, "now": now}
+            )
+            return _claimed(lead)
 
 
 def release(engine: Engine, lead_ids: Sequence[int]) -> int:

@@ -33,6 +33,7 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from campaigns import dnc
+from campaigns.exports import write_csv
 from campaigns.import_rows import (
     MAX_LINE,
     STAGING_TABLE,
@@ -54,7 +55,6 @@ from campaigns.leads import (
     detect_encoding,
     header_key,
     map_columns,
-    neutralise,
     sniff_delimiter,
 )
 from campaigns.models import Campaign, ImportRowError, ImportRun, Lead, LeadList, utcnow
@@ -66,6 +66,9 @@ READ_BYTES = 2**20
 PARALLEL_BYTES = 4 * 2**20
 MAX_WORKERS = 2
 JSON_ERRORS = 100
+ERROR_REPORT_HEADER = ("row", "field", "value", "reason")
+# import_row_errors.field: a custom field's name is the file's header, which may be longer.
+ERROR_FIELD_CHARS = 80
 # The page cache of the connection that writes an import: the campaign's unique index on phone
 # numbers takes random inserts, and with SQLite's default 2 MB cache a million-row import
 # rewrote its pages over and over (1.7 GB written for a 73 MB file, and half the time).
@@ -505,7 +508,7 @@ class _ChunkWriter:
                         {
                             "import_id": self.import_id,
                             "row": p.row,
-                            "field": p.field,
+                            "field": p.field[:ERROR_FIELD_CHARS],
                             "value": p.value[:1000],
                             "reason": p.reason,
                         }
@@ -558,7 +561,10 @@ class _SqliteWriter:
             sqlite.executemany(
                 "INSERT INTO import_row_errors (import_id, row, field, value, reason) "
                 "VALUES (?, ?, ?, ?, ?)",
-                [(import_id, p.row, p.field, p.value[:1000], p.reason) for p in chunk.problems],
+                [
+                    (import_id, p.row, p.field[:ERROR_FIELD_CHARS], p.value[:1000], p.reason)
+                    for p in chunk.problems
+                ],
             )
             sqlite.execute(
                 "UPDATE import_runs SET rows = ?, imported = ? WHERE id = ?",
@@ -591,10 +597,8 @@ def _undo(engine: Engine, import_id: int, error: Exception) -> None:
 
 
 def write_error_report(engine: Engine, import_id: int, out: IO[str]) -> int:
-    """The import's row errors as CSV, every cell safe to open in a spreadsheet."""
-    writer = csv.writer(out)
-    writer.writerow(["row", "field", "value", "reason"])
-    count = 0
+    """The import's row errors as CSV (out opened with newline=""), in row order, every cell
+    neutralised for spreadsheets (campaigns.exports); returns the number of errors."""
     with engine.connect() as connection:
         result = connection.execute(
             select(
@@ -607,10 +611,7 @@ def write_error_report(engine: Engine, import_id: int, out: IO[str]) -> int:
             .order_by(ImportRowError.row)
             .execution_options(yield_per=5000)
         )
-        for row, field_name, value, reason in result:
-            writer.writerow([row, neutralise(field_name), neutralise(value), neutralise(reason)])
-            count += 1
-    return count
+        return write_csv(result, ERROR_REPORT_HEADER, out)
 
 
 PREVIEW_ROWS = 10

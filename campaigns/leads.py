@@ -68,10 +68,12 @@ HEADER_ALIASES: dict[str, str] = {
     for alias in aliases
 }
 DELIMITERS = (",", ";", "\t", "|")
-# A spreadsheet evaluates a cell starting with these (CSV injection, OWASP).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-FORMULA_FIRST_CHARS = frozenset("".join(FORMULA_PREFIXES))
+# Values are stored as written, whatever their first character (`-- call after 5pm` is a
+# note, not a formula): exports neutralise formula-looking cells (campaigns.exports). Only
+# lengths are checked, against the columns' own (a longer value would fail the whole import on
+# PostgreSQL, which enforces them); custom fields, kept as JSON, against MAX_TEXT.
 MAX_TEXT = 255
+TEXT_LIMITS = {"first_name": 120, "last_name": 120, "email": 254, "account_ref": 80}
 TYPE_NAMES = {
     PhoneNumberType.FIXED_LINE: "fixed_line",
     PhoneNumberType.MOBILE: "mobile",
@@ -530,21 +532,6 @@ def _us_state(area_code: str) -> str | None:
     return state
 
 
-NUMERIC_CELL = re.compile(r"[+\-]?[\d\s().,\-]+")
-
-
-def looks_like_formula(value: str) -> bool:
-    if not value.startswith(FORMULA_PREFIXES):
-        return False
-    # "+1 212 555 0100" or "-12.50" are data, not formulas.
-    return not NUMERIC_CELL.fullmatch(value)
-
-
-def neutralise(value: str) -> str:
-    """A cell safe to open in a spreadsheet (for CSV exports)."""
-    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
-
-
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 AMOUNT_NOISE = re.compile(r"[\s$€£,]")
 PRIORITY = re.compile(r"-?\d{1,6}")
@@ -572,8 +559,8 @@ class RowValidator:
         self.day_first = analyzer.region not in {"US", "CA", "PH"}
         self.phone_index = columns.fields["phone"]
         self.text_fields = [
-            (name, columns.fields[name])
-            for name in ("first_name", "last_name", "email", "account_ref")
+            (name, columns.fields[name], limit)
+            for name, limit in TEXT_LIMITS.items()
             if name in columns.fields
         ]
         self.custom_fields = list(columns.custom.items())
@@ -607,17 +594,12 @@ class RowValidator:
         if isinstance(phone, str):
             return RowError(row, "phone", raw_phone, phone)
         lead = LeadRow(row, phone)
-        # Most cells pass both text checks: the first character and the length are looked at
-        # here, and _text_problem runs only for the few that might fail one (every prefix of
-        # FORMULA_PREFIXES is one character).
-        for name, index in self.text_fields:
+        for name, index, limit in self.text_fields:
             value = cells[index].strip()
             if not value:
                 continue
-            if value[0] in FORMULA_FIRST_CHARS or len(value) > MAX_TEXT:
-                problem = self._text_problem(value)
-                if problem:
-                    return RowError(row, name, value, problem)
+            if len(value) > limit:
+                return RowError(row, name, value, f"{len(value)} characters; at most {limit} fit")
             if name == "email" and not EMAIL.fullmatch(value):
                 return RowError(row, name, value, "not an e-mail address")
             setattr(lead, name, value)
@@ -625,20 +607,12 @@ class RowValidator:
         for name, index in self.custom_fields:
             value = cells[index].strip()
             if value:
-                if value[0] in FORMULA_FIRST_CHARS or len(value) > MAX_TEXT:
-                    problem = self._text_problem(value)
-                    if problem:
-                        return RowError(row, name, value, problem)
+                if len(value) > MAX_TEXT:
+                    return RowError(
+                        row, name, value, f"{len(value)} characters; at most {MAX_TEXT} fit"
+                    )
                 custom[name] = value
         return self._typed_fields(row, cells, lead) if self.typed_fields else lead
-
-    @staticmethod
-    def _text_problem(value: str) -> str | None:
-        if looks_like_formula(value):
-            return "looks like a spreadsheet formula (CSV injection): remove the leading character"
-        if len(value) > MAX_TEXT:
-            return f"longer than {MAX_TEXT} characters"
-        return None
 
     def _typed_fields(self, row: int, cells: list[str], lead: LeadRow) -> LeadRow | RowError:
         if self.balance_index is not None and (value := cells[self.balance_index].strip()):

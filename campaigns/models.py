@@ -26,7 +26,14 @@ from sqlalchemy.types import TypeDecorator
 
 CAMPAIGN_KINDS = ("telemarketing", "collections", "survey", "appointment")
 DIAL_MODES = ("preview", "progressive", "power", "predictive")
-CAMPAIGN_STATUSES = ("draft", "active", "paused", "finished")
+# "active" asks the nodes to dial it; "paused" keeps its calls and agents but places no new
+# call; "stopped" also cancels the calls still ringing.
+CAMPAIGN_STATUSES = ("draft", "active", "paused", "stopped", "finished")
+# An agent's session (ARCHITECTURE §3a): logged in as paused, "ready" for calls, "reserved"
+# for a call being connected, "on_call" while bridged, "wrap_up" until the disposition.
+AGENT_STATES = ("logged_out", "ready", "reserved", "on_call", "wrap_up", "paused")
+# What an agent (or the console for them) asks a node to do on a call.
+NODE_COMMANDS = ("hangup", "transfer", "dial")
 LEAD_STATUSES = (
     "pending",
     "new",
@@ -115,6 +122,8 @@ class Campaign(Base):
         ),
         CheckConstraint("recycled_mix >= 0 AND recycled_mix <= 1", name="recycled_mix"),
         CheckConstraint("dial_ratio >= 1", name="dial_ratio"),
+        CheckConstraint("max_lines >= 0", name="max_lines"),
+        CheckConstraint("wrapup_timeout_s >= 5", name="wrapup_timeout"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -143,6 +152,20 @@ class Campaign(Base):
     safe_harbor_message: Mapped[str] = mapped_column(Text, default="")
     record_calls: Mapped[bool] = mapped_column(default=False)
     amd_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Lines the campaign may hold at once (ringing and up); 0: four per agent logged in. The
+    # trunk's own channel and calls-per-second limits apply on top, shared by its campaigns.
+    max_lines: Mapped[int] = mapped_column(default=0)
+    # An agent who has not dispositioned a call this long after it ended is given
+    # `default_disposition` and made ready again.
+    wrapup_timeout_s: Mapped[int] = mapped_column(default=120)
+    default_disposition: Mapped[str] = mapped_column(String(40), default="NO_DISPOSITION")
+    pause_codes: Mapped[list[str]] = mapped_column(
+        default=lambda: ["BREAK", "LUNCH", "TRAINING", "MEETING", "ADMIN"]
+    )
+    # Started by the scheduler when its calling window opens in one of its leads' time zones,
+    # paused when it has closed in all; `schedule_paused` tells that pause from a manager's.
+    auto_schedule: Mapped[bool] = mapped_column(default=False)
+    schedule_paused: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -263,6 +286,10 @@ class Lead(Base):
     consent_at: Mapped[dt.datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(80))
     claimed_at: Mapped[dt.datetime | None]
+    # A personal callback: dialled only for this agent (a user id), when they are ready. No
+    # foreign key: SQLite would have to rebuild the table to add one, and the callbacks job
+    # hands the callbacks of a removed or inactive agent to the whole campaign.
+    callback_agent_id: Mapped[int | None]
     closed_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -296,6 +323,8 @@ class CallAttempt(Base):
     amd_ms: Mapped[int | None]
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     connect_delay_ms: Mapped[int | None]
+    # When the customer and the agent could hear each other: talk time runs from here.
+    bridged_at: Mapped[dt.datetime | None]
     abandoned: Mapped[bool] = mapped_column(default=False)
     safe_harbor_played: Mapped[bool] = mapped_column(default=False)
     conversation: Mapped[bool] = mapped_column(default=False)
@@ -402,3 +431,149 @@ class AuditLog(Base):
     entity: Mapped[str] = mapped_column(String(80))
     entity_id: Mapped[str | None] = mapped_column(String(80))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Node(Base):
+    """A running dialer node, as its heartbeat tells (ARCHITECTURE §3a)."""
+
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    version: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    stopping: Mapped[bool] = mapped_column(default=False)
+
+
+class CampaignRun(Base):
+    """What a node is doing with a campaign, written by the node every second: the console and
+    `dialer status` read it (the asked state is `campaigns.status`)."""
+
+    __tablename__ = "campaign_runs"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    node: Mapped[str] = mapped_column(String(80), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    dial_mode: Mapped[str] = mapped_column(String(20))
+    # Calls placed per agent ready or about to be: what a manager calls the dial level.
+    dial_level: Mapped[float] = mapped_column(default=0.0)
+    lines: Mapped[int] = mapped_column(default=0)
+    ringing: Mapped[int] = mapped_column(default=0)
+    up: Mapped[int] = mapped_column(default=0)
+    waiting: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AgentGroup(Base):
+    """Agents who may work the same campaigns."""
+
+    __tablename__ = "agent_groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+
+
+class AgentGroupMember(Base):
+    __tablename__ = "agent_group_members"
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("agent_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class CampaignAgentGroup(Base):
+    __tablename__ = "campaign_agent_groups"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("agent_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class AgentSession(Base):
+    """An agent's live state, in the database so that the console, the API and every node see
+    one truth. The node that owns the session (`node`) moves it between reserved, on_call and
+    wrap_up; the agent (through `campaigns.agents`) between logged_out, ready and paused."""
+
+    __tablename__ = "agent_sessions"
+    __table_args__ = (
+        CheckConstraint(_in("state", AGENT_STATES), name="state"),
+        Index("ix_agent_sessions_campaign_state", "campaign_id", "state"),
+    )
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    node: Mapped[str | None] = mapped_column(String(80))
+    state: Mapped[str] = mapped_column(String(20), default="logged_out")
+    state_since: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    pause_code: Mapped[str | None] = mapped_column(String(40))
+    # A pause asked during a call, taken when the call is dispositioned.
+    pause_after_call: Mapped[str | None] = mapped_column(String(40))
+    phone_uri: Mapped[str | None] = mapped_column(String(255))
+    current_attempt_id: Mapped[int | None] = mapped_column(
+        ForeignKey("call_attempts.id", ondelete="SET NULL")
+    )
+    # What the agent's screen shows of the current call: lead fields, local time, why it was
+    # dialled, the campaign's script with the fields filled in.
+    screen_pop: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    wrap_deadline: Mapped[dt.datetime | None]
+    logged_in_at: Mapped[dt.datetime | None]
+    calls_taken: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class NodeCommand(Base):
+    """A command for the node that owns an agent's session (hang up, transfer, dial): the
+    console and the API write it, the node carries it out and records the result."""
+
+    __tablename__ = "node_commands"
+    __table_args__ = (
+        CheckConstraint(_in("kind", NODE_COMMANDS), name="kind"),
+        Index("ix_node_commands_pending", "node", "done_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node: Mapped[str | None] = mapped_column(String(80))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    args: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[dt.datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class CampaignHour(Base):
+    """A campaign's attempts summed per hour (UTC): reports, charts and the 30-day abandon
+    figures read these instead of scanning months of attempts (the scheduler keeps them)."""
+
+    __tablename__ = "campaign_hours"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    human: Mapped[int] = mapped_column(default=0)
+    machine: Mapped[int] = mapped_column(default=0)
+    busy: Mapped[int] = mapped_column(default=0)
+    no_answer: Mapped[int] = mapped_column(default=0)
+    invalid: Mapped[int] = mapped_column(default=0)
+    congestion: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    live: Mapped[int] = mapped_column(default=0)
+    abandoned: Mapped[int] = mapped_column(default=0)
+    connected: Mapped[int] = mapped_column(default=0)
+    talk_s: Mapped[float] = mapped_column(default=0.0)

@@ -1,78 +1,55 @@
-"""Agents' call scripts: `{first_name}`-style placeholders filled from the lead.
+"""A campaign's script with the lead's fields filled in: `{first_name}`, `{balance}`, a custom
+field by its column name (`{Plan}`), and `{agent}`, `{seller}`.
 
-A plain pattern, not str.format: a script is text a manager types, and format's attribute
-and index lookups ({lead.__class__}) have no place in it."""
+Only plain names are substituted: `str.format` would also follow `{lead.__class__}` or index
+into values, which a manager's text must never be able to do. A placeholder the lead has no
+value for stays as written, so the script preview shows what a call would be missing.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any
 
-from campaigns.models import Lead
-
-PLACEHOLDER = re.compile(r"\{([^{}\n]{1,80})\}")
-# What a script may name besides a lead's custom fields (their CSV column names).
+PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+# The lead's own columns a script may name (custom fields come on top, by their column name).
 LEAD_FIELDS = (
     "first_name",
     "last_name",
-    "phone",
+    "phone_e164",
     "email",
     "account_ref",
     "balance",
     "due_date",
     "appointment_at",
-    "seller",
+    "state",
 )
-SAMPLE_VALUES: dict[str, str] = {
-    "first_name": "Jane",
-    "last_name": "Doe",
-    "phone": "+12125550100",
-    "email": "jane.doe@example.com",
-    "account_ref": "AC-10042",
-    "balance": "1234.50",
-    "due_date": "2026-12-01",
-    "appointment_at": "2026-12-03 10:30",
-    "seller": "Acme Insurance",
-}
 
 
-class FilledScript(NamedTuple):
-    text: str
-    unknown: tuple[str, ...]  # placeholders with no value, left as written
-
-
-def placeholders(script: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(m.group(1).strip() for m in PLACEHOLDER.finditer(script)))
-
-
-def fill(script: str, values: Mapping[str, str]) -> FilledScript:
-    """The script with each `{name}` replaced by its value; unknown names stay as written."""
-    unknown: dict[str, None] = {}
+def render(template: str, fields: Mapping[str, Any]) -> str:
+    """`template` with each `{name}` replaced by `fields[name]` (stripped of spaces around the
+    name); unknown names and empty values leave the placeholder as it was."""
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1).strip()
-        if name in values:
-            return values[name]
-        unknown[name] = None
-        return match.group(0)
+        found = fields.get(name)
+        return match.group(0) if found is None or found == "" else str(found)
 
-    return FilledScript(PLACEHOLDER.sub(value, script), tuple(unknown))
+    return PLACEHOLDER.sub(value, template)
 
 
-def lead_values(lead: Lead, seller: str = "") -> dict[str, str]:
-    """What a script can show of a lead: its fields, then its custom fields by column name."""
-    values = {
-        "first_name": lead.first_name or "",
-        "last_name": lead.last_name or "",
-        "phone": lead.phone_e164,
-        "email": lead.email or "",
-        "account_ref": lead.account_ref or "",
-        "balance": "" if lead.balance is None else f"{lead.balance:.2f}",
-        "due_date": "" if lead.due_date is None else lead.due_date.isoformat(),
-        "appointment_at": "" if lead.appointment_at is None else lead.appointment_at.isoformat(),
-        "seller": seller,
-    }
-    for name, custom in (lead.custom_fields or {}).items():
-        values.setdefault(str(name), str(custom))
-    return values
+def lead_fields(
+    lead: Any, *, agent: str | None = None, seller: str | None = None
+) -> dict[str, Any]:
+    """What a script can name for this lead (an ORM `Lead` or anything with its attributes):
+    custom fields first, so a custom column never hides one of the lead's own."""
+    fields: dict[str, Any] = dict(getattr(lead, "custom_fields", None) or {})
+    for name in LEAD_FIELDS:
+        fields[name] = getattr(lead, name, None)
+    fields["phone"] = fields["phone_e164"]
+    if agent is not None:
+        fields["agent"] = agent
+    if seller is not None:
+        fields["seller"] = seller
+    return fields

@@ -98,30 +98,83 @@ def campaign() -> None:
     type=click.Choice(["preview", "progressive", "power", "predictive"]),
 )
 @click.option("--trunk", "trunk_name", default=None, help="Trunk name in the SIP configuration.")
-@click.option("--caller-id", default=None)
+@click.option("--caller-id", default=None, help="E.164 number the calls show.")
+@click.option("--seller", default="", help="Seller named in the safe-harbor message.")
+@click.option(
+    "--callback-number", default=None, help="E.164 number for do-not-call requests (message)."
+)
+@click.option("--hours", default="09:00-20:00", show_default=True, help="Local to the lead.")
+@click.option("--days", default="mon-sat", show_default=True, help="e.g. mon-fri or mon-sun.")
 def campaign_create(
-    name: str, kind: str, dial_mode: str, trunk_name: str | None, caller_id: str | None
+    name: str,
+    kind: str,
+    dial_mode: str,
+    trunk_name: str | None,
+    caller_id: str | None,
+    seller: str,
+    callback_number: str | None,
+    hours: str,
+    days: str,
 ) -> None:
     """Create a campaign with compliant defaults."""
-    from sqlalchemy.exc import IntegrityError
     from sqlalchemy.orm import Session
 
-    from campaigns.dispositions import install_catalogue
-    from campaigns.models import Campaign, LeadList
+    from campaigns.manage import SetupError, create_campaign
+    from campaigns.schedules import ScheduleError, parse_days, parse_hours
+
+    try:
+        start, end = parse_hours(hours)
+        with Session(_engine()) as session:
+            new = create_campaign(
+                session,
+                name,
+                kind,
+                dial_mode=dial_mode,
+                trunk_name=trunk_name,
+                caller_id=caller_id,
+                seller_name=seller,
+                callback_number=callback_number,
+                calling_start=start,
+                calling_end=end,
+                calling_days=parse_days(days),
+            )
+            click.echo(f"campaign {name!r} created (id {new.id}, {kind}, {dial_mode})")
+    except (SetupError, ScheduleError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _steer(name: str, action: str) -> None:
+    from sqlalchemy.orm import Session
+
+    from campaigns.manage import SetupError, campaign_named, steer
 
     with Session(_engine()) as session:
-        new = Campaign(
-            name=name, kind=kind, dial_mode=dial_mode, trunk_name=trunk_name, caller_id=caller_id
-        )
-        new.lists.append(LeadList(name="default"))
-        session.add(new)
         try:
-            session.flush()
-            install_catalogue(session, new)
-            session.commit()
-        except IntegrityError:
-            raise click.ClickException(f"a campaign named {name!r} exists already") from None
-        click.echo(f"campaign {name!r} created (id {new.id}, {kind}, {dial_mode})")
+            status = steer(session, campaign_named(session, name), action)
+        except SetupError as error:
+            raise click.ClickException(str(error)) from None
+    click.echo(f"campaign {name!r} is {status}; running nodes act on it within a second")
+
+
+@campaign.command("start")
+@click.argument("name")
+def campaign_start(name: str) -> None:
+    """Dial the campaign (running nodes start within a second)."""
+    _steer(name, "start")
+
+
+@campaign.command("pause")
+@click.argument("name")
+def campaign_pause(name: str) -> None:
+    """No new calls; calls up and agents stay."""
+    _steer(name, "pause")
+
+
+@campaign.command("stop")
+@click.argument("name")
+def campaign_stop(name: str) -> None:
+    """No new calls, and calls still ringing are cancelled."""
+    _steer(name, "stop")
 
 
 @campaign.command("list")
@@ -187,6 +240,31 @@ def forecast(
             f"{row['mode']:12} {row['contacts_per_hour']:10.1f} {row['utilisation']:6.3f} "
             f"{row['abandon_rate']:8.2%}{flag}"
         )
+
+
+@main.group()
+def agent() -> None:
+    """Agents (accounts with a SIP phone that the dialer calls)."""
+
+
+@agent.command("add")
+@click.argument("name")
+@click.option("--phone", required=True, help="The agent's SIP phone, e.g. sip:1001@pbx.local.")
+@click.option("--campaign", "campaign_name", default=None, help="Put the agent in its group.")
+def agent_add(name: str, phone: str, campaign_name: str | None) -> None:
+    """Add an agent (or change their phone), optionally to a campaign's agents."""
+    from sqlalchemy.orm import Session
+
+    from campaigns.manage import SetupError, add_agent, campaign_named
+
+    with Session(_engine()) as session:
+        try:
+            campaign = campaign_named(session, campaign_name) if campaign_name else None
+            user = add_agent(session, name, phone, campaign)
+        except SetupError as error:
+            raise click.ClickException(str(error)) from None
+        where = f" in campaign {campaign_name!r}" if campaign_name else ""
+        click.echo(f"agent {user.username} (id {user.id}) with phone {phone}{where}")
 
 
 @main.group()
@@ -343,38 +421,232 @@ def bench_import(rows: int, url: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--demo", is_flag=True, help="Seed a demo campaign with sample leads.")
-@click.option("--once", is_flag=True, help="Run every job once and exit (for checks).")
-def serve(demo: bool, once: bool) -> None:
-    """Run the dialer: database, scheduler (the console and SIP node join in later releases)."""
-    import logging
-    import time
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Add a simulated carrier, agents' phones and agents, and a demo campaign to watch.",
+)
+@click.option(
+    "--config", "config_path", default=None, help="SIP trunks TOML (default: $DIALER_SIP_CONFIG)."
+)
+@click.option("--once", is_flag=True, help="Migrate, run every scheduler job once and exit.")
+def serve(demo: bool, config_path: str | None, once: bool) -> None:
+    """Run the dialer: scheduler and dialer node on one database (the console joins them)."""
+    import contextlib
+    import os
+    import signal
+    import threading
 
     from campaigns.db import database_url, upgrade
-    from dialer.scheduler import build_scheduler
+    from dialer.node.jobs import build_scheduler
+    from dialer.node.launch import build_node, stop_on_signals
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    _log_to_stderr()
     upgrade()
     engine = _engine()
-    if demo:
-        from dialer.demo.seed import seed_demo
-
-        click.echo(seed_demo(engine))
     scheduler = build_scheduler(engine)
     click.echo(f"database: {database_url()}")
     if once:
         for job in scheduler.get_jobs():
-            job.func(*job.args)
+            job.func()
             click.echo(f"ran job {job.id}")
         return
+    world = None
+    if demo:
+        from dialer.demo.world import start_demo
+
+        world = start_demo(engine)
+        click.echo(world.summary)
+        click.echo(
+            f"simulated carrier on {world.carrier.host}:{world.carrier.port}, agents' phones on "
+            f"port {world.phones.port}"
+        )
+        config = world.config
+    elif config_path or os.environ.get("DIALER_SIP_CONFIG"):
+        config = _sip_config(config_path)
+    else:
+        config = None
+        click.echo("no SIP trunks configured (DIALER_SIP_CONFIG): the dialer node does not run")
     scheduler.start()
-    click.echo("scheduler running: " + ", ".join(job.id for job in scheduler.get_jobs()))
-    click.echo("press Ctrl-C to stop")
     try:
-        while True:
-            time.sleep(3600)
+        if config is None:
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait()
+            return
+        node = build_node(engine, config)
+        stop_on_signals(node)
+        click.echo("dialing: watch with `dialer status --watch`; Ctrl-C stops (calls end first)")
+        node.run()
+    finally:
+        scheduler.shutdown(wait=False)
+        if world is not None:
+            world.stop()
+
+
+@main.command("node")
+@click.option("--name", default=None, help="Node name (default: $DIALER_NODE_NAME or the host).")
+@click.option("--workers", type=int, default=None, help="Line workers (4 calls each).")
+@click.option(
+    "--config", "config_path", default=None, help="SIP trunks TOML (default: $DIALER_SIP_CONFIG)."
+)
+@click.option("--grace", default=30.0, show_default=True, help="Seconds calls get on SIGTERM.")
+@click.option("--until-idle", is_flag=True, help="Exit when nothing is dialable and no call is up.")
+@click.option("--bind", "bind_address", default="127.0.0.1", show_default=True)
+def node_command(
+    name: str | None,
+    workers: int | None,
+    config_path: str | None,
+    grace: float,
+    until_idle: bool,
+    bind_address: str,
+) -> None:
+    """Run a dialer node: it dials the active campaigns and connects their agents."""
+    from dialer.node.launch import build_node, stop_on_signals
+
+    _log_to_stderr()
+    node = build_node(
+        _engine(),
+        _sip_config(config_path),
+        name=name,
+        workers=workers,
+        grace_s=grace,
+        bind_address=bind_address,
+    )
+    stop_on_signals(node)
+    node.run(until_idle=until_idle)
+
+
+def _log_to_stderr() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+@main.command("status")
+@click.option("--watch", is_flag=True, help="Refresh every second until Ctrl-C.")
+@click.option("--json", "as_json", is_flag=True)
+def status_command(watch: bool, as_json: bool) -> None:
+    """Campaigns and agents right now: state, lines, calls, abandon rates, agents by state."""
+    import time
+
+    from campaigns.db import session_factory
+
+    sessions = session_factory(_engine())
+    while True:
+        with sessions() as session:
+            text = _status_json(session) if as_json else _status_text(session)
+        if watch and not as_json:
+            click.clear()
+        click.echo(text)
+        if not watch:
+            return
+        try:
+            time.sleep(1.0)
+        except KeyboardInterrupt:
+            return
+
+
+def _status_json(session: Session) -> str:
+    from campaigns.models import utcnow
+    from campaigns.monitor import agent_statuses, campaign_statuses
+
+    now = utcnow()
+    return json.dumps(
+        {
+            "at": now.isoformat(),
+            "campaigns": [c.as_json() for c in campaign_statuses(session, now)],
+            "agents": [dataclasses.asdict(a) for a in agent_statuses(session, now)],
+        }
+    )
+
+
+def _status_text(session: Session) -> str:
+    from campaigns.models import utcnow
+    from campaigns.monitor import agent_statuses, campaign_statuses
+
+    now = utcnow()
+    lines = [f"{now.astimezone():%Y-%m-%d %H:%M:%S %Z}"]
+    campaigns = campaign_statuses(session, now)
+    if not campaigns:
+        lines.append("no campaign is active (dialer campaign start NAME)")
+    header = (
+        f"{'campaign':24} {'status':8} {'state':11} {'mode':11} {'level':>5} {'lines':>5} "
+        f"{'ring':>4} {'up':>4} {'wait':>4} {'live today':>10} {'aband.':>6} "
+        f"{'live 30d':>8} {'aband.':>6} {'dialable':>8}  agents"
+    )
+    if campaigns:
+        lines += [header, "-" * len(header)]
+    for c in campaigns:
+        near = c.last_30_days.abandon_rate >= 0.8 * c.abandon_target and c.last_30_days.live
+        agents = " ".join(f"{state} {count}" for state, count in sorted(c.agents.items()))
+        lines.append(
+            f"{c.name[:24]:24} {c.status:8} {c.state:11} {c.dial_mode:11} {c.dial_level:5.2f} "
+            f"{c.lines:5d} {c.ringing:4d} {c.up:4d} {c.waiting:4d} {c.today.live:10d} "
+            f"{c.today.abandon_rate:6.1%} {c.last_30_days.live:8d} "
+            f"{c.last_30_days.abandon_rate:6.1%}{'!' if near else ' '}{c.dialable:8d}  "
+            f"{agents or 'none logged in'}"
+        )
+        if c.detail:
+            lines.append(f"{'':24} {c.detail}")
+    agents = agent_statuses(session, now)
+    if agents:
+        lines += ["", f"{'agent':16} {'campaign':24} {'state':14} {'for':>8} {'calls':>5}  node"]
+    for a in agents:
+        state = f"{a.state} {a.pause_code}" if a.pause_code and a.state == "paused" else a.state
+        minutes, seconds = divmod(int(a.seconds_in_state), 60)
+        lines.append(
+            f"{a.username[:16]:16} {(a.campaign or '-')[:24]:24} {state[:14]:14} "
+            f"{minutes:5d}:{seconds:02d} {a.calls_taken:5d}  {a.node or '-'}"
+        )
+    return "\n".join(lines)
+
+
+@main.group()
+def simulate() -> None:
+    """Simulated parties for demos and rehearsals: agents, carrier, phones."""
+
+
+@simulate.command("agents")
+@click.option("--campaign", "campaign_name", required=True)
+@click.option("--talk", default="20-90", show_default=True, help="Seconds of talk per call.")
+@click.option("--wrap", default="5-15", show_default=True, help="Seconds of wrap-up per call.")
+@click.option("--seed", type=int, default=None)
+def simulate_agents(campaign_name: str, talk: str, wrap: str, seed: int | None) -> None:
+    """Log in every agent of the campaign and work their calls until stopped."""
+    import threading
+
+    from sqlalchemy.orm import Session
+
+    from campaigns.manage import SetupError, campaign_named
+    from dialer.demo.agents import Range, SimulatedAgents
+
+    _log_to_stderr()
+    engine = _engine()
+    with Session(engine) as session:
+        try:
+            campaign_id = campaign_named(session, campaign_name).id
+        except SetupError as error:
+            raise click.ClickException(str(error)) from None
+    try:
+        bots = SimulatedAgents(
+            engine, campaign_id, talk=Range.parse(talk), wrap=Range.parse(wrap), seed=seed
+        )
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    if not bots.agent_ids():
+        raise click.ClickException(
+            f"campaign {campaign_name!r} has no agents: dialer agent add NAME --phone URI "
+            f"--campaign {campaign_name!r}"
+        )
+    stop = threading.Event()
+    click.echo(f"working the calls of {len(bots.agent_ids())} agents; Ctrl-C to stop")
+    try:
+        bots.run(stop)
     except KeyboardInterrupt:
-        scheduler.shutdown()
+        stop.set()
+    click.echo(f"{bots.handled} calls dispositioned")
 
 
 @main.command("web")

@@ -92,6 +92,9 @@ class ConnectSettings:
     # do-not-call list and ends the call, and how long the call stays open for it.
     opt_out_digit: str = OPT_OUT_DIGIT
     opt_out_wait_s: float = 4.0
+    # A person waiting for an agent is offered one freed this long before the window closes
+    # at the latest: the agent's phone has to answer and the legs be bridged in what is left.
+    agent_answer_s: float = 0.3
 
     def __post_init__(self) -> None:
         if not 0 < self.connect_within_s <= CONNECT_WITHIN_S:
@@ -161,6 +164,31 @@ class BridgeLegs:
 
 
 @dataclass(frozen=True)
+class DialOutside:
+    """A transfer leg to an outside number, over a trunk, in the customer's worker."""
+
+    leg: str
+    trunk: str
+    number: str
+    near: str
+
+
+@dataclass(frozen=True)
+class TransferTarget:
+    """Where a blind transfer sends the customer: another agent's phone, or a number."""
+
+    agent_uri: str | None = None
+    trunk: str | None = None
+    number: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.agent_uri is None) == (self.number is None):
+            raise ValueError("a transfer goes to an agent's phone or to a number, not both")
+        if self.number is not None and not self.trunk:
+            raise ValueError("a transfer to a number needs the trunk to dial it on")
+
+
+@dataclass(frozen=True)
 class HangUp:
     attempt_id: str
 
@@ -171,7 +199,7 @@ class PlaySafeHarbor:
     path: str
 
 
-Action = DialAgent | BridgeLegs | HangUp | PlaySafeHarbor
+Action = DialAgent | DialOutside | BridgeLegs | HangUp | PlaySafeHarbor
 
 
 @dataclass(frozen=True)
@@ -218,6 +246,7 @@ class CallConnect:
         self.settings = settings
         self.state = "detecting"
         self.verdict: str | None = None
+        self.verdict_at: float | None = None
         self.greeting_end: float | None = None
         self.give_up_at: float | None = None
         self.agent_leg: str | None = None
@@ -230,6 +259,8 @@ class CallConnect:
         self.recording_path: str | None = None
         self.opted_out = False
         self.opt_out_until: float | None = None
+        self.transfer: TransferTarget | None = None
+        self.transfers = 0
 
     @property
     def connected(self) -> bool:
@@ -240,7 +271,7 @@ class CallConnect:
     ) -> list[Action]:
         if self.state != "detecting":
             return []
-        self.verdict = verdict
+        self.verdict, self.verdict_at = verdict, at
         if verdict not in CONNECTED_VERDICTS:
             self.state, self.reason = "done", verdict
             return [HangUp(self.customer)]
@@ -250,12 +281,56 @@ class CallConnect:
             self.greeting_end + self.settings.connect_within_s - self.settings.prompt_lead_s
         )
         if agent_uri is None:
-            return self._abandon("no agent free", at)
+            # Nobody is free now; an agent may be within the window (`on_agent_free`).
+            self.state, self.reason = "waiting", "no agent free"
+            return []
+        return self._dial_agent(agent_uri)
+
+    @property
+    def offer_until(self) -> float | None:
+        """While waiting, the last moment an agent freed now can still be connected in time."""
+        if self.state != "waiting" or self.give_up_at is None:
+            return None
+        return self.give_up_at - self.settings.agent_answer_s
+
+    def on_agent_free(self, agent_uri: str, at: float) -> list[Action]:
+        """An agent became free for this waiting person."""
+        until = self.offer_until
+        if until is None or at > until:
+            return []
+        return self._dial_agent(agent_uri)
+
+    def _dial_agent(self, agent_uri: str) -> list[Action]:
         self.state = "dialing_agent"
         self.agent_leg, self.agent_uri, self.agent_live = f"{self.customer}/agent", agent_uri, True
         return [DialAgent(self.agent_leg, agent_uri, near=self.customer)]
 
+    def on_transfer(self, target: TransferTarget, at: float) -> list[Action]:
+        """Blind transfer of a connected call: the agent's leg is hung up first (the worker
+        needs its slot for the new leg), then the target is dialled next to the customer."""
+        if self.state != "connected" or self.agent_leg is None:
+            return []
+        self.state, self.transfer = "transferring", target
+        self.agent_live = False
+        return [HangUp(self.agent_leg)]
+
+    def _dial_transfer(self) -> list[Action]:
+        target = self.transfer
+        assert target is not None
+        self.transfers += 1
+        self.agent_leg = f"{self.customer}/transfer{self.transfers}"
+        self.agent_live, self.state = True, "transfer_dialing"
+        if target.agent_uri is not None:
+            self.agent_uri = target.agent_uri
+            return [DialAgent(self.agent_leg, target.agent_uri, near=self.customer)]
+        assert target.trunk is not None and target.number is not None
+        return [DialOutside(self.agent_leg, target.trunk, target.number, near=self.customer)]
+
     def on_agent_answered(self, at: float) -> list[Action]:
+        if self.state == "transfer_dialing" and self.agent_leg is not None:
+            # No 2-s rule here: the person was connected already.
+            self.state = "transfer_bridging"
+            return [BridgeLegs(self.customer, self.agent_leg)]
         if self.state != "dialing_agent" or self.agent_leg is None:
             return []
         assert self.give_up_at is not None
@@ -267,9 +342,15 @@ class CallConnect:
     def on_bridged(
         self, connect_delay_ms: float | None, at: float, recording_path: str | None = None
     ) -> list[Action]:
+        if self.state == "transfer_bridging":
+            self.state = "connected"
+            return []
         if self.state != "bridging":
             return []
         self.state, self.reason = "connected", "connected"
+        if connect_delay_ms is None and self.verdict_at is not None:
+            # No verdict in the worker (a call dialled for a waiting agent): the shell's clock.
+            connect_delay_ms = max(0.0, 1000 * (at - self.verdict_at))
         self.connect_delay_ms = connect_delay_ms
         self.recording_path = recording_path
         return []
@@ -280,9 +361,16 @@ class CallConnect:
             return None
         return f"{directory.rstrip('/')}/{path_component(self.customer)}.wav"
 
-    def on_agent_failed(self, why: str, at: float) -> list[Action]:
-        """The agent leg ended or could not be bridged."""
+    def on_agent_failed(self, why: str, at: float, leg: str | None = None) -> list[Action]:
+        """The agent leg (`leg`, when known) ended or could not be bridged."""
+        if leg is not None and leg != self.agent_leg:
+            return []  # a leg a transfer left behind
         self.agent_live = False
+        if self.state == "transferring":
+            return self._dial_transfer()
+        if self.state in ("transfer_dialing", "transfer_bridging"):
+            self.state, self.reason = "done", f"transfer failed: {why}"
+            return [HangUp(self.customer)]
         if self.state in ("dialing_agent", "bridging"):
             return self._abandon(f"agent leg failed: {why}", at)
         if self.state == "connected":
@@ -314,6 +402,8 @@ class CallConnect:
         return [HangUp(self.customer)]
 
     def on_tick(self, now: float) -> list[Action]:
+        if self.state == "waiting" and self.give_up_at is not None and now >= self.give_up_at:
+            return self._abandon("no agent free", now)
         waiting = self.state in ("dialing_agent", "bridging")
         if waiting and self.give_up_at is not None and now >= self.give_up_at:
             return self._abandon("no agent connected within 2 s of the greeting", now)
@@ -324,7 +414,7 @@ class CallConnect:
         return []
 
     def on_customer_ended(self, at: float) -> list[Action]:
-        if self.state in ("dialing_agent", "bridging"):
+        if self.state in ("waiting", "dialing_agent", "bridging"):
             self.reason = "customer hung up while waiting for an agent"
         self.state = "ended"
         if self.agent_leg is not None and self.agent_live:
@@ -421,18 +511,47 @@ class Connector:
 
     def tick(self) -> None:
         now = self.clock()
+        waiting = [call for call in self.calls.values() if call.state == "waiting"]
+        # The longest waiting first: an agent freed now goes to the person nearest the rule.
+        for call in sorted(waiting, key=lambda call: call.greeting_end or now):
+            until = call.offer_until
+            if until is None or now > until:
+                continue
+            uri = self.pick_agent(call.customer)
+            if uri is None:
+                break
+            self._carry_out(call.on_agent_free(uri, now))
         for call in list(self.calls.values()):
             self._carry_out(call.on_tick(now))
 
+    @property
+    def waiting(self) -> int:
+        """Live answers waiting for an agent to be free (the pacing view's `waiting`)."""
+        return sum(1 for call in self.calls.values() if call.state == "waiting")
+
+    def can_transfer(self, customer: str) -> bool:
+        call = self.calls.get(customer)
+        return call is not None and call.state == "connected"
+
+    def transfer(self, customer: str, target: TransferTarget) -> bool:
+        """Blind transfer of a connected customer call; False when it is not connected."""
+        if not self.can_transfer(customer):
+            return False
+        self._carry_out(self.calls[customer].on_transfer(target, self.clock()))
+        return True
+
     def _agent_event(self, call: CallConnect, event: Event, now: float) -> list[Action]:
+        leg = getattr(event, "attempt_id", None)
+        if leg != call.agent_leg:
+            return []  # a leg a transfer left behind
         if isinstance(event, Answered):
             return call.on_agent_answered(now)
         if isinstance(event, Bridged):
             return call.on_bridged(event.connect_delay_ms, now, event.recording_path)
         if isinstance(event, CommandFailed) and event.command == "Bridge":
-            return call.on_agent_failed(event.reason, now)
+            return call.on_agent_failed(event.reason, now, leg)
         if isinstance(event, Ended):
-            return call.on_agent_failed(f"{event.sip_code} {event.reason}", now)
+            return call.on_agent_failed(f"{event.sip_code} {event.reason}", now, leg)
         return []
 
     def _carry_out(self, actions: list[Action]) -> None:
@@ -450,6 +569,9 @@ class Connector:
                     self.lines.bridge(
                         action.customer, action.agent_leg, record_path=action.record_path
                     )
+                elif isinstance(action, DialOutside):
+                    self.agent_legs[action.leg] = action.near
+                    self.lines.originate(action.leg, action.trunk, action.number, near=action.near)
                 elif isinstance(action, PlaySafeHarbor):
                     self.lines.play(action.attempt_id, action.path)
                 else:
@@ -459,3 +581,5 @@ class Connector:
                 # Ended event is on its way and settles the call.
                 if isinstance(action, DialAgent):
                     self.agent_legs.pop(action.agent_leg, None)
+                if isinstance(action, DialOutside):
+                    self.agent_legs.pop(action.leg, None)

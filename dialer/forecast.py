@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from campaigns.models import CallAttempt, Disposition
+from campaigns.models import CallAttempt, Campaign, Disposition
 from dialer.pacing import make_pacer
 from dialer.simulate import Workload, load_workloads, simulate
 
@@ -41,6 +41,13 @@ class CampaignStats:
     talk_cv: float
     wrap_mean: float
     attempts: int = 0  # attempts the shares come from; 0 means the defaults below
+    # How long persons and machines ring before they answer, how long the campaign rings
+    # before giving up, and how wrap-ups vary: measured when there are enough calls, else the
+    # simulator's defaults (workloads.json).
+    live_pickup_median: float = 9.0
+    machine_pickup_median: float = 17.0
+    ring_timeout: float = 25.0
+    wrap_cv: float = 0.5
 
     def __post_init__(self) -> None:
         if self.agents < 1:
@@ -80,23 +87,47 @@ def observed_stats(
 ) -> CampaignStats:
     """The campaign's outcome shares, talk and wrap-up times over the last `days` days."""
     since = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
+    ring_timeout = float(
+        session.scalar(select(Campaign.ring_timeout_s).where(Campaign.id == campaign_id)) or 25
+    )
     rows = session.execute(
-        select(CallAttempt.outcome, CallAttempt.answered_at, CallAttempt.ended_at, CallAttempt.id)
+        select(
+            CallAttempt.outcome,
+            CallAttempt.answered_at,
+            CallAttempt.ended_at,
+            CallAttempt.id,
+            CallAttempt.started_at,
+            CallAttempt.bridged_at,
+        )
         .where(CallAttempt.campaign_id == campaign_id, CallAttempt.started_at >= since)
         .where(CallAttempt.dial_mode == "automatic", CallAttempt.outcome.is_not(None))
     ).all()
     if len(rows) < MIN_ATTEMPTS:
-        return dataclasses.replace(CampaignStats.typical(agents), attempts=len(rows))
+        typical = CampaignStats.typical(agents)
+        return dataclasses.replace(typical, attempts=len(rows), ring_timeout=ring_timeout)
     counts: dict[str, int] = {}
     for outcome, *_ in rows:
         counts[outcome] = counts.get(outcome, 0) + 1
     total = len(rows)
+    # Talk time runs from the bridge to an agent (the greeting and AMD are not talk); rows
+    # from before bridges were recorded count from the answer.
+    bridges = any(row.bridged_at is not None for row in rows)
     talks = [
-        (ended - answered).total_seconds()
-        for outcome, answered, ended, _ in rows
-        if outcome == "human" and answered and ended and ended > answered
+        (ended - (bridged or answered)).total_seconds()
+        for outcome, answered, ended, _, _, bridged in rows
+        if outcome == "human"
+        and answered
+        and ended
+        and ended > (bridged or answered)
+        and (bridged is not None or not bridges)
     ]
-    ends = {attempt: ended for outcome, _, ended, attempt in rows if outcome == "human" and ended}
+    pickups: dict[str, list[float]] = {"human": [], "machine": []}
+    for outcome, answered, _, _, started, _ in rows:
+        if outcome in pickups and answered is not None and started is not None:
+            pickups[outcome].append((answered - started).total_seconds())
+    ends = {
+        attempt: ended for outcome, _, ended, attempt, *_ in rows if outcome == "human" and ended
+    }
     wraps = [
         (created - ends[attempt]).total_seconds()
         for attempt, created in session.execute(
@@ -111,6 +142,15 @@ def observed_stats(
     talk_cv = (
         statistics.stdev(talks) / talk_mean if len(talks) >= 20 and talk_mean else typical.talk_cv
     )
+    wrap_mean = statistics.fmean(wraps) if len(wraps) >= 20 else typical.wrap_mean
+    wrap_cv = (
+        statistics.stdev(wraps) / wrap_mean if len(wraps) >= 20 and wrap_mean else typical.wrap_cv
+    )
+
+    def pickup(outcome: str, default: float) -> float:
+        found = pickups[outcome]
+        return statistics.median(found) if len(found) >= 20 else default
+
     return CampaignStats(
         agents=agents,
         live_rate=(counts.get("human", 0) + counts.get("abandoned", 0)) / total,
@@ -119,8 +159,12 @@ def observed_stats(
         sit_rate=(counts.get("invalid", 0) + counts.get("congestion", 0)) / total,
         talk_mean=talk_mean,
         talk_cv=max(0.1, talk_cv),
-        wrap_mean=statistics.fmean(wraps) if len(wraps) >= 20 else typical.wrap_mean,
+        wrap_mean=wrap_mean,
         attempts=total,
+        live_pickup_median=pickup("human", typical.live_pickup_median),
+        machine_pickup_median=pickup("machine", typical.machine_pickup_median),
+        ring_timeout=ring_timeout,
+        wrap_cv=max(0.1, wrap_cv),
     )
 
 

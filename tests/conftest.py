@@ -3,8 +3,10 @@ on PostgreSQL (each test in its own schema so tests on the shared database never
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -54,3 +56,29 @@ def make_campaign(session: Session, name: str = "Spring sale", **fields: object)
     install_catalogue(session, campaign)
     session.commit()
     return campaign
+
+
+# What users type into lead lists and what attackers do: notes that start like formulas,
+# formulas, and markup. Imports store them as written; exports and pages neutralise them.
+HOSTILE_VALUES = (
+    "-- call after 5pm",
+    "+44 via email",
+    '=HYPERLINK("http://x","y")',
+    "@SUM(A1)",
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+)
+
+
+def hostile_leads_csv(path: Path) -> Path:
+    """A lead file whose names, account references, custom fields and one custom column's name
+    hold HOSTILE_VALUES; its phone numbers, UK ones written +44 ..., are all valid. Row i + 2
+    holds HOSTILE_VALUES[i] as first name."""
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["phone", "first_name", "last_name", "account", "notes", "-- remarks"])
+        for i, value in enumerate(HOSTILE_VALUES):
+            phone = f"+44 20 7946 0{i:03d}" if i % 2 else f"+1 212 555 0{i:03d}"
+            other = HOSTILE_VALUES[(i + 1) % len(HOSTILE_VALUES)]
+            writer.writerow([phone, value, other, value, value, other])
+    return path

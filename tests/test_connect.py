@@ -12,8 +12,10 @@ from dialer.connect import (
     CallConnect,
     ConnectSettings,
     DialAgent,
+    DialOutside,
     HangUp,
     PlaySafeHarbor,
+    TransferTarget,
     pacing_event,
 )
 from dialer.pacing import Abandoned, Connected
@@ -88,11 +90,13 @@ def test_a_machine_is_hung_up_and_never_counts_as_abandoned() -> None:
     assert (outcome.abandoned, outcome.agent_leg, outcome.reason) == (False, None, "machine")
 
 
-def test_with_no_agent_free_the_prompt_plays_at_once() -> None:
+def test_with_no_agent_free_the_person_waits_then_hears_the_prompt_in_time() -> None:
     call = CallConnect("c1", SETTINGS)
-    assert call.on_verdict("human", "silence after greeting", 10.0, None) == [
-        PlaySafeHarbor("c1", SETTINGS.safe_harbor_prompt)
-    ]
+    assert call.on_verdict("human", "silence after greeting", 10.0, None) == []
+    # The greeting ended 0.8 s before the verdict: the prompt starts 0.2 s before the 2 s end.
+    assert call.on_tick(10.99) == []
+    assert call.on_tick(11.0) == [PlaySafeHarbor("c1", SETTINGS.safe_harbor_prompt)]
+    assert call.on_agent_free(AGENT, 11.0) == [], "too late for an agent now"
     assert call.on_prompt_finished(13.0) == []
     assert call.on_tick(16.9) == []
     assert call.on_tick(17.0) == [HangUp("c1")]
@@ -100,11 +104,24 @@ def test_with_no_agent_free_the_prompt_plays_at_once() -> None:
     assert call.outcome().reason == "no agent free"
 
 
+def test_an_agent_freed_while_a_person_waits_gets_the_call_if_there_is_time() -> None:
+    call = CallConnect("c1", SETTINGS)
+    call.on_verdict("human", "silence after greeting", 10.0, None)
+    assert call.offer_until == pytest.approx(11.0 - SETTINGS.agent_answer_s)
+    assert call.on_agent_free(AGENT, 10.5) == [DialAgent("c1/agent", AGENT, near="c1")]
+    assert call.on_agent_free(AGENT, 10.5) == [], "offered once"
+    assert call.on_agent_answered(10.6) == [BridgeLegs("c1", "c1/agent")]
+    call.on_bridged(600.0, 10.62)
+    outcome = call.outcome()
+    assert outcome.connect_delay_ms == 600.0 and not outcome.abandoned
+
+
 @pytest.mark.parametrize("during_message", [True, False])
 def test_the_opt_out_key_ends_the_call_at_once_and_is_reported(during_message: bool) -> None:
     """47 CFR 64.1200(a)(7)(i)(B): a key-press opt-out during or right after the message."""
     call = CallConnect("c1", SETTINGS)
     call.on_verdict("human", "silence after greeting", 10.0, None)
+    call.on_tick(11.0)  # nobody was free: the message starts
     if not during_message:
         call.on_prompt_finished(13.0)
     assert call.on_digit("5", 14.0) == []  # only the opt-out key counts
@@ -195,7 +212,43 @@ def test_the_pacer_hears_of_connects_and_abandons_but_not_of_machines() -> None:
     assert pacing_event(connected.outcome()) == Connected(waited=0.12)
     abandoned = CallConnect("c2", SETTINGS)
     abandoned.on_verdict("notsure", "initial silence", 10.0, None)
+    abandoned.on_tick(12.0)
     assert pacing_event(abandoned.outcome()) == Abandoned()
     machine = CallConnect("c3", SETTINGS)
     machine.on_verdict("machine", "beep", 10.0, None)
     assert pacing_event(machine.outcome()) is None
+
+
+def test_a_blind_transfer_frees_the_slot_first_then_bridges_the_target() -> None:
+    call = CallConnect("c1", SETTINGS)
+    call.on_verdict("human", "silence after greeting", 10.0, AGENT)
+    call.on_agent_answered(10.1)
+    call.on_bridged(100.0, 10.12)
+    target = TransferTarget(agent_uri="sip:agent2@127.0.0.1:5090")
+    assert call.on_transfer(target, 30.0) == [HangUp("c1/agent")]
+    assert call.on_agent_failed("200 hung up by the dialer", 30.1, "c1/agent") == [
+        DialAgent("c1/transfer1", "sip:agent2@127.0.0.1:5090", near="c1")
+    ]
+    # Long after the 2-s window: a transfer is no new live answer.
+    assert call.on_agent_answered(33.0) == [BridgeLegs("c1", "c1/transfer1")]
+    call.on_bridged(None, 33.1)
+    assert call.state == "connected" and call.outcome().connect_delay_ms == 100.0
+    assert call.on_agent_failed("late event of the old leg", 34.0, "c1/agent") == []
+    assert call.on_agent_failed("200 far end hung up", 90.0, "c1/transfer1") == [HangUp("c1")]
+
+
+def test_a_transfer_to_a_number_that_fails_ends_the_call_saying_why() -> None:
+    call = CallConnect("c1", SETTINGS)
+    call.on_verdict("human", "silence after greeting", 10.0, AGENT)
+    call.on_agent_answered(10.1)
+    call.on_bridged(100.0, 10.12)
+    target = TransferTarget(trunk="carrier1", number="+12125550177")
+    call.on_transfer(target, 20.0)
+    assert call.on_agent_failed("200", 20.1, "c1/agent") == [
+        DialOutside("c1/transfer1", "carrier1", "+12125550177", near="c1")
+    ]
+    assert call.on_agent_failed("486 Busy Here", 25.0, "c1/transfer1") == [HangUp("c1")]
+    assert call.outcome().reason == "transfer failed: 486 Busy Here"
+    assert not call.outcome().abandoned
+    with pytest.raises(ValueError, match="not both"):
+        TransferTarget(agent_uri="sip:a@b", trunk="t", number="+12125550177")

@@ -33,7 +33,11 @@ def test_migrations_produce_the_schema_of_the_models(engine: Engine) -> None:
 
 
 def test_current_revision_is_head(db_url: str) -> None:
-    assert db.current_revision(db_url) == "0006_console"
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(db.alembic_config(db_url)).get_current_head()
+    assert head is not None
+    assert db.current_revision(db_url) == head
 
 
 def test_timestamps_come_back_in_utc_whatever_zone_went_in(session: Session) -> None:
@@ -95,3 +99,45 @@ def test_sqlite_log_is_checkpointed_in_the_background_and_never_after_dispose(
         leftover.unlink()
     time.sleep(3 * db.CHECKPOINT_EVERY_S)
     assert not log.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_migrating_a_database_with_leads_keeps_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Migration 0005 rebuilds the campaigns table on SQLite: with foreign keys on, dropping
+    the old table would have deleted every lead, list and attempt of every campaign."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    db.upgrade(url, "0004")
+    engine = db.make_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO campaigns (id, name, kind, dial_mode, dial_ratio, status, calling_days,"
+            " calling_start, calling_end, holidays, ring_timeout_s, abandon_target, max_attempts,"
+            " recycling_rules, recycled_mix, script, uk_mode, seller_name, safe_harbor_message,"
+            " record_calls, amd_settings, created_at, updated_at) VALUES (1, 'Old', "
+            "'telemarketing', 'predictive', 1, 'active', '[0]', '09:00', '20:00', '[]', 25, 0.03,"
+            " 6, '{}', 0.3, '', 0, 'Acme', '', 0, '{}', '2026-01-01', '2026-01-01')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO lead_lists (id, campaign_id, name, default_region, active, created_at) "
+            "VALUES (1, 1, 'default', 'US', 1, '2026-01-01')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO leads (campaign_id, list_id, phone_e164, phone_type, region, time_zones,"
+            " custom_fields, status, attempts, priority, consent_automated, created_at) VALUES "
+            "(1, 1, '+12125550100', 'fixed_line', 'US', '[]', '{}', 'new', 0, 0, 0, '2026-01-01')"
+        )
+    engine.dispose()
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM leads").scalar_one() == 1
+        assert connection.exec_driver_sql("SELECT count(*) FROM lead_lists").scalar_one() == 1
+        status, max_lines = connection.exec_driver_sql(
+            "SELECT status, max_lines FROM campaigns"
+        ).one()
+        assert (status, max_lines) == ("active", 0)
+        codes = connection.exec_driver_sql(
+            "SELECT code FROM disposition_codes WHERE code = 'NO_DISPOSITION'"
+        ).all()
+        assert len(codes) == 1
+        assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+    engine.dispose()

@@ -23,6 +23,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -50,9 +51,16 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from campaigns import lifecycle, scripts
-from campaigns.dispositions import CATALOGUES, DEFAULT_RULES, DispositionError, install_catalogue
+from campaigns import live, scripts
+from campaigns.dispositions import (
+    CATALOGUES,
+    DEFAULT_RULES,
+    NO_DISPOSITION,
+    DispositionError,
+    install_catalogue,
+)
 from campaigns.dispositions import rules_for as recycling_rules_for
+from campaigns.manage import ACTIONS, SetupError, steer
 from campaigns.models import (
     CAMPAIGN_KINDS,
     DIAL_MODES,
@@ -85,9 +93,33 @@ MODE_LABELS = {
     "power": "Power (a fixed number of calls per idle agent)",
     "predictive": "Predictive (paced to the abandon target)",
 }
+# The buttons each status offers (campaigns.manage.steer carries them out).
+BUTTONS: dict[str, tuple[str, ...]] = {
+    "draft": ("start",),
+    "active": ("pause", "stop"),
+    "paused": ("start", "stop"),
+    "stopped": ("start",),
+    "finished": ("start",),
+}
+# What the script preview fills in before the campaign has a lead.
+SAMPLE_LEAD: dict[str, Any] = {
+    "first_name": "Jane",
+    "last_name": "Doe",
+    "phone": "+12125550100",
+    "phone_e164": "+12125550100",
+    "email": "jane.doe@example.com",
+    "account_ref": "AC-10042",
+    "balance": "1234.50",
+    "due_date": "2026-12-01",
+    "appointment_at": "2026-12-03 10:30",
+    "state": "NY",
+    "agent": "Sam",
+    "seller": "Acme Insurance",
+}
 # Line outcomes a manager may recycle; what an agent records comes from the kind's catalogue.
-RECYCLED_OUTCOMES = ("busy", "no_answer", "machine", "abandoned", "congestion", "failed")
+RECYCLED_OUTCOMES = ("busy", "no_answer", "machine", "human", "abandoned", "congestion", "failed")
 OUTCOME_LABELS = {
+    "human": "Hung up during the greeting",
     "busy": "Busy",
     "no_answer": "No answer",
     "machine": "Answering machine",
@@ -130,7 +162,13 @@ SETTINGS = (
     "record_calls",
     "uk_mode",
     "amd_settings",
+    "max_lines",
+    "wrapup_timeout_s",
+    "default_disposition",
+    "pause_codes",
+    "auto_schedule",
 )
+PAUSE_CODE = re.compile(r"^[A-Z0-9_]{1,40}$")
 
 
 class CheckboxesField(SelectMultipleField):
@@ -213,6 +251,27 @@ class CampaignForm(FlaskForm):
         "column of the lead file in braces are filled in for the agent.",
     )
     record_calls = BooleanField("Record calls")
+    max_lines = IntegerField(
+        "Most lines at once",
+        default=0,
+        validators=[InputRequired(), NumberRange(0, 100_000)],
+        description="0: four per agent logged in. The trunk's own limits apply on top.",
+    )
+    wrapup_timeout_s = IntegerField(
+        "Wrap-up time limit (s)",
+        default=120,
+        validators=[InputRequired(), NumberRange(5, 3600, "from 5 to 3600 seconds")],
+        description="Then the default disposition is recorded and the agent is ready again.",
+    )
+    default_disposition = SelectField("Default disposition")
+    pause_codes = TextAreaField(
+        "Pause codes", description="What an agent picks when pausing: one a line, e.g. LUNCH."
+    )
+    auto_schedule = BooleanField(
+        "Start and pause with the calling window",
+        description="Started when the window opens in one of its leads' zones, paused when it "
+        "has closed in all.",
+    )
     uk_mode = BooleanField(
         "UK mode (Ofcom)", description="No redial of an abandoned number within 72 hours."
     )
@@ -230,6 +289,11 @@ class CampaignForm(FlaskForm):
             parse_holidays(field.data or "")
         except ValueError as error:
             raise ValidationError(str(error)) from None
+
+    def validate_pause_codes(self, field: Field) -> None:
+        for code in parse_pause_codes(field.data or ""):
+            if not PAUSE_CODE.match(code):
+                raise ValidationError(f"{code!r}: letters, digits and _ (up to 40)")
 
     def validate_safe_harbor_message(self, field: Field) -> None:
         if not (field.data or "").strip():
@@ -254,16 +318,24 @@ def parse_holidays(text: str) -> list[str]:
     return sorted(days)
 
 
+def parse_pause_codes(text: str) -> list[str]:
+    """Codes from lines or commas, upper case, each once, in the order given."""
+    words = (word.strip().upper() for word in re.split(r"[\n,;]+", text))
+    return list(dict.fromkeys(word for word in words if word))
+
+
 def rule_keys(kind: str) -> tuple[str, ...]:
     """What a manager may recycle: line outcomes and the kind's dispositions but opt-outs
     (an opt-out is final: the number joins the do-not-call list)."""
-    codes = tuple(code for code, _label, _talk, opt_out in CATALOGUES[kind] if not opt_out)
+    catalogue = (*CATALOGUES[kind], NO_DISPOSITION)
+    codes = tuple(code for code, _label, _talk, opt_out in catalogue if not opt_out)
     return RECYCLED_OUTCOMES + codes
 
 
 def rule_labels(kind: str) -> dict[str, str]:
     labels = dict(OUTCOME_LABELS)
-    labels.update((code, label) for code, label, _talk, _opt in CATALOGUES[kind])
+    catalogue = (*CATALOGUES[kind], NO_DISPOSITION)
+    labels.update((code, label) for code, label, _talk, _opt in catalogue)
     return labels
 
 
@@ -307,9 +379,12 @@ def campaign_form(kind: str, *, formdata: Any = None, **data: Any) -> CampaignFo
         else:
             field = FloatField(label, validators=[InputRequired()])
         setattr(Form, f"amd_{spec.name}", field)
-    if formdata is None:
-        return Form(**data)
-    return Form(formdata=formdata, **data)
+    form = Form(**data) if formdata is None else Form(formdata=formdata, **data)
+    catalogue = (*CATALOGUES[kind], NO_DISPOSITION)
+    form.default_disposition.choices = {
+        code: label for code, label, _talk, opt_out in catalogue if not opt_out
+    }
+    return form
 
 
 def form_data(campaign: Campaign) -> dict[str, Any]:
@@ -335,6 +410,11 @@ def form_data(campaign: Campaign) -> dict[str, Any]:
         "script": campaign.script,
         "record_calls": campaign.record_calls,
         "uk_mode": campaign.uk_mode,
+        "max_lines": campaign.max_lines,
+        "wrapup_timeout_s": campaign.wrapup_timeout_s,
+        "default_disposition": campaign.default_disposition,
+        "pause_codes": "\n".join(campaign.pause_codes),
+        "auto_schedule": campaign.auto_schedule,
     }
     rules = recycling_rules_for(campaign.recycling_rules)
     for key in rule_keys(campaign.kind):
@@ -413,6 +493,11 @@ def apply_form(campaign: Campaign, form: CampaignForm, kind: str) -> None:
     campaign.script = form.script.data or ""
     campaign.record_calls = form.record_calls.data
     campaign.uk_mode = form.uk_mode.data
+    campaign.max_lines = form.max_lines.data
+    campaign.wrapup_timeout_s = form.wrapup_timeout_s.data
+    campaign.default_disposition = form.default_disposition.data
+    campaign.pause_codes = parse_pause_codes(form.pause_codes.data or "")
+    campaign.auto_schedule = form.auto_schedule.data
 
 
 def _trunk_choices(form: CampaignForm, current: str | None) -> str | None:
@@ -550,7 +635,7 @@ def show(campaign_id: int) -> Any:
         campaign=campaign,
         by_status=by_status,
         leads=sum(by_status.values()),
-        actions=lifecycle.available(campaign.status),
+        actions=BUTTONS[campaign.status],
         problems=start_problems(campaign),
         safe_harbor=safe_harbor_preview(campaign),
         kind_labels=KIND_LABELS,
@@ -594,7 +679,8 @@ def edit(campaign_id: int) -> Any:
                 before=before,
                 after=audit.snapshot(campaign, SETTINGS),
             )
-            session.commit()
+            # The nodes read a running campaign's settings again when woken.
+            live.commit_and_wake(session)
             flash("Settings saved.", "success")
             return redirect(url_for("campaigns.show", campaign_id=campaign.id))
     status = 422 if request.method == "POST" else 200
@@ -636,7 +722,7 @@ def clone(campaign_id: int) -> Any:
 
 
 class StatusForm(FlaskForm):
-    action = SelectField(choices={a: a for a in lifecycle.ACTIONS})
+    action = SelectField(choices={a: a for a in ACTIONS})
 
 
 @bp.route("/<int:campaign_id>/status", methods=["POST"])
@@ -645,27 +731,33 @@ def status(campaign_id: int) -> Any:
     session = db.session()
     campaign = _campaign(session, campaign_id)
     form = StatusForm()
+    back = redirect(url_for("campaigns.show", campaign_id=campaign.id))
     if not form.validate_on_submit():
         flash("Choose start, pause or stop.", "error")
-        return redirect(url_for("campaigns.show", campaign_id=campaign.id))
+        return back
     action = form.action.data
+    if action not in BUTTONS[campaign.status]:
+        flash(f"Not changed: a {campaign.status} campaign cannot {action}.", "error")
+        return back
     if action == "start":
         problems = start_problems(campaign)
         if problems:
             flash("Not started: " + " ".join(problems), "error")
-            return redirect(url_for("campaigns.show", campaign_id=campaign.id))
-    try:
-        target = lifecycle.next_status(campaign.status, action)
-    except lifecycle.LifecycleError as error:
-        flash(f"Not changed: {error}.", "error")
-        return redirect(url_for("campaigns.show", campaign_id=campaign.id))
+            return back
     before = {"status": campaign.status}
-    campaign.status = target
-    audit.record(session, action, "campaign", campaign.id, before=before, after={"status": target})
-    session.commit()
+    audit.record(
+        session, action, "campaign", campaign.id, before=before, after={"status": ACTIONS[action]}
+    )
+    try:
+        # Commits the change with its audit entry and wakes the nodes.
+        target = steer(session, campaign, action)
+    except SetupError as error:
+        session.rollback()
+        flash(f"Not changed: {error}.", "error")
+        return back
     current_app.logger.info("campaign %s: %s -> %s", campaign.id, before["status"], target)
     flash(f"{campaign.name} is {target}.", "success")
-    return redirect(url_for("campaigns.show", campaign_id=campaign.id))
+    return back
 
 
 @bp.route("/script-preview.json", methods=["POST"])
@@ -675,9 +767,7 @@ def script_preview() -> Any:
     body = request.get_json(silent=True) or {}
     script = str(body.get("script", ""))[:20_000]
     seller = str(body.get("seller", ""))[:120]
-    values = dict(scripts.SAMPLE_VALUES)
-    if seller:
-        values["seller"] = seller
+    fields: dict[str, Any] = {**SAMPLE_LEAD, "seller": seller or SAMPLE_LEAD["seller"]}
     source = "a sample lead"
     campaign_id = body.get("campaign_id")
     if isinstance(campaign_id, int):
@@ -686,7 +776,9 @@ def script_preview() -> Any:
             select(Lead).where(Lead.campaign_id == campaign_id).order_by(Lead.id).limit(1)
         ).first()
         if lead is not None:
-            values = scripts.lead_values(lead, seller)
+            fields = scripts.lead_fields(lead, agent=current_user.username, seller=seller)
             source = f"lead {lead.id}"
-    filled = scripts.fill(script, values)
-    return jsonify(text=filled.text, unknown=list(filled.unknown), source=source)
+    names = dict.fromkeys(m.group(1).strip() for m in scripts.PLACEHOLDER.finditer(script))
+    # render() leaves a placeholder as written when the lead has no value for it.
+    unknown = [name for name in names if fields.get(name) in (None, "")]
+    return jsonify(text=scripts.render(script, fields), unknown=unknown, source=source)

@@ -19,7 +19,7 @@ from wtforms import DateField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from campaigns import dnc
-from campaigns.leads import neutralise
+from campaigns.exports import neutralise
 from campaigns.models import Campaign, DncEntry, utcnow
 from web import audit, db
 from web.display import viewer_zone

@@ -18,6 +18,11 @@ def run_migrations_online() -> None:
     engine = make_engine(context.config.get_main_option("sqlalchemy.url"))
     try:
         with engine.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                # A batch migration rebuilds a table by dropping it: with foreign keys on, the
+                # drop would cascade to the rows that refer to it. The pragma only works
+                # outside a transaction, so it goes to the driver's connection directly.
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
             context.configure(
                 connection=connection,
                 target_metadata=target_metadata,

@@ -61,6 +61,12 @@ def settings(**changes: Any) -> dict[str, Any]:
         "amd_voice_above_noise_db": "8.0",
         "amd_voice_hold_above_noise_db": "4.0",
         "amd_noise_floor_window_ms": "3000",
+        "max_lines": "0",
+        "wrapup_timeout_s": "90",
+        "default_disposition": "NO_DISPOSITION",
+        "pause_codes": "break, lunch\nCOACHING",
+        "retry_human": "120",
+        "retry_NO_DISPOSITION": "1440",
     }
     form.update(changes)
     return {k: v for k, v in form.items() if v is not None}
@@ -96,6 +102,8 @@ def test_a_manager_creates_a_campaign_with_every_setting(app: Flask, manager: Co
     }
     assert rules_for(created.recycling_rules)["busy"].max_attempts == 3
     assert created.amd_settings == {"greeting_max_ms": 2000}
+    assert created.pause_codes == ["BREAK", "LUNCH", "COACHING"]
+    assert (created.wrapup_timeout_s, created.default_disposition) == (90, "NO_DISPOSITION")
     with app.app_context():
         session = web_db.session()
         lists = session.scalars(select(LeadList.name).where(LeadList.campaign_id == created.id))
@@ -120,6 +128,9 @@ def test_the_law_and_the_form_refuse_what_they_must(app: Flask, manager: Console
         "calling_days": (None, "Choose at least one calling day."),
         "retry_busy": ("-5", "from 0 to"),
         "amd_vad_aggressiveness": ("7", "vad_aggressiveness=7: expected 0..3"),
+        "pause_codes": ("lunch break", "&#39;LUNCH BREAK&#39;: letters, digits and _"),
+        "wrapup_timeout_s": ("2", "from 5 to 3600 seconds"),
+        "default_disposition": ("DNC", "Not a valid choice"),
     }
     for field, (value, message) in cases.items():
         form = settings(**{field: value})
@@ -183,22 +194,18 @@ def test_start_pause_resume_and_stop(app: Flask, manager: Console) -> None:
         ("start", "active"),
         ("pause", "paused"),
         ("start", "active"),
-        ("stop", "finished"),
+        ("stop", "stopped"),
     ):
         assert manager.post(url, {"action": action}).status_code == 302
         assert campaign(app).status == status, action
     manager.post(url, {"action": "pause"})
-    assert campaign(app).status == "finished"
+    assert campaign(app).status == "stopped"
     page = manager.get(f"/campaigns/{created.id}").get_data(as_text=True)
-    assert "Not changed: a finished campaign cannot pause (it can: start)." in page
+    assert "Not changed: a stopped campaign cannot pause." in page
     with app.app_context():
-        actions = (
-            web_db.session()
-            .scalars(
-                select(AuditLog.action).where(AuditLog.entity == "campaign").order_by(AuditLog.id)
-            )
-            .all()
-        )
+        actions = web_db.session().scalars(
+            select(AuditLog.action).where(AuditLog.entity == "campaign").order_by(AuditLog.id)
+        ).all()
     assert actions == ["create", "start", "pause", "start", "stop"]
 
 

@@ -1,7 +1,7 @@
 """the console: each user's time zone and forced password change; an import's expected rows
 
 Revision ID: 0006_console
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-26 09:00:00.000000
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_console"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

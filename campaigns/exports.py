@@ -1,0 +1,117 @@
+"""Data leaving the dialer for a spreadsheet: CSV and XLSX exports.
+
+What a user imports is stored as written, `-- call after 5pm` and `=HYPERLINK(...)` alike
+(ARCHITECTURE §5a). A spreadsheet that opens an export evaluates a text cell starting with a
+formula character, so every export neutralises such cells here, on the way out, and nowhere
+else: the stored value stays the user's.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import IO
+
+# The first characters a spreadsheet takes a cell's text as a formula for (OWASP, CSV
+# injection): =, + and - start an expression, @ a function call in Excel; tab and carriage
+# return are skipped by some readers, which then meet the formula behind them.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+# An exported value: text from the database, or a typed column. Numbers stay numbers: a number
+# written by us (a balance of -12.50, a row number) cannot hold a formula, and a report whose
+# amounts were text would not add up.
+Cell = str | int | float | Decimal | bool | dt.date | dt.datetime | None
+
+# Excel refuses a workbook whose strings hold characters XML 1.0 cannot carry, and truncates
+# its cells at 32,767 characters.
+XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+XLSX_MAX_TEXT = 32_767
+
+
+def neutralise(value: str) -> str:
+    """The text as a spreadsheet shows it as text: a `'` before a cell that starts with a
+    formula trigger, every other cell unchanged."""
+    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
+
+
+def cell_text(value: Cell) -> str:
+    """A value as a CSV cell: text neutralised, numbers, dates and times as written by
+    Python (ISO 8601), nothing as an empty cell."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return neutralise(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.date):  # dt.datetime too
+        return value.isoformat()
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    raise TypeError(f"cannot export a {type(value).__name__} ({value!r}): not a cell value")
+
+
+def write_csv(rows: Iterable[Sequence[Cell]], header: Sequence[str], out: IO[str]) -> int:
+    """Writes the header and the rows as CSV to `out` (opened with newline=""); returns the
+    number of rows. Every cell is quoted: a spreadsheet that splits on another delimiter (`;`
+    in much of Europe) then cannot start a new cell, formula and all, inside a value."""
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL)
+    writer.writerow([neutralise(name) for name in header])
+    count = 0
+    for row in rows:
+        writer.writerow([cell_text(value) for value in row])
+        count += 1
+    return count
+
+
+def _xlsx_text(value: str) -> str:
+    return XML_ILLEGAL.sub("\ufffd", neutralise(value))[:XLSX_MAX_TEXT]
+
+
+def write_xlsx(
+    rows: Iterable[Sequence[Cell]],
+    header: Sequence[str],
+    out: IO[bytes] | Path,
+    sheet: str = "Export",
+) -> int:
+    """Writes the header and the rows as one worksheet of an XLSX workbook to `out` (a binary
+    file or a path); returns the number of rows. Text is written as text cells, neutralised as
+    in CSV, so a workbook saved again as CSV stays safe; numbers, dates and booleans keep their
+    types. A datetime with a time zone is written at its own wall-clock time (Excel has no
+    zones): convert it to the reader's zone first. Characters XML cannot hold become U+FFFD.
+
+    Rows stream through openpyxl's write-only workbook, so memory stays flat whatever the
+    number of rows."""
+    # Imported lazily: only exports need it, and the import's worker processes never do.
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    workbook = Workbook(write_only=True)
+    worksheet = workbook.create_sheet(sheet)
+
+    def text_cell(value: str) -> WriteOnlyCell:
+        cell = WriteOnlyCell(worksheet, _xlsx_text(value))
+        # openpyxl infers a formula from a leading "=" and an error from "#N/A": both are
+        # text here, whatever neutralise left.
+        cell.data_type = "s"
+        return cell
+
+    def typed(value: Cell) -> object:
+        if isinstance(value, str):
+            return text_cell(value)
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            return value.replace(tzinfo=None)
+        if value is None or isinstance(value, int | float | Decimal | dt.date):
+            return value
+        raise TypeError(f"cannot export a {type(value).__name__} ({value!r}): not a cell value")
+
+    worksheet.append([text_cell(name) for name in header])
+    count = 0
+    for row in rows:
+        worksheet.append([typed(value) for value in row])
+        count += 1
+    workbook.save(out)
+    return count

@@ -1,0 +1,270 @@
+"""`dialer bench node`: a whole campaign on this machine, for real. SIPp is the carrier (the
+demo's weighted mix of people, voicemail, busy, no answer and dead numbers, with the pacing
+workloads' pickup times) and the agents' phones; simulated agents log in and work the calls
+through the agent service; one node dials a predictive campaign for `minutes`.
+
+Printed: the decision loop's time per decision (median, p99), calls per second, live answers,
+abandon rate, agent utilisation, CPU per call (node with its workers and bots; SIPp apart),
+screen-pop latency (the bridge to the agent's state and screen pop on record), worker exits,
+and the reconciliation of attempt rows against the INVITEs SIPp received. Then the same
+campaign's statistics, as recorded, through `dialer forecast`, side by side with what the
+node did. Figures, never asserts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from campaigns import db
+from campaigns.manage import add_agent, create_campaign, steer
+from campaigns.models import CallAttempt, Campaign, Lead, utcnow
+from dialer.bench.connect import _percentile, _uptime
+from dialer.bench.sip import _cpu_seconds
+from dialer.demo.agents import Range, SimulatedAgents
+from dialer.demo.carrier import SimulatedCarrier
+from dialer.demo.mix import DEFAULT_MIX
+from dialer.demo.phones import AgentPhones
+from dialer.demo.seed import numbers_in_hours
+from dialer.forecast import forecast, observed_stats
+from dialer.node.launch import build_node
+from sip_config import loads
+
+TRUNK = "bench"
+# Calls in flight drain this long at most once the campaign is stopped (talk is 90 s at most).
+DRAIN_S = 120.0
+
+
+def run(
+    agents: int,
+    minutes: float,
+    *,
+    mix: str = DEFAULT_MIX,
+    talk: str = "20-90",
+    wrap: str = "5-15",
+    workers: int | None = None,
+    seed: int = 1,
+    forecast_seeds: int = 5,
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-node-") as folder:
+        url = f"sqlite:///{Path(folder) / 'bench.db'}"
+        db.upgrade(url)
+        engine = db.make_engine(url)
+        carrier = SimulatedCarrier(mix)
+        phones = AgentPhones()
+        carrier.start()
+        phones.start()
+        try:
+            return _run(
+                engine, carrier, phones, agents, minutes, talk, wrap, workers, seed, forecast_seeds
+            )
+        finally:
+            carrier.stop()
+            phones.stop()
+            engine.dispose()
+
+
+def _run(
+    engine: Any,
+    carrier: SimulatedCarrier,
+    phones: AgentPhones,
+    agents: int,
+    minutes: float,
+    talk: str,
+    wrap: str,
+    workers: int | None,
+    seed: int,
+    forecast_seeds: int,
+) -> dict[str, Any]:
+    # Lines: four per agent, as the campaign's default; each with a slot for its agent leg.
+    lines = 4 * agents
+    config = loads(carrier.trunk_table(TRUNK, max_channels=lines, max_cps=50, ring_timeout=25))
+    sessions = db.session_factory(engine)
+    with sessions() as session:
+        campaign = create_campaign(
+            session,
+            "Bench",
+            "telemarketing",
+            dial_mode="predictive",
+            trunk_name=TRUNK,
+            seller_name="Bench Sales",
+            callback_number="+12125550199",
+            calling_days=list(range(7)),
+            calling_start="08:00",
+            calling_end="21:00",
+            ring_timeout_s=25,
+        )
+        campaign_id, list_id = campaign.id, campaign.lists[0].id
+        for i in range(agents):
+            add_agent(session, f"bench{i:03d}", phones.uri(f"bench{i:03d}"), campaign)
+    # Enough leads for the run several times over, in the zones inside calling hours now.
+    leads = max(1000, agents * math.ceil(minutes) * 12)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(Lead),
+            [
+                {
+                    "campaign_id": campaign_id,
+                    "list_id": list_id,
+                    "phone_e164": phone,
+                    "phone_type": "fixed_line",
+                    "region": region,
+                    "time_zones": [zone],
+                    "custom_fields": {},
+                    "status": "new",
+                }
+                for phone, region, zone in numbers_in_hours(leads, utcnow())
+            ],
+        )
+    bots = SimulatedAgents(
+        engine, campaign_id, talk=Range.parse(talk), wrap=Range.parse(wrap), seed=seed
+    )
+    stop_bots = threading.Event()
+    bot_thread = threading.Thread(target=bots.run, args=(stop_bots, 0.2), daemon=True)
+    node = build_node(engine, config, name="bench", workers=workers or _workers(lines))
+    node_thread = threading.Thread(target=node.run, name="node", daemon=True)
+    node_thread.start()
+    bot_thread.start()
+    pool = node.lines
+    while not all(getattr(pool, "workers", [])) or not pool.worker_pids()[0]:  # type: ignore[attr-defined]
+        time.sleep(0.1)
+    with sessions() as session:
+        steer(session, session.get_one(Campaign, campaign_id), "start")
+    started_wall, started = utcnow(), time.monotonic()
+    cpu_before = _cpu(pool.worker_pids())  # type: ignore[attr-defined]
+    sipp_before = _sipp_cpu(carrier, phones)
+    time.sleep(minutes * 60)
+    ended_wall = utcnow()
+    cpu_after = _cpu(pool.worker_pids())  # type: ignore[attr-defined]
+    sipp_after = _sipp_cpu(carrier, phones)
+    elapsed = time.monotonic() - started
+    with sessions() as session:
+        steer(session, session.get_one(Campaign, campaign_id), "stop")
+    drain_until = time.monotonic() + DRAIN_S
+    while node.calls and time.monotonic() < drain_until:
+        time.sleep(0.5)
+    node.request_stop()
+    node_thread.join(60)
+    stop_bots.set()
+    bot_thread.join(10)
+    time.sleep(1.0)  # SIPp writes its last lines
+    figures = _figures(
+        engine, campaign_id, agents, started_wall, ended_wall, elapsed, node, carrier
+    )
+    attempts = figures["attempts"]
+    figures["cpu_ms_per_call"] = round(1000 * (cpu_after - cpu_before) / max(1, attempts), 1)
+    figures["sipp_cpu_ms_per_call"] = round(1000 * (sipp_after - sipp_before) / max(1, attempts), 1)
+    figures["worker_restarts"] = pool.restarts  # type: ignore[attr-defined]
+    figures["worker_exits_not_clean"] = [
+        code
+        for _, code in pool.exits
+        if code not in (0, None)  # type: ignore[attr-defined]
+    ]
+    figures.update(_forecast(engine, campaign_id, agents, minutes, forecast_seeds, figures))
+    figures["uptime"] = _uptime()
+    return figures
+
+
+def _workers(lines: int) -> int:
+    # Each customer call keeps a second slot for its agent leg; 4 slots a worker.
+    return max(2, math.ceil(2 * lines / 4))
+
+
+def _cpu(worker_pids: list[int]) -> float:
+    """This process (node, bots, SQLite) and its line workers, in CPU-seconds."""
+    return _cpu_seconds(os.getpid()) + sum(_cpu_seconds(pid) for pid in worker_pids if pid)
+
+
+def _sipp_cpu(*peers: Any) -> float:
+    return sum(_cpu_seconds(peer.pid) for peer in peers if peer.pid)
+
+
+def _figures(
+    engine: Any,
+    campaign_id: int,
+    agents: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    elapsed: float,
+    node: Any,
+    carrier: SimulatedCarrier,
+) -> dict[str, Any]:
+    with db.session_factory(engine)() as session:
+        rows = session.scalars(
+            select(CallAttempt).where(CallAttempt.campaign_id == campaign_id)
+        ).all()
+    window = [row for row in rows if row.started_at < end]
+    live = [row for row in window if row.outcome == "human" or row.abandoned]
+    abandoned = sum(row.abandoned for row in window)
+    talk = sum(
+        (min(row.ended_at or end, end) - row.bridged_at).total_seconds()
+        for row in rows
+        if row.bridged_at is not None and row.bridged_at < end
+    )
+    runner = node.runners.get(campaign_id)
+    decisions = sorted(1000 * d for d in (runner.figures.decisions if runner else []))
+    pops = sorted(1000 * d for d in node.figures.screen_pop_latency)
+    invites = carrier.invites()
+    numbers = Counter(invite.number for invite in invites)
+    dialled = Counter(row.phone_e164 for row in rows)
+    return {
+        "run": "node",
+        "agents": agents,
+        "minutes": round(elapsed / 60, 2),
+        "attempts": len(window),
+        "calls_per_second": round(len(window) / elapsed, 2),
+        "outcomes": dict(Counter(row.outcome for row in window)),
+        "live_answers": len(live),
+        "connected": sum(row.bridged_at is not None for row in window),
+        "abandoned": abandoned,
+        "abandon_rate": round(abandoned / len(live), 4) if live else 0.0,
+        "utilisation": round(talk / (agents * (end - start).total_seconds()), 3),
+        "decisions": len(decisions),
+        "decision_ms_median": _percentile(decisions, 50),
+        "decision_ms_p99": _percentile(decisions, 99),
+        "screen_pop_ms_median": _percentile(pops, 50),
+        "screen_pop_ms_p99": _percentile(pops, 99),
+        "attempt_rows": len(rows),
+        "invites_received": len(invites),
+        "attempts_without_invite": sum((dialled - numbers).values()),
+        "invites_without_attempt": sum((numbers - dialled).values()),
+        "attempts_open": sum(row.ended_at is None for row in rows),
+    }
+
+
+def _forecast(
+    engine: Any,
+    campaign_id: int,
+    agents: int,
+    minutes: float,
+    seeds: int,
+    measured: dict[str, Any],
+) -> dict[str, Any]:
+    """What `dialer forecast` predicts from the campaign's recorded statistics, for a run as
+    long as this one (the pacer starting cold as the node's did), beside what the node did."""
+    with db.session_factory(engine)() as session:
+        stats = observed_stats(session, campaign_id, agents, days=1)
+    rows = forecast(stats, minutes / 60, tuple(range(seeds)))
+    predicted = next(row for row in rows if row["mode"] == "predictive")
+    utilisation, abandon = predicted["utilisation"], predicted["abandon_rate"]
+    return {
+        "forecast_utilisation": utilisation,
+        "forecast_abandon_rate": abandon,
+        "utilisation_vs_forecast": round(measured["utilisation"] / utilisation - 1, 3)
+        if utilisation
+        else None,
+        "abandon_points_vs_forecast": round(100 * (measured["abandon_rate"] - abandon), 2),
+        "forecast_inputs": {
+            key: round(value, 3) if isinstance(value, float) else value
+            for key, value in stats.__dict__.items()
+        },
+    }

@@ -1,0 +1,225 @@
+"""The attempt ledger: each call the node places has its `call_attempts` row from before the
+INVITE until after the hang-up, written from the line pool's events.
+
+- `open` commits the rows before the dial (and moves their leads from claimed to dialing):
+  whatever fails afterwards, the attempt is on record. Its id is the pool's attempt id.
+- `observe` records the answer, the AMD (or SIT) verdict and the bridge to an agent.
+- `end` records the SIP result and the outcome together with what the call's flow decided
+  (connected, abandoned, safe-harbor message played, a key-press opt-out, which puts the number
+  on the campaign's do-not-call list at once), and decides the lead's fate in the same
+  transaction: by the line's outcome and the connect result, or, for a call that reached an
+  agent, later by the agent's disposition (ARCHITECTURE §3a).
+- `close_orphans` ends the rows a stopped node left open as failed, so no attempt stays
+  "in progress" for ever and its lead is dialable again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from campaigns import agents, db
+from campaigns.dispositions import opt_out, record_outcome
+from campaigns.hopper import ClaimedLead
+from campaigns.models import CallAttempt, Lead
+from dialer.connect import ConnectOutcome
+from dialer.lines.events import AmdVerdict, Answered, Bridged, Ended, Event
+
+ORPHAN_REASON = "the dialer node stopped before the call ended"
+INTERRUPTED_REASON = "interrupted: the dialer node was stopped during the call"
+
+
+def utc(epoch_seconds: float | None) -> dt.datetime | None:
+    return None if epoch_seconds is None else dt.datetime.fromtimestamp(epoch_seconds, dt.UTC)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What `end` did: the attempt's outcome and whether its lead now waits for a disposition."""
+
+    outcome: str
+    awaiting_disposition: bool
+
+
+class AttemptLedger:
+    def __init__(self, engine: Engine, node: str) -> None:
+        # Every ledger transaction writes: SQLite's write lock is taken at BEGIN.
+        self.sessions = db.session_factory(db.writer(engine))
+        self.node = node
+        # Attempts this ledger opened and not yet ended: the pool's agent legs are not attempts.
+        self.open_ids: set[int] = set()
+
+    def open(
+        self,
+        leads: Sequence[ClaimedLead],
+        *,
+        trunk: str,
+        dial_mode: str = "automatic",
+        agent_id: int | None = None,
+        screen_pop: dict[str, Any] | None = None,
+    ) -> list[str]:
+        """The attempts' rows, committed in one transaction, their leads now "dialing" (a
+        claim the node holds while the call lasts); the ids are what `originate` is given.
+        With `agent_id` (one lead, dialled for that agent) the agent is reserved for the call
+        in the same transaction, or nothing is opened when they are no longer there."""
+        if not leads:
+            return []
+        with self.sessions() as session:
+            attempts = [
+                CallAttempt(
+                    lead_id=lead.id,
+                    campaign_id=lead.campaign_id,
+                    phone_e164=lead.phone_e164,
+                    account_ref=lead.account_ref,
+                    node=self.node,
+                    trunk_name=trunk,
+                    dial_mode=dial_mode,
+                )
+                for lead in leads
+            ]
+            session.add_all(attempts)
+            session.execute(
+                update(Lead)
+                # An opt-out that came meanwhile stays (the gate's second look saw it too).
+                .where(Lead.id.in_([lead.id for lead in leads]), Lead.status != "dnc")
+                .values(status="dialing")
+                .execution_options(synchronize_session=False)
+            )
+            for lead in leads:
+                if lead.is_callback:
+                    agents.close_callbacks(session, lead.id)
+            if agent_id is not None:
+                session.flush()
+                reserved = agents.reserve_for_call(
+                    session,
+                    agent_id,
+                    attempts[0].id,
+                    screen_pop or {},
+                    leaving=("ready", "paused", "reserved"),
+                )
+                if reserved is None:
+                    session.rollback()
+                    return []
+            session.commit()
+            ids = [attempt.id for attempt in attempts]
+        self.open_ids.update(ids)
+        return [str(attempt_id) for attempt_id in ids]
+
+    def _ours(self, attempt_id: str) -> int | None:
+        row_id = int(attempt_id) if attempt_id.isdigit() else None
+        return row_id if row_id in self.open_ids else None
+
+    def observe(self, event: Event) -> None:
+        """The answer and the verdict of one of this ledger's attempts."""
+        if not isinstance(event, Answered | AmdVerdict):
+            return
+        row_id = self._ours(event.attempt_id)
+        if row_id is None:
+            return
+        values = (
+            {"answered_at": utc(event.at)}
+            if isinstance(event, Answered)
+            else {"amd_verdict": event.verdict, "amd_ms": event.after_ms}
+        )
+        with self.sessions() as session:
+            session.execute(update(CallAttempt).where(CallAttempt.id == row_id).values(**values))
+            session.commit()
+
+    def bridged(self, event: Bridged, agent_id: int | None) -> None:
+        """The customer reached an agent: the attempt's connect figures and the agent's state
+        (on call) in one transaction, so the screen pop written at the reservation is live."""
+        row_id = self._ours(event.attempt_id)
+        if row_id is None:
+            return
+        at = utc(event.at)
+        assert at is not None
+        with self.sessions() as session:
+            attempt = session.get_one(CallAttempt, row_id)
+            # A transfer bridges again: the call was connected at the first bridge.
+            attempt.bridged_at = attempt.bridged_at or at
+            if event.connect_delay_ms is not None and attempt.connect_delay_ms is None:
+                attempt.connect_delay_ms = round(event.connect_delay_ms)
+            attempt.recording_path = event.recording_path or attempt.recording_path
+            if agent_id is not None:
+                attempt.agent_id = agent_id
+                agents.bridged(session, agent_id, row_id, at)
+            session.commit()
+
+    def end(
+        self,
+        ended: Ended,
+        flow: ConnectOutcome | None,
+        *,
+        agent_id: int | None = None,
+        interrupted: bool = False,
+    ) -> Settled | None:
+        """The customer leg ended: the SIP result, the flow's result, the agent back to wrap-up
+        (or ready when the call never reached them) and the lead's fate, in one transaction."""
+        row_id = self._ours(ended.attempt_id)
+        if row_id is None:
+            return None
+        now = dt.datetime.now(dt.UTC)
+        connected = flow is not None and flow.connect_delay_ms is not None
+        with self.sessions() as session:
+            attempt = session.get_one(CallAttempt, row_id)
+            self._record_line(attempt, ended)
+            if interrupted:
+                attempt.failure_reason = INTERRUPTED_REASON
+            if flow is not None:
+                attempt.abandoned = flow.abandoned
+                attempt.safe_harbor_played = flow.safe_harbor_played
+                if flow.connect_delay_ms is not None:
+                    attempt.connect_delay_ms = round(flow.connect_delay_ms)
+                attempt.recording_path = flow.recording_path or attempt.recording_path
+                if flow.opted_out:
+                    lead = session.get_one(Lead, attempt.lead_id)
+                    why = "pressed the opt-out key after the safe-harbor message"
+                    opt_out(session, lead, attempt.campaign_id, "opt_out_key", why)
+            if agent_id is not None:
+                ended_at = attempt.ended_at or now
+                agents.call_ended(session, agent_id, row_id, connected=connected, at=ended_at)
+            record_outcome(session, attempt, now, awaiting_disposition=connected)
+            session.commit()
+            outcome = attempt.outcome or "failed"
+        self.open_ids.discard(row_id)
+        return Settled(outcome, connected)
+
+    def _record_line(self, attempt: CallAttempt, ended: Ended) -> None:
+        attempt.started_at = utc(ended.timings.dialed_at) or attempt.started_at
+        # A worker that died mid-call leaves the supervisor without the answer time: keep the
+        # one `Answered` brought.
+        attempt.answered_at = utc(ended.timings.answered_at) or attempt.answered_at
+        attempt.ended_at = utc(ended.timings.ended_at)
+        attempt.sip_code = ended.sip_code
+        attempt.sip_reason = ended.reason[:120]
+        attempt.outcome = ended.outcome
+        attempt.amd_verdict = ended.amd_verdict or attempt.amd_verdict
+        if ended.outcome == "failed":
+            attempt.failure_reason = ended.reason
+
+    def close_orphans(self, now: dt.datetime) -> int:
+        """Ends this node's attempts that never got an `Ended` (the node crashed or was
+        killed): failed, saying why, their leads recycled, their agents freed."""
+        with self.sessions() as session:
+            orphans = session.scalars(
+                select(CallAttempt).where(
+                    CallAttempt.node == self.node, CallAttempt.ended_at.is_(None)
+                )
+            ).all()
+            for attempt in orphans:
+                attempt.ended_at = now
+                attempt.outcome = "failed"
+                attempt.failure_reason = ORPHAN_REASON
+                # A conversation that had begun still gets its agent's disposition.
+                connected = attempt.bridged_at is not None
+                if attempt.agent_id is not None:
+                    agents.call_ended(
+                        session, attempt.agent_id, attempt.id, connected=connected, at=now
+                    )
+                record_outcome(session, attempt, now, awaiting_disposition=connected)
+            session.commit()
+        return len(orphans)
