@@ -485,6 +485,34 @@ def serve(demo: bool, config_path: str | None, once: bool) -> None:
             world.stop()
 
 
+@main.command("web")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--threads", default=8, show_default=True, help="Requests served at once.")
+def web_command(host: str, port: int, threads: int) -> None:
+    """Run the web console alone (several can share one PostgreSQL behind a load balancer)."""
+    import waitress
+
+    from campaigns.db import database_url, upgrade
+    from web.config import ConsoleConfigError
+    from web.server import prepare
+
+    _log_to_stderr()
+    upgrade()
+    try:
+        app, admin = prepare(host)
+    except (ConsoleConfigError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    if admin is not None:
+        name, password = admin
+        click.echo(f"first start: administrator {name!r} created with the one-time password")
+        click.echo(f"    {password}")
+        click.echo("it is shown only now; it must be changed at the first sign-in")
+    click.echo(f"database: {database_url()}")
+    click.echo(f"console: http://{host}:{port}/ (press Ctrl-C to stop)")
+    waitress.serve(app, host=host, port=port, threads=threads, ident="dialer")
+
+
 @main.command("node")
 @click.option("--name", default=None, help="Node name (default: $DIALER_NODE_NAME or the host).")
 @click.option("--workers", type=int, default=None, help="Line workers (4 calls each).")
@@ -647,36 +675,6 @@ def simulate_agents(campaign_name: str, talk: str, wrap: str, seed: int | None) 
     except KeyboardInterrupt:
         stop.set()
     click.echo(f"{bots.handled} calls dispositioned")
-
-
-@main.command("web")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--threads", default=8, show_default=True, help="Requests served at once.")
-def web_command(host: str, port: int, threads: int) -> None:
-    """Run the web console alone (several can share one PostgreSQL behind a load balancer)."""
-    import logging
-
-    import waitress
-
-    from campaigns.db import database_url, upgrade
-    from web.config import ConsoleConfigError
-    from web.server import prepare
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    upgrade()
-    try:
-        app, admin = prepare(host)
-    except (ConsoleConfigError, ValueError) as error:
-        raise click.ClickException(str(error)) from None
-    if admin is not None:
-        name, password = admin
-        click.echo(f"first start: administrator {name!r} created with the one-time password")
-        click.echo(f"    {password}")
-        click.echo("it is shown only now; it must be changed at the first sign-in")
-    click.echo(f"database: {database_url()}")
-    click.echo(f"console: http://{host}:{port}/ (press Ctrl-C to stop)")
-    waitress.serve(app, host=host, port=port, threads=threads, ident="dialer")
 
 
 @bench.command("hopper")
