@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from wtforms import BooleanField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
+from campaigns.manage import NO_PASSWORD
 from campaigns.models import ROLES, User
 from web import audit, db
 from web.display import time_zones
@@ -119,7 +120,11 @@ def _active_admins(session: Session) -> int:
 @allow("users.manage")
 def index() -> Any:
     users = db.session().scalars(select(User).order_by(User.role, User.username)).all()
-    return render_template("users/index.html", users=users, role_labels=ROLE_LABELS)
+    # Agents added from the command line (dialer agent add) have no password until reset here.
+    no_password = {u.id for u in users if u.password_hash == NO_PASSWORD}
+    return render_template(
+        "users/index.html", users=users, role_labels=ROLE_LABELS, no_password=no_password
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])

@@ -203,9 +203,13 @@ def test_start_pause_resume_and_stop(app: Flask, manager: Console) -> None:
     page = manager.get(f"/campaigns/{created.id}").get_data(as_text=True)
     assert "Not changed: a stopped campaign cannot pause." in page
     with app.app_context():
-        actions = web_db.session().scalars(
-            select(AuditLog.action).where(AuditLog.entity == "campaign").order_by(AuditLog.id)
-        ).all()
+        actions = (
+            web_db.session()
+            .scalars(
+                select(AuditLog.action).where(AuditLog.entity == "campaign").order_by(AuditLog.id)
+            )
+            .all()
+        )
     assert actions == ["create", "start", "pause", "start", "stop"]
 
 

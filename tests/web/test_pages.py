@@ -213,3 +213,21 @@ def test_the_audit_log_lists_and_filters_changes(app: Flask, admin: Console) -> 
     assert "dnc_entry" in page and "Europe/Paris" in page
     page = admin.get("/audit/", query_string={"entity": "user"}).get_data(as_text=True)
     assert "Europe/Paris" in page and "+14155550134" not in page
+
+
+def test_an_agent_added_from_the_command_line_gets_a_password_here(
+    app: Flask, admin: Console
+) -> None:
+    from campaigns.manage import add_agent
+
+    with app.app_context():
+        agent = add_agent(web_db.session(), "cli-agent", "sip:3001@127.0.0.1:5070")
+    assert "no password: reset it" in admin.get("/users/").get_data(as_text=True)
+    assert (
+        Console(app.test_client())
+        .post("/auth/login", {"username": "cli-agent", "password": "!"})
+        .status_code
+        == 401
+    )
+    page = admin.post(f"/users/{agent.id}/reset-password").get_data(as_text=True)
+    assert "One-time password for cli-agent" in page
