@@ -172,7 +172,7 @@ class Node:
         event = self.lines.next_event(timeout=TICK)
         handled = 0
         while event is not None:
-            self.dispatch(event)
+            self._dispatch_safely(event)
             handled += 1
             if handled >= 200:  # the flows' ticks must not wait behind a burst
                 break
@@ -188,11 +188,31 @@ class Node:
             self._interrupt()
         if woken.is_set() or now >= self._next_sync:
             woken.clear()
-            self.sync()
             self._next_sync = time.monotonic() + SYNC_EVERY
+            try:
+                self.sync()
+            except Exception:  # the database went away for a moment: the next sync retries
+                log.exception("sync with the database failed")
         for runner in list(self.runners.values()):
             if now >= runner.next_step:
-                runner.step(now)
+                try:
+                    runner.step(now)
+                except Exception:  # a claim that failed: the runner tries again next step
+                    log.exception("campaign %r: a dialing step failed", runner.campaign.name)
+
+    def _dispatch_safely(self, event: Event) -> None:
+        """One event; a failure (the database locked for longer than its timeout, say) is
+        logged and the loop goes on. A call whose end could not be recorded is dropped here:
+        its attempt stays open in the database and is closed as failed when the node restarts
+        (`close_orphans`), so the record is never lost."""
+        try:
+            self.dispatch(event)
+        except Exception:
+            log.exception("event %r could not be handled", event)
+            if isinstance(event, Ended) and "/" not in event.attempt_id:
+                call = self.calls.pop(event.attempt_id, None)
+                if call is not None:
+                    self.runners[call.campaign_id].calls.pop(event.attempt_id, None)
 
     def dispatch(self, event: Event) -> None:
         """One pool event, to the call's flow, then the ledger, then the pacer."""

@@ -21,7 +21,9 @@ from campaigns.hopper import ClaimedLead
 from campaigns.models import CallAttempt, Campaign, DncEntry, utcnow
 from dialer.amd import AmdSettings
 from dialer.connect import Connector, amd_tap, campaign_connect_settings
+from dialer.lines.events import Ended, Timings
 from dialer.pacing import Pacer, PacingView, make_pacer
+from sip_config import SipConfigError
 
 if TYPE_CHECKING:
     from dialer.node.node import Node
@@ -66,6 +68,12 @@ class RunnerFigures:
     decisions: list[float] = field(default_factory=list)  # seconds per decision
     last_claim_empty: bool = False
     placed: int = 0
+
+
+def never_dialled(attempt_id: str, reason: str) -> Ended:
+    """The `Ended` of a call the pool refused to place."""
+    now = time.time()
+    return Ended(attempt_id, 0, reason, "failed", Timings(now, None, None, now))
 
 
 def pacer_for(campaign: Campaign, live: int, abandoned: int) -> Pacer:
@@ -132,8 +140,16 @@ class CampaignRunner:
         return int(live or 0), int(abandoned or 0)
 
     def update(self, campaign: Campaign) -> None:
-        """The campaign's settings changed: the pacer keeps what it learned unless the dial
-        mode itself changed."""
+        """The campaign's settings changed: new calls follow them (its safe-harbor message, AMD
+        settings, recordings); the pacer keeps what it learned unless the dial mode changed."""
+        if self.connector is not None:
+            try:
+                self.connector.settings = campaign_connect_settings(
+                    campaign, self.node.prompts_dir, self.node.recordings_dir
+                )
+                self.tap = amd_tap(AmdSettings(**campaign.amd_settings))
+            except Exception as error:  # a bad new setting: keep dialing with the old ones
+                log.error("campaign %r: new settings refused: %s", campaign.name, error)
         if (campaign.dial_mode, campaign.dial_ratio) != (
             self.campaign.dial_mode,
             self.campaign.dial_ratio,
@@ -273,14 +289,21 @@ class CampaignRunner:
             self.node.calls[attempt_id] = call
             if call.agent_id is not None:
                 self.node.board.set(call.agent_id, state="reserved", attempt_id=int(attempt_id))
-            self.node.lines.originate(
-                attempt_id,
-                trunk,
-                lead.phone_e164,
-                ring_timeout=float(self.campaign.ring_timeout_s),
-                tap=None if call.direct else self.tap,
-                reserve_agent_slot=True,
-            )
+            try:
+                self.node.lines.originate(
+                    attempt_id,
+                    trunk,
+                    lead.phone_e164,
+                    ring_timeout=float(self.campaign.ring_timeout_s),
+                    tap=None if call.direct else self.tap,
+                    reserve_agent_slot=True,
+                )
+            except (SipConfigError, ValueError) as error:
+                # Never dialled (a trunk setting refused it): on record as failed, saying why.
+                log.error(
+                    "campaign %r: call %s not placed: %s", self.campaign.name, attempt_id, error
+                )
+                self.node.dispatch(never_dialled(attempt_id, str(error)))
         return len(opened)
 
     def recheck(self, leads: list[ClaimedLead], kind: DialKind) -> list[ClaimedLead]:
