@@ -276,6 +276,13 @@ def disposition(
     row = _session(session, user_id)
     if row.state != "wrap_up" or row.current_attempt_id is None:
         raise AgentError("there is no ended call to disposition")
+    known = session.scalar(
+        select(DispositionCode.code).where(
+            DispositionCode.campaign_id == row.campaign_id, DispositionCode.code == code
+        )
+    )
+    if known is None:
+        raise AgentError(f"{code!r} is not a disposition of this campaign")
     if code == "PTP":
         if promise_amount is None or promise_amount <= 0:
             raise AgentError("a promise to pay needs an amount above 0")

@@ -11,7 +11,7 @@ import datetime as dt
 import functools
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -43,6 +43,8 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from campaigns import dnc
@@ -59,7 +61,15 @@ from campaigns.compliance import (
     Verdict,
     may_dial,
 )
-from campaigns.models import CallAttempt, Callback, Campaign, DncEntry, ImportRun, Lead
+from campaigns.models import (
+    CallAttempt,
+    Callback,
+    Campaign,
+    DncEntry,
+    GateRefusal,
+    ImportRun,
+    Lead,
+)
 
 WINDOW_30_DAYS = dt.timedelta(days=30)
 DAY = dt.timedelta(hours=24)
@@ -663,6 +673,7 @@ def _gate(
     closed: dict[tuple[str, str], list[int]] = defaultdict(list)
     deferred: dict[tuple[dt.datetime, str], list[int]] = defaultdict(list)
     given_back: dict[str, list[int]] = defaultdict(list)
+    refused: Counter[str] = Counter()
     stop = False
     for lead in leads:
         if len(passed) == wanted or stop:
@@ -671,7 +682,9 @@ def _gate(
         verdict = may_dial(lead_facts(lead), rules, now, history[lead.id], kind)
         if verdict.allowed:
             passed.append(_claimed(lead))
-        elif verdict.reason == "abandon_cap":
+            continue
+        refused[verdict.reason or "refused"] += 1
+        if verdict.reason == "abandon_cap":
             stop = True  # a campaign-wide stop: no lead is at fault
             given_back[lead.status].append(lead.id)
         elif verdict.reason in LASTING_REASONS:
@@ -689,7 +702,29 @@ def _gate(
     if postgres:
         for status, ids in given_back.items():
             connection.execute(give_back, {"ids": ids, "status": status})
+    if refused:
+        count_refusals(connection, leads[0].campaign_id, now, refused)
     return passed, stop
+
+
+def count_refusals(
+    connection: Connection, campaign_id: int, now: dt.datetime, refused: Counter[str]
+) -> None:
+    """Adds the gate's refusals to the campaign's counts for the hour (`gate_refusals`)."""
+    hour = now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    rows = [
+        {"campaign_id": campaign_id, "hour": hour, "reason": reason[:40], "count": count}
+        for reason, count in refused.items()
+    ]
+    dialect = sqlite_insert if connection.dialect.name == "sqlite" else postgresql_insert
+    statement = dialect(GateRefusal)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["campaign_id", "hour", "reason"],
+            set_={"count": GateRefusal.count + statement.excluded["count"]},
+        ),
+        rows,
+    )
 
 
 def _claimed(lead: Candidate) -> ClaimedLead:
@@ -777,6 +812,9 @@ def claim_lead(
             history = histories(connection, rules, [lead], now, window)[lead.id]
             verdict = may_dial(lead_facts(lead), rules, now, history, kind)
             if not verdict:
+                count_refusals(
+                    connection, campaign_id, now, Counter([verdict.reason or "refused"])
+                )
                 return verdict
             connection.execute(
                 _mark_statements(postgres)[0], {"ids": [lead.id], "node": claimant, "now": now}

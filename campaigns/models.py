@@ -577,3 +577,34 @@ class CampaignHour(Base):
     abandoned: Mapped[int] = mapped_column(default=0)
     connected: Mapped[int] = mapped_column(default=0)
     talk_s: Mapped[float] = mapped_column(default=0.0)
+
+
+class AgentStateChange(Base):
+    """Every change of an agent's state (or pause code), written by a database trigger on
+    `agent_sessions` whoever makes it: the history reports read for talk, wrap and pause time."""
+
+    __tablename__ = "agent_state_changes"
+    __table_args__ = (Index("ix_agent_state_changes_user_at", "user_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="SET NULL")
+    )
+    state: Mapped[str] = mapped_column(String(20))
+    pause_code: Mapped[str | None] = mapped_column(String(40))
+    at: Mapped[dt.datetime]
+
+
+class GateRefusal(Base):
+    """Dials the compliance gate refused, counted per campaign, hour (UTC) and reason: the
+    compliance report shows them without replaying the gate."""
+
+    __tablename__ = "gate_refusals"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    reason: Mapped[str] = mapped_column(String(40), primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)

@@ -27,6 +27,41 @@ CATALOGUE_ENTRY = (
 )
 
 
+# Every change of an agent's state or pause code lands in agent_state_changes, whoever makes
+# it (a node, the console, the API): one trigger rather than a line in every writer.
+_LOGGED = (
+    "INSERT INTO agent_state_changes (user_id, campaign_id, state, pause_code, at) "
+    "VALUES (NEW.user_id, NEW.campaign_id, NEW.state, NEW.pause_code, NEW.state_since)"
+)
+STATE_LOG_TRIGGERS = {
+    "sqlite": (
+        f"CREATE TRIGGER agent_sessions_logged_insert AFTER INSERT ON agent_sessions "
+        f"BEGIN {_LOGGED}; END",
+        "CREATE TRIGGER agent_sessions_logged_update AFTER UPDATE OF state, pause_code "
+        "ON agent_sessions WHEN OLD.state IS NOT NEW.state "
+        f"OR OLD.pause_code IS NOT NEW.pause_code BEGIN {_LOGGED}; END",
+    ),
+    "postgresql": (
+        "CREATE FUNCTION agent_sessions_logged() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN IF TG_OP = 'INSERT' OR OLD.state IS DISTINCT FROM NEW.state "
+        f"OR OLD.pause_code IS DISTINCT FROM NEW.pause_code THEN {_LOGGED}; END IF; "
+        "RETURN NEW; END $$",
+        "CREATE TRIGGER agent_sessions_logged AFTER INSERT OR UPDATE ON agent_sessions "
+        "FOR EACH ROW EXECUTE FUNCTION agent_sessions_logged()",
+    ),
+}
+STATE_LOG_DROPS = {
+    "sqlite": (
+        "DROP TRIGGER agent_sessions_logged_insert",
+        "DROP TRIGGER agent_sessions_logged_update",
+    ),
+    "postgresql": (
+        "DROP TRIGGER agent_sessions_logged ON agent_sessions",
+        "DROP FUNCTION agent_sessions_logged()",
+    ),
+}
+
+
 def upgrade() -> None:
     op.create_table(
         "agent_groups",
@@ -202,6 +237,47 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_agent_sessions")),
     )
     op.create_index("ix_agent_sessions_campaign_state", "agent_sessions", ["campaign_id", "state"])
+    op.create_table(
+        "agent_state_changes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("campaign_id", sa.Integer(), nullable=True),
+        sa.Column("state", sa.String(length=20), nullable=False),
+        sa.Column("pause_code", sa.String(length=40), nullable=True),
+        sa.Column("at", UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.id"],
+            name=op.f("fk_agent_state_changes_campaign_id_campaigns"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_agent_state_changes_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_agent_state_changes")),
+    )
+    op.create_index(
+        "ix_agent_state_changes_user_at", "agent_state_changes", ["user_id", "at"]
+    )
+    op.create_table(
+        "gate_refusals",
+        sa.Column("campaign_id", sa.Integer(), nullable=False),
+        sa.Column("hour", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("reason", sa.String(length=40), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.id"],
+            name=op.f("fk_gate_refusals_campaign_id_campaigns"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("campaign_id", "hour", "reason", name=op.f("pk_gate_refusals")),
+    )
+    for statement in STATE_LOG_TRIGGERS[op.get_bind().dialect.name]:
+        op.execute(statement)
     op.add_column(
         "call_attempts", sa.Column("bridged_at", UTCDateTime(timezone=True), nullable=True)
     )
@@ -269,7 +345,11 @@ def downgrade() -> None:
         ):
             batch.drop_column(column)
     op.drop_column("call_attempts", "bridged_at")
+    for statement in STATE_LOG_DROPS[op.get_bind().dialect.name]:
+        op.execute(statement)
     for table in (
+        "gate_refusals",
+        "agent_state_changes",
         "agent_sessions",
         "node_commands",
         "campaign_runs",
