@@ -429,9 +429,11 @@ def bench_import(rows: int, url: str | None, as_json: bool) -> None:
 @click.option(
     "--config", "config_path", default=None, help="SIP trunks TOML (default: $DIALER_SIP_CONFIG)."
 )
+@click.option("--host", default="127.0.0.1", show_default=True, help="Console address.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--once", is_flag=True, help="Migrate, run every scheduler job once and exit.")
-def serve(demo: bool, config_path: str | None, once: bool) -> None:
-    """Run the dialer: scheduler and dialer node on one database (the console joins them)."""
+def serve(demo: bool, config_path: str | None, host: str, port: int, once: bool) -> None:
+    """Run the dialer: the web console, the scheduler and a dialer node on one database."""
     import contextlib
     import os
     import signal
@@ -440,6 +442,8 @@ def serve(demo: bool, config_path: str | None, once: bool) -> None:
     from campaigns.db import database_url, upgrade
     from dialer.node.jobs import build_scheduler
     from dialer.node.launch import build_node, stop_on_signals
+    from web.config import ConsoleConfigError
+    from web.server import ConsoleServer, prepare
 
     _log_to_stderr()
     upgrade()
@@ -451,24 +455,37 @@ def serve(demo: bool, config_path: str | None, once: bool) -> None:
             job.func()
             click.echo(f"ran job {job.id}")
         return
-    world = None
-    if demo:
-        from dialer.demo.world import start_demo
-
-        world = start_demo(engine)
-        click.echo(world.summary)
-        click.echo(
-            f"simulated carrier on {world.carrier.host}:{world.carrier.port}, agents' phones on "
-            f"port {world.phones.port}"
-        )
-        config = world.config
-    elif config_path or os.environ.get("DIALER_SIP_CONFIG"):
-        config = _sip_config(config_path)
-    else:
-        config = None
-        click.echo("no SIP trunks configured (DIALER_SIP_CONFIG): the dialer node does not run")
-    scheduler.start()
     try:
+        app, admin = prepare(host)
+    except (ConsoleConfigError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        console = ConsoleServer(app, host, port).start()
+    except OSError as error:
+        raise click.ClickException(f"the console cannot listen on {host}:{port}: {error}") from None
+    click.echo(f"console: {console.url}/")
+    if admin is not None:
+        name, password = admin
+        click.echo(f"first start: sign in as {name!r} with the one-time password {password}")
+        click.echo("(shown only now; you choose your own at the first sign-in)")
+    world = None
+    try:
+        if demo:
+            from dialer.demo.world import start_demo
+
+            world = start_demo(engine)
+            click.echo(world.summary)
+            click.echo(
+                f"simulated carrier on {world.carrier.host}:{world.carrier.port}, agents' "
+                f"phones on port {world.phones.port}"
+            )
+            config = world.config
+        elif config_path or os.environ.get("DIALER_SIP_CONFIG"):
+            config = _sip_config(config_path)
+        else:
+            config = None
+            click.echo("no SIP trunks configured (DIALER_SIP_CONFIG): no dialer node runs")
+        scheduler.start()
         if config is None:
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -480,7 +497,9 @@ def serve(demo: bool, config_path: str | None, once: bool) -> None:
         click.echo("dialing: watch with `dialer status --watch`; Ctrl-C stops (calls end first)")
         node.run()
     finally:
-        scheduler.shutdown(wait=False)
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        console.stop()
         if world is not None:
             world.stop()
 
