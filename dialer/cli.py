@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from dialer.demo.mix import DEFAULT_MIX
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -944,7 +946,7 @@ def _clock(at: float) -> str:
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default: a free one.")
 @click.option(
     "--mix",
-    default="human=.3,machine=.2,busy=.1,no_answer=.3,invalid=.1",
+    default=DEFAULT_MIX,
     show_default=True,
     help="branch=weight,... over human, machine, busy, no_answer, invalid, survey.",
 )
@@ -976,7 +978,8 @@ def simulate_carrier(port: int | None, mix: str, quick: bool) -> None:
         if invite.branch == "no_answer":
             detail.append("rings until cancelled")
         elif invite.wait_s:
-            detail.append(f"{_WAIT_WORDS.get(invite.branch, 'answers')} after {invite.wait_s:.1f} s")
+            what = _WAIT_WORDS.get(invite.branch, "answers")
+            detail.append(f"{what} after {invite.wait_s:.1f} s")
         if invite.keys:
             detail.append("keys " + " ".join(f"{d}@{s:g}s" for s, d in invite.keys))
         return "\t".join((_clock(invite.at), invite.number, invite.branch, ", ".join(detail)))

@@ -7,9 +7,12 @@ to the branch. A random wait that a CANCEL may interrupt is one of `DELAY_POINTS
 `<recv request="CANCEL" timeout=...>` steps, chosen the same way (a `<pause>` would treat the
 dialer's CANCEL as an unexpected message and drop the call without its 487).
 
-Each call writes one `invite` line when its INVITE arrives (SIPp absorbs retransmissions of an
-INVITE it is handling, and of one it ended within -deadcall_wait, so a retransmitted INVITE is no
-second line) and one `end` line when it ends the way the scenario meant:
+Each call writes one `invite` line when its INVITE arrives and one `end` line when it ends the
+way the scenario meant. A retransmitted INVITE is never a second line: SIPp matches it to its
+call by Call-ID, and remembers ended calls for -deadcall_wait. (It answers a copy that comes
+before its second response with its first, the 100; a later copy it takes as unexpected and
+drops the call, which then has no end line. pjsua sends copies only when no 100 came within
+500 ms, that is when SIPp has fallen that far behind.)
 
     invite|<s>|<us>|<call number>|<Call-ID>|<branch>|<variant>|<wait ms>|INVITE sip:<user>@
     end|<s>|<us>|<call number>|<how>

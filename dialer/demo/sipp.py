@@ -34,7 +34,6 @@ SOCKET_BUFFER = 4 * 1024 * 1024
 # Retransmitted INVITEs of a call SIPp already ended are absorbed as long as it remembers it.
 DEADCALL_WAIT_MS = 64_000
 
-
 _PR_SET_PDEATHSIG = 1
 # Looked up before any fork: the child only calls it (no import or allocation between fork and
 # exec, where another thread's lock could be held).
@@ -165,6 +164,8 @@ class SippUas:
             sipp_binary(), "-sf", "scenario.xml",
             "-i", self.host, "-p", str(self.port),
             "-mi", self.host, "-mp", str(media_port), "-cp", str(control_port),
+            # -aa: a 200 to an INFO (DTMF), UPDATE or OPTIONS within a call, which the
+            # scenarios do not expect, instead of dropping the call.
             "-nostdin", "-aa",
             # Warnings (-trace_err) would log a line per call for every receive timeout the
             # scenarios take on purpose: fatal errors alone go to stderr.
