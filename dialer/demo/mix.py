@@ -80,7 +80,7 @@ class Mix:
         total = 0.0
         for name, share in self.shares:
             total += share
-            bounds.append((name, total))
+            bounds.append((name, min(total, 1.0)))  # rounding must not pass the last bound
         bounds[-1] = (bounds[-1][0], 1.0)
         return tuple(bounds)
 
