@@ -7,15 +7,19 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from dialer.demo.mix import DEFAULT_MIX
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
+
+    from dialer.demo.sipp import SippPeer
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -1198,3 +1202,160 @@ def bench_sit(
     for row in rows:
         click.echo(", ".join(f"{key} {value}" for key, value in row.items()))
     click.echo(", ".join(f"{key} {value}" for key, value in on_corpus.items()))
+
+
+# -- simulated telephony peers (dialer/demo): rehearse a campaign on loopback
+
+
+@main.group()
+def simulate() -> None:
+    """Simulated carrier and agents' phones on loopback, for demos and rehearsals."""
+
+
+def _run_peer(
+    peer: SippPeer,
+    started: str,
+    describe: Callable[[Any], str | None],
+    summary: Callable[[], str],
+) -> None:
+    """Run a simulated peer until Ctrl-C or SIGTERM, printing a line per call as it comes."""
+    import signal
+    import threading
+
+    from dialer.demo.sipp import SippError
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        peer.start()
+    except (SippError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    failed = ""
+    try:
+        click.echo(started.format(port=peer.port), err=True)
+        while not stop.wait(0.2):
+            for call in peer.poll():
+                line = describe(call)
+                if line is not None:
+                    click.echo(line)
+            if not peer.running:
+                failed = peer.problem() or "SIPp exited"
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        peer.stop()
+    for call in peer.poll():
+        line = describe(call)
+        if line is not None:
+            click.echo(line)
+    click.echo(summary(), err=True)
+    if failed:
+        raise click.ClickException(f"SIPp stopped: {failed}")
+
+
+_WAIT_WORDS = {"busy": "486", "invalid": "intercept"}
+
+
+def _clock(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, dt.UTC).astimezone().strftime("%H:%M:%S.%f")[:-3]
+
+
+@simulate.command("carrier")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default: a free one.")
+@click.option(
+    "--mix",
+    default=DEFAULT_MIX,
+    show_default=True,
+    help="branch=weight,... over human, machine, busy, no_answer, invalid, survey.",
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Pick up within a second, busy at once (default: the pacing workloads' ring times).",
+)
+def simulate_carrier(port: int | None, mix: str, quick: bool) -> None:
+    """A carrier (SIPp on 127.0.0.1) answering each INVITE as one branch of the mix, until
+    stopped: one line per call received (time, number, branch), a summary at the end."""
+    from dialer.demo.carrier import Invite, SimulatedCarrier
+    from dialer.demo.mix import CarrierTimings, MixError
+
+    try:
+        carrier = SimulatedCarrier(
+            mix, port=port, timings=CarrierTimings.quick() if quick else None
+        )
+    except MixError as error:
+        raise click.BadParameter(str(error), param_hint="--mix") from None
+
+    seen: set[str] = set()
+
+    def describe(invite: Invite) -> str | None:
+        if invite.call_id in seen:
+            return None  # one line per call, when it arrives (poll also gives it as it ends)
+        seen.add(invite.call_id)
+        detail = [invite.variant] if invite.variant != "-" else []
+        if invite.branch == "no_answer":
+            detail.append("rings until cancelled")
+        elif invite.wait_s:
+            what = _WAIT_WORDS.get(invite.branch, "answers")
+            detail.append(f"{what} after {invite.wait_s:.1f} s")
+        if invite.keys:
+            detail.append("keys " + " ".join(f"{d}@{s:g}s" for s, d in invite.keys))
+        return "\t".join((_clock(invite.at), invite.number, invite.branch, ", ".join(detail)))
+
+    def summary() -> str:
+        from collections import Counter
+
+        counts = carrier.counts()
+        ends = Counter(invite.ended or "still up" for invite in carrier.invites())
+        return (
+            f"{sum(counts.values())} calls: "
+            + ", ".join(f"{branch} {count}" for branch, count in sorted(counts.items()))
+            + "; ended: "
+            + ", ".join(f"{how} {count}" for how, count in sorted(ends.items()))
+        )
+
+    _run_peer(
+        carrier,
+        f"carrier on 127.0.0.1:{{port}} (UDP), mix {carrier.mix}; Ctrl-C stops it",
+        describe,
+        summary,
+    )
+
+
+@simulate.command("phones")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default: a free one.")
+@click.option(
+    "--hang-up-after",
+    type=click.FloatRange(1),
+    default=3600.0,
+    show_default=True,
+    help="Seconds after which a phone hangs up a call the dialer left up.",
+)
+def simulate_phones(port: int | None, hang_up_after: float) -> None:
+    """Agents' phones (SIPp on 127.0.0.1) that answer every call at once, whatever the user
+    part (sip:ANYNAME@127.0.0.1:PORT), and echo the audio, until stopped."""
+    from dialer.demo.phones import AgentCall, AgentPhones
+
+    phones = AgentPhones(port=port, hangs_up_s=hang_up_after)
+    seen: set[str] = set()
+
+    def describe(call: AgentCall) -> str | None:
+        if call.call_id in seen:
+            return None
+        seen.add(call.call_id)
+        asked = "auto-answer asked" if call.auto_answer else "no auto-answer header"
+        return "\t".join((_clock(call.at), call.agent, "answered", asked))
+
+    def summary() -> str:
+        counts = phones.counts()
+        return f"{sum(counts.values())} calls answered: " + ", ".join(
+            f"{agent} {count}" for agent, count in sorted(counts.items())
+        )
+
+    _run_peer(
+        phones,
+        "agents' phones on 127.0.0.1:{port} (UDP): sip:NAME@127.0.0.1:{port}; Ctrl-C stops them",
+        describe,
+        summary,
+    )
