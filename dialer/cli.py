@@ -744,6 +744,39 @@ def bench_hopper(
             click.echo(f"{backend}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
 
 
+@bench.command("node")
+@click.option("--agents", default=100, show_default=True, help="Simulated agents.")
+@click.option("--minutes", default=10.0, show_default=True, help="Minutes the campaign dials.")
+@click.option("--mix", default=None, help="Carrier mix (default: the demo's).")
+@click.option("--talk", default="20-90", show_default=True, help="Seconds of talk per call.")
+@click.option("--wrap", default="5-15", show_default=True, help="Seconds of wrap-up per call.")
+@click.option("--workers", type=int, default=None, help="Line workers (default: 2 slots/line).")
+@click.option("--json", "as_json", is_flag=True)
+def bench_node(
+    agents: int,
+    minutes: float,
+    mix: str | None,
+    talk: str,
+    wrap: str,
+    workers: int | None,
+    as_json: bool,
+) -> None:
+    """A predictive campaign end to end: SIPp carrier and phones, simulated agents, one node."""
+    from dialer.bench.node import run
+    from dialer.demo.mix import DEFAULT_MIX
+
+    _log_to_stderr()
+    import logging
+
+    logging.getLogger("dialer.node.node").setLevel(logging.WARNING)
+    figures = run(agents, minutes, mix=mix or DEFAULT_MIX, talk=talk, wrap=wrap, workers=workers)
+    if as_json:
+        click.echo(json.dumps(figures))
+        return
+    for key, value in figures.items():
+        click.echo(f"{key:28} {value}")
+
+
 @bench.command("pacing")
 @click.option(
     "--workloads", "path", default=None, help="Workloads JSON (default: the bundled W1-W6)."

@@ -216,6 +216,9 @@ def _figures(
     invites = carrier.invites()
     numbers = Counter(invite.number for invite in invites)
     dialled = Counter(row.phone_e164 for row in rows)
+    # What each called party was (the carrier's branch) against what the node made of it.
+    branch = {invite.number: invite.branch for invite in invites}
+    judged = Counter(f"{branch.get(row.phone_e164, '?')}->{row.outcome}" for row in window)
     return {
         "run": "node",
         "agents": agents,
@@ -223,6 +226,8 @@ def _figures(
         "attempts": len(window),
         "calls_per_second": round(len(window) / elapsed, 2),
         "outcomes": dict(Counter(row.outcome for row in window)),
+        "carrier_branch_to_outcome": dict(sorted(judged.items())),
+        "failure_reasons": dict(Counter(row.failure_reason for row in window if row.failure_reason)),
         "live_answers": len(live),
         "connected": sum(row.bridged_at is not None for row in window),
         "abandoned": abandoned,

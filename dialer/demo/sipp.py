@@ -9,6 +9,7 @@ scenarios that waits has a timeout of its own, so no call stays for ever.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import ctypes
 import os
@@ -257,7 +258,7 @@ class SippUas:
         return lines
 
 
-class SippPeer:
+class SippPeer(abc.ABC):
     """What the simulated carrier and the agents' phones share: a `SippUas` made at start, its
     log of calls (an invite line and an end line each, by SIPp's call number), the life cycle."""
 
@@ -268,8 +269,15 @@ class SippPeer:
         self._invites: dict[int, LoggedInvite] = {}
         self._ends: dict[int, LoggedEnd] = {}
 
+    @abc.abstractmethod
     def _uas(self) -> SippUas:
-        raise NotImplementedError
+        """The SIPp this peer runs, made when it starts."""
+
+    @property
+    def pid(self) -> int | None:
+        """SIPp's process id while it runs (its CPU time is read from /proc)."""
+        process = self._sipp.process if self._sipp is not None else None
+        return process.pid if process is not None else None
 
     @property
     def port(self) -> int:
