@@ -227,7 +227,9 @@ def _figures(
         "calls_per_second": round(len(window) / elapsed, 2),
         "outcomes": dict(Counter(row.outcome for row in window)),
         "carrier_branch_to_outcome": dict(sorted(judged.items())),
-        "failure_reasons": dict(Counter(row.failure_reason for row in window if row.failure_reason)),
+        "failure_reasons": dict(
+            Counter(row.failure_reason for row in window if row.failure_reason)
+        ),
         "live_answers": len(live),
         "connected": sum(row.bridged_at is not None for row in window),
         "abandoned": abandoned,
