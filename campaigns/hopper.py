@@ -47,6 +47,7 @@ from sqlalchemy.exc import DBAPIError
 
 from campaigns import dnc
 from campaigns.compliance import (
+    ABANDON_WINDOW,
     AUTOMATED,
     LASTING_REASONS,
     MAYBE_MOBILE,
@@ -58,9 +59,17 @@ from campaigns.compliance import (
     LeadFacts,
     may_dial,
 )
-from campaigns.models import CallAttempt, Callback, Campaign, DncEntry, ImportRun, Lead
+from campaigns.models import (
+    ABANDONED,
+    LIVE_ANSWER,
+    CallAttempt,
+    Callback,
+    Campaign,
+    DncEntry,
+    ImportRun,
+    Lead,
+)
 
-WINDOW_30_DAYS = dt.timedelta(days=30)
 DAY = dt.timedelta(hours=24)
 # Leads refused for a passing reason (hours, daily caps) are looked at again after this.
 RETRY_AFTER = {
@@ -342,8 +351,8 @@ def _context_statement(automated: bool, postgres: bool) -> Select[Any]:
             Campaign.abandon_target,
             Campaign.uk_mode,
             Campaign.recycled_mix,
-            _window_count(or_(CallAttempt.outcome == "human", CallAttempt.abandoned)).label("live"),
-            _window_count(CallAttempt.abandoned).label("abandoned"),
+            _window_count(LIVE_ANSWER).label("live"),
+            _window_count(ABANDONED).label("abandoned"),
         )
         .select_from(Campaign)
         .outerjoin(callbacks, true())
@@ -368,7 +377,7 @@ def _claim_context(
             "campaign": campaign_id,
             "now": now,
             "node": node,
-            "window_start": now - WINDOW_30_DAYS,
+            "window_start": now - ABANDON_WINDOW,
             "limit_callbacks": n,
         },
     ).all()
