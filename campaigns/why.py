@@ -39,6 +39,7 @@ from sqlalchemy import (
     cast,
     false,
     func,
+    literal,
     literal_column,
     not_,
     or_,
@@ -396,7 +397,9 @@ class CampaignNotFound(LookupError):
 class _Special:
     """A lead judged on its own, with the dial history that can make the gate refuse it."""
 
+    id: int
     facts: LeadFacts
+    zones: str  # as the scan groups them
     account_ref: str | None
     on_dnc: bool = False
     number_dials: tuple[dt.datetime, ...] = ()
@@ -419,6 +422,32 @@ class _Special:
             "no_dial_time" if undated else None,
         )
 
+    def row(self) -> _LeadRow:
+        facts = self.facts
+        return _LeadRow(
+            self.id,
+            facts.status,
+            self.zones,
+            facts.phone_type,
+            facts.consent_automated,
+            facts.state,
+            facts.attempts,
+            facts.next_dial_at,
+        )
+
+
+class _LeadRow(NamedTuple):
+    """One lead as `_tally` counts it."""
+
+    id: int
+    status: str
+    zones: str
+    phone_type: str
+    consent_automated: bool
+    state: str | None
+    attempts: int
+    next_dial_at: dt.datetime | None
+
 
 class _Counted(NamedTuple):
     """Leads of one set of gate facts, counted: those the hopper passes by (disabled list,
@@ -437,6 +466,7 @@ class _Counted(NamedTuple):
     undated: int
     later: int
     next_dial_at: dt.datetime | None
+    on_dnc: bool = False
 
 
 @dataclass(frozen=True)
@@ -476,6 +506,21 @@ class _Scope:
             not_(self.import_unfinished()),
         ]
 
+    def facts(self) -> tuple[ColumnElement[Any], ...]:
+        """A lead's id and the facts the gate reads, its zones as the scan groups them."""
+        return (
+            Lead.id,
+            Lead.status,
+            self.zones().label("zones"),
+            Lead.phone_type,
+            Lead.consent_automated,
+            Lead.state,
+            Lead.attempts,
+            Lead.next_dial_at,
+            Lead.phone_e164,
+            Lead.account_ref,
+        )
+
     def listed(self) -> Select[Any]:
         """Numbers on a do-not-call list in force for the campaign."""
         return select(DncEntry.phone_e164).where(dnc.in_force(self.campaign_id, self.now))
@@ -498,32 +543,18 @@ class _Scope:
         return column == any_(cast(list(values), ARRAY(of)))
 
 
-FACT_COLUMNS = (
-    Lead.id,
-    Lead.phone_e164,
-    Lead.phone_type,
-    Lead.time_zones,
-    Lead.state,
-    Lead.status,
-    Lead.attempts,
-    Lead.next_dial_at,
-    Lead.consent_automated,
-    Lead.account_ref,
-)
-
-
 def _special(row: Any) -> _Special:
     facts = LeadFacts(
         phone_e164=row.phone_e164,
         phone_type=row.phone_type,
-        time_zones=tuple(row.time_zones),
+        time_zones=_zones(row.zones),
         state=row.state,
         status=row.status,
         attempts=row.attempts,
         next_dial_at=row.next_dial_at,
         consent_automated=row.consent_automated,
     )
-    return _Special(facts, row.account_ref)
+    return _Special(row.id, facts, row.zones, row.account_ref)
 
 
 def why(engine: Engine, campaign_name: str, now: dt.datetime) -> Explanation:
@@ -564,37 +595,34 @@ def _why(connection: Connection, campaign_name: str, now: dt.datetime, sqlite: b
         ),
     )
     facts = _campaign_facts(connection, campaign, rules, now)
-    by_status: dict[str, int] = defaultdict(int)
     specials = _specials(connection, scope, rules)
+    groups = [special.group() for special in specials.values()]
+    by_status: dict[str, int] = defaultdict(int)
     for special in specials.values():
         by_status[special.facts.status] += 1
-    groups = [special.group() for special in specials.values()]
-    # Leads on a do-not-call list, found by number, counted apart.
-    listed = connection.execute(
-        select(
-            Lead.id,
-            Lead.status,
-            scope.zones().label("zones"),
-            Lead.phone_type,
-            Lead.consent_automated,
-            Lead.state,
-            Lead.attempts,
-            Lead.next_dial_at,
-        ).where(
-            *scope.hopper_leads(),
-            Lead.phone_e164.in_(scope.listed()),
-            not_(scope.id_in(sorted(specials))),
+    alone = not_(scope.id_in(sorted(specials)))
+    # Leads on a do-not-call list are grouped apart (the lists are checked at dial time, so a
+    # lead may be on one and still new). PostgreSQL flags them in its one scan (a hashed
+    # look-up per lead). SQLite finds them by number; its scan reads the index alone, so it
+    # counts them in and takes them out after, as it does the leads judged one by one.
+    listed = and_(*scope.hopper_leads(), Lead.phone_e164.in_(scope.listed()))
+    if sqlite:
+        on_dnc = list(_scan(connection, scope, [listed, alone], True))
+        apart = [*_tally((special.row() for special in specials.values()), now), *on_dnc]
+        scanned = _without(
+            connection,
+            scope,
+            list(_scan(connection, scope, [HOPPER_STATUS])),
+            apart,
+            [not_(Lead.phone_e164.in_(scope.listed())), alone],
         )
-    ).all()
-    for counted in _tally(listed, now):
-        by_status[counted.status] += counted.leads
-        groups += _groups(counted, now, DialHistory(on_dnc=True))
-    # Every other lead in one scan.
-    left_out = sorted([*specials, *(row.id for row in listed)])
-    for counted in _scan(connection, scope, left_out):
-        by_status[counted.status] += counted.leads
-        if counted.status in HOPPER_STATUSES:
-            groups += _groups(counted, now, DialHistory())
+        counted = [*on_dnc, *scanned]
+    else:
+        counted = list(_scan(connection, scope, [alone], listed))
+    for group in counted:
+        by_status[group.status] += group.leads
+        if group.status in HOPPER_STATUSES:
+            groups += _groups(group, now, DialHistory(on_dnc=group.on_dnc))
     if sqlite:
         # The scan reads an index of the hopper's statuses only: the others are counted apart.
         others = [s for s in LEAD_STATUSES if s not in HOPPER_STATUSES]
@@ -666,7 +694,7 @@ def _specials(connection: Connection, scope: _Scope, rules: CampaignRules) -> di
         dials[lead_id].append(started)
     if dials:
         for row in connection.execute(
-            select(*FACT_COLUMNS).where(*scope.hopper_leads(), scope.id_in(sorted(dials)))
+            select(*scope.facts()).where(*scope.hopper_leads(), scope.id_in(sorted(dials)))
         ):
             lead(row).number_dials = tuple(dials[row.id])
 
@@ -724,10 +752,10 @@ def _debts(connection: Connection, scope: _Scope, lead: Any) -> None:
         ):
             instants[key].append(started)
     keys = sorted(found)
-    by_account = select(*FACT_COLUMNS).where(
+    by_account = select(*scope.facts()).where(
         *scope.hopper_leads(), scope.among(Lead.account_ref, keys, String)
     )
-    by_number = select(*FACT_COLUMNS).where(
+    by_number = select(*scope.facts()).where(
         *scope.hopper_leads(),
         Lead.account_ref.is_(None),
         scope.among(Lead.phone_e164, keys, String),
@@ -750,23 +778,24 @@ def _abandons(connection: Connection, scope: _Scope, lead: Any) -> None:
         .subquery()
     )
     for row in connection.execute(
-        select(*FACT_COLUMNS, latest.c.at).join(
+        select(*scope.facts(), latest.c.at).join(
             latest, and_(latest.c.phone_e164 == Lead.phone_e164, *scope.hopper_leads())
         )
     ):
         lead(row).last_abandon = row.at
 
 
-def _scan(connection: Connection, scope: _Scope, left_out: list[int]) -> Iterable[_Counted]:
-    """The campaign's leads but `left_out`, counted by the facts the gate reads, in one scan.
-    SQLite reads the hopper's statuses from `ix_leads_why` alone, in its order (no sort);
-    PostgreSQL reads every lead, in a hash table (its statistics, migration 0007_why, say how
-    few the groups are)."""
-    list_disabled = scope.list_disabled()
-    import_unfinished = and_(not_(list_disabled), scope.import_unfinished())
-    judged = and_(not_(list_disabled), not_(scope.import_unfinished()))
-    later = and_(judged, Lead.next_dial_at > scope.now)
-    keys = (
+def _scan(
+    connection: Connection,
+    scope: _Scope,
+    where: list[ColumnElement[bool]],
+    on_dnc: ColumnElement[bool] | bool = False,
+) -> Iterable[_Counted]:
+    """The campaign's leads that are `where`, counted by the facts the gate reads (and by
+    `on_dnc`, if given), in one scan. SQLite reads the hopper's statuses from `ix_leads_why`
+    alone, in its order (no sort); PostgreSQL hashes the groups (its statistics, migration
+    0007_why, say how few they are)."""
+    keys: tuple[ColumnElement[Any], ...] = (
         Lead.status,
         scope.zones().label("zones"),
         Lead.phone_type,
@@ -774,38 +803,44 @@ def _scan(connection: Connection, scope: _Scope, left_out: list[int]) -> Iterabl
         Lead.state,
         Lead.attempts,
     )
+    # The flag: a group key when the scan tells, the same for every group when the caller does.
+    flag = () if isinstance(on_dnc, bool) else (on_dnc.label("on_dnc"),)
+    # The hopper passes by leads of disabled lists and unfinished imports: counted as such,
+    # the others by their dial time. (No condition at all when there are none: the scan
+    # evaluates every one for each lead.)
+    list_disabled, import_unfinished = scope.list_disabled(), scope.import_unfinished()
+    held: list[ColumnElement[bool]] = []
+    if scope.disabled_lists:
+        held.append(list_disabled)
+    if scope.unfinished_imports:
+        held.append(import_unfinished)
+    judged = [not_(or_(*held))] if held else []
+    later = and_(*judged, Lead.next_dial_at > scope.now)
     query = (
         select(
             *keys,
             func.count().label("leads"),
-            func.count().filter(list_disabled).label("list_disabled"),
-            func.count().filter(import_unfinished).label("import_unfinished"),
-            func.count().filter(and_(judged, Lead.next_dial_at.is_(None))).label("undated"),
-            func.count().filter(later).label("later"),
-            func.min(case((later, Lead.next_dial_at))).label("next_dial_at"),
+            func.count().filter(list_disabled) if scope.disabled_lists else literal(0),
+            func.count().filter(and_(not_(list_disabled), import_unfinished))
+            if scope.unfinished_imports
+            else literal(0),
+            func.count().filter(and_(*judged, Lead.next_dial_at.is_(None))),
+            func.count().filter(later),
+            func.min(case((later, Lead.next_dial_at))),
+            *flag,
         )
-        .where(Lead.campaign_id == scope.campaign_id, not_(scope.id_in(left_out)))
-        .group_by(*keys)
+        .where(Lead.campaign_id == scope.campaign_id, *where)
+        .group_by(*keys, *flag)
     )
-    if scope.sqlite:
-        query = query.where(HOPPER_STATUS)
     for row in connection.execute(query):
-        yield _Counted(*row)
+        yield _Counted(*row) if flag else _Counted(*row, on_dnc=bool(on_dnc))
 
 
-def _tally(rows: Iterable[Any], now: dt.datetime) -> Iterable[_Counted]:
-    """Leads the hopper may claim, read one by one, counted as `_scan` counts."""
+def _tally(rows: Iterable[_LeadRow], now: dt.datetime) -> Iterable[_Counted]:
+    """Leads the hopper may claim, read one by one, counted as `_scan` counts them."""
     tallies: dict[tuple[Any, ...], list[Any]] = {}
     for row in rows:
-        key = (
-            row.status,
-            row.zones,
-            row.phone_type,
-            row.consent_automated,
-            row.state,
-            row.attempts,
-        )
-        tally = tallies.setdefault(key, [0, 0, 0, None])
+        tally = tallies.setdefault(_key(row), [0, 0, 0, None])
         tally[0] += 1
         if row.next_dial_at is None:
             tally[1] += 1
@@ -815,6 +850,50 @@ def _tally(rows: Iterable[Any], now: dt.datetime) -> Iterable[_Counted]:
                 tally[3] = row.next_dial_at
     for key, (leads, undated, later, earliest) in tallies.items():
         yield _Counted(*key, leads, 0, 0, undated, later, earliest)
+
+
+def _key(row: _LeadRow | _Counted) -> tuple[Any, ...]:
+    return (row.status, row.zones, row.phone_type, row.consent_automated, row.state, row.attempts)
+
+
+def _without(
+    connection: Connection,
+    scope: _Scope,
+    scanned: list[_Counted],
+    apart: list[_Counted],
+    not_apart: list[ColumnElement[bool]],
+) -> list[_Counted]:
+    """The scan's counts less the leads counted apart (which the hopper may all claim). Where
+    one of these held its group's earliest dial time, the group's earliest among the others
+    (`not_apart`) is read from `ix_leads_why`, whose order ends with the dial time."""
+    by_key = {_key(counted): counted for counted in scanned}
+    for out in apart:
+        key = _key(out)
+        total = by_key[key]
+        later = total.later - out.later
+        earliest = total.next_dial_at if later else None
+        if later and out.later and out.next_dial_at == total.next_dial_at:
+            status, zones, phone_type, consent, state, attempts = key
+            earliest = connection.scalar(
+                select(func.min(Lead.next_dial_at)).where(
+                    *scope.hopper_leads(),
+                    Lead.status == status,
+                    scope.zones() == zones,
+                    Lead.phone_type == phone_type,
+                    Lead.consent_automated == consent,
+                    Lead.state.is_(None) if state is None else Lead.state == state,
+                    Lead.attempts == attempts,
+                    Lead.next_dial_at > scope.now,
+                    *not_apart,
+                )
+            )
+        by_key[key] = total._replace(
+            leads=total.leads - out.leads,
+            undated=total.undated - out.undated,
+            later=later,
+            next_dial_at=earliest,
+        )
+    return list(by_key.values())
 
 
 def _groups(counted: _Counted, now: dt.datetime, history: DialHistory) -> list[LeadGroup]:

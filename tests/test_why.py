@@ -667,3 +667,20 @@ def test_leads_by_status_add_up(engine: Engine, nothing_dials) -> None:  # type:
         total = connection.scalar(select(func.count()).select_from(Lead))
     assert explanation.leads == total == sum(explanation.by_status.values())
     assert explanation.dialable + sum(r.leads for r in explanation.refused) == total
+
+
+def test_a_lead_counted_apart_does_not_lend_its_dial_time_to_its_group(
+    engine: Engine, session: Session
+) -> None:
+    """Three leads alike but for their dial times, the first on a do-not-call list: the gate
+    names its recycle delay first (it checks the dial time before the lists), but it will never
+    pass, so the delay that ends first for a lead that will is the second one's."""
+    campaign = make_campaign(session, status="active", dial_mode="progressive")
+    add_leads(engine, campaign, 1, 0, status="recycled", next_dial_at=NOON_NY + HOUR)
+    add_leads(engine, campaign, 1, 1, status="recycled", next_dial_at=NOON_NY + 2 * HOUR)
+    add_leads(engine, campaign, 1, 2, status="recycled", next_dial_at=NOON_NY + 3 * HOUR)
+    dnc.add(session, "+12125550000")
+    session.commit()
+    explanation = why(engine, campaign.name, NOON_NY)
+    [waiting] = explanation.refused
+    assert (waiting.reason, waiting.leads, waiting.next_at) == ("not_due", 3, NOON_NY + 2 * HOUR)
