@@ -424,16 +424,13 @@ def next_dial_time(
     return None
 
 
-def _next_candidate(
-    lead: LeadFacts,
-    campaign: CampaignRules,
-    at: dt.datetime,
-    history: DialHistory,
-    kind: DialKind,
-    answers: AnswerLog | None,
-) -> dt.datetime | None:
-    """The earliest instant at or after `at` at which every rule that passes with time passes
-    on its own; the caller asks the gate whether they pass together."""
+def not_before(
+    lead: LeadFacts, campaign: CampaignRules, at: dt.datetime, history: DialHistory
+) -> dt.datetime:
+    """The earliest instant at or after `at` at which the lead's own dial history lets a dial
+    through: its dial time, the state's daily cap, Regulation F, the UK's 72 hours (calling
+    windows and the campaign's abandon rate aside). No later than `next_dial_time`, and far
+    cheaper: a bound to skip leads with."""
     if lead.next_dial_at is not None:
         at = max(at, lead.next_dial_at)
     if lead.state in STRICT_STATES:
@@ -444,7 +441,20 @@ def _next_candidate(
         at = _count_clears(history.debt_dials, REG_F_MAX_ATTEMPTS, REG_F_WINDOW, at)
     if campaign.uk_mode and history.last_abandon is not None:
         at = max(at, history.last_abandon + UK_ABANDON_QUIET)
-    opens = next_window_start(lead, campaign, at)
+    return at
+
+
+def _next_candidate(
+    lead: LeadFacts,
+    campaign: CampaignRules,
+    at: dt.datetime,
+    history: DialHistory,
+    kind: DialKind,
+    answers: AnswerLog | None,
+) -> dt.datetime | None:
+    """The earliest instant at or after `at` at which every rule that passes with time passes
+    on its own; the caller asks the gate whether they pass together."""
+    opens = next_window_start(lead, campaign, not_before(lead, campaign, at, history))
     if opens is None or kind not in OVERDIALED:
         return opens
     if answers is None:

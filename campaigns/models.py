@@ -303,6 +303,8 @@ class CallAttempt(Base):
             "abandoned",
             "lead_id",
         ),
+        # Regulation F's week of calls per debt, whatever the campaign (migration 0007_why).
+        Index("ix_call_attempts_debt", "started_at", "account_ref", "phone_e164", "conversation"),
         Index("ix_call_attempts_lead_started", "lead_id", "started_at"),
         CheckConstraint(
             _in("dial_mode", ("automatic", "manual", "preview", "callback")), name="dial_mode"

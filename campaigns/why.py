@@ -19,7 +19,7 @@ import datetime as dt
 import functools
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -52,11 +52,13 @@ from campaigns.compliance import (
     ABANDON_WINDOW,
     DAY,
     DIAL_MODE_KIND,
+    NEVER_PASSING,
     OVERDIALED,
     REG_F_MAX_ATTEMPTS,
     REG_F_WINDOW,
     STRICT_MAX_PER_DAY,
     STRICT_STATES,
+    TICK,
     UK_ABANDON_QUIET,
     AnswerLog,
     CampaignRules,
@@ -67,6 +69,7 @@ from campaigns.compliance import (
     local_window,
     may_dial,
     next_dial_time,
+    not_before,
 )
 from campaigns.hopper import campaign_rules
 from campaigns.models import (
@@ -308,8 +311,11 @@ def explain(
     `by_status` counts every lead; `groups` cover the leads of the hopper's statuses."""
     kind = campaign.kind
     counts: dict[str, int] = defaultdict(int)
-    nexts: dict[str, tuple[dt.datetime, str | None]] = {}
     dialable = 0
+    # Refused groups by reason, each with the earliest instant its history allows a dial: the
+    # next instant needs a look at calling windows, asked only of groups that can still beat
+    # the best found for their reason (earliest bound first).
+    waiting: dict[str, list[tuple[dt.datetime, int, LeadGroup, DialHistory]]] = defaultdict(list)
     for group in groups:
         if group.hold is not None:
             counts[group.hold] += group.leads
@@ -328,15 +334,19 @@ def explain(
             continue
         reason = verdict.reason or "refused"
         counts[reason] += group.leads
-        # A group's next instant is never before its dial time: skip the groups that cannot
-        # beat the best one found for this reason (most of them, once the best is known).
-        best = nexts.get(reason)
-        earliest = max(now, group.lead.next_dial_at or now)
-        if best is not None and earliest >= best[0]:
-            continue
-        at = next_dial_time(group.lead, campaign.rules, now, history, kind, campaign.answers)
-        if at is not None and (best is None or at < best[0]):
-            nexts[reason] = (at, _opening_zone(group.lead, campaign.rules, at))
+        if reason not in NEVER_PASSING:
+            bound = not_before(group.lead, campaign.rules, now, history)
+            waiting[reason].append((bound, len(waiting[reason]), group, history))
+    nexts: dict[str, tuple[dt.datetime, str | None]] = {}
+    for reason, candidates in waiting.items():
+        best: dt.datetime | None = None
+        for bound, _, group, history in sorted(candidates, key=lambda c: c[:2]):
+            if best is not None and bound >= best:
+                break
+            at = next_dial_time(group.lead, campaign.rules, now, history, kind, campaign.answers)
+            if at is not None and (best is None or at < best):
+                best = at
+                nexts[reason] = (at, _opening_zone(group.lead, campaign.rules, at))
     open_statuses = {*HOPPER_STATUSES, *IN_FLIGHT_STATUSES}
     closed = {s: n for s, n in by_status.items() if s not in open_statuses}
     if closed:
@@ -609,12 +619,16 @@ def _why(connection: Connection, campaign_name: str, now: dt.datetime, sqlite: b
     if sqlite:
         on_dnc = list(_scan(connection, scope, [listed, alone], True))
         apart = [*_tally((special.row() for special in specials.values()), now), *on_dnc]
+        ids: set[int] = set()
+
+        def apart_ids() -> set[int]:
+            if not ids:
+                ids.update(specials)
+                ids.update(connection.scalars(select(Lead.id).where(listed)))
+            return ids
+
         scanned = _without(
-            connection,
-            scope,
-            list(_scan(connection, scope, [HOPPER_STATUS])),
-            apart,
-            [not_(Lead.phone_e164.in_(scope.listed())), alone],
+            connection, scope, list(_scan(connection, scope, [HOPPER_STATUS])), apart, apart_ids
         )
         counted = [*on_dnc, *scanned]
     else:
@@ -721,36 +735,37 @@ def _recent_attempts(since: dt.datetime) -> list[ColumnElement[bool]]:
 
 def _debts(connection: Connection, scope: _Scope, lead: Any) -> None:
     """Regulation F: the debts of the campaign's leads (the account, or the number when the
-    lead has none) called 7 times in 7 days, or talked about within 7 days."""
+    lead has none) called 7 times in 7 days, with those calls, or talked about within 7 days:
+    a week of attempts of every campaign, read from `ix_call_attempts_debt` alone."""
     now = scope.now
     week_ago = now - REG_F_WINDOW
     debt = func.coalesce(CallAttempt.account_ref, CallAttempt.phone_e164)
     recent = (
         select(debt.label("debt"), CallAttempt.started_at, CallAttempt.conversation)
-        .where(*_recent_attempts(week_ago))
+        .where(CallAttempt.started_at >= week_ago)
         .cte("recent")
     )
     dials = func.count().filter(recent.c.started_at <= now)
     talked = func.max(case((recent.c.conversation, recent.c.started_at)))
-    found = {
-        row.debt: (row.dials, row.talked)
-        for row in connection.execute(
-            select(recent.c.debt, dials.label("dials"), talked.label("talked"))
-            .group_by(recent.c.debt)
-            .having(or_(dials >= REG_F_MAX_ATTEMPTS, talked > week_ago))
-        )
-    }
+    found: dict[str, tuple[dt.datetime | None, list[dt.datetime]]] = {}
+    capped = []
+    for key, count, talked_at in connection.execute(
+        select(recent.c.debt, dials, talked)
+        .group_by(recent.c.debt)
+        .having(or_(dials >= REG_F_MAX_ATTEMPTS, talked > week_ago))
+    ):
+        found[key] = (talked_at, [])
+        if count >= REG_F_MAX_ATTEMPTS:
+            capped.append(key)
     if not found:
         return
-    capped = [key for key, (n, _) in found.items() if n >= REG_F_MAX_ATTEMPTS]
-    instants: dict[str, list[dt.datetime]] = defaultdict(list)
-    if capped:
-        for key, started in connection.execute(
-            select(recent.c.debt, recent.c.started_at).where(
-                scope.among(recent.c.debt, capped, String), recent.c.started_at <= now
-            )
-        ):
-            instants[key].append(started)
+    # A capped debt's calls: the cap lifts as they age.
+    for key, started in connection.execute(
+        select(recent.c.debt, recent.c.started_at).where(
+            scope.among(recent.c.debt, capped, String), recent.c.started_at <= now
+        )
+    ):
+        found[key][1].append(started)
     keys = sorted(found)
     by_account = select(*scope.facts()).where(
         *scope.hopper_leads(), scope.among(Lead.account_ref, keys, String)
@@ -762,10 +777,10 @@ def _debts(connection: Connection, scope: _Scope, lead: Any) -> None:
     )
     for query in (by_account, by_number):
         for row in connection.execute(query):
-            key = row.account_ref or row.phone_e164
+            talked_at, instants = found[row.account_ref or row.phone_e164]
             special = lead(row)
-            special.debt_dials = tuple(instants.get(key, ()))
-            special.last_debt_conversation = found[key][1]
+            special.debt_dials = tuple(instants)
+            special.last_debt_conversation = talked_at
 
 
 def _abandons(connection: Connection, scope: _Scope, lead: Any) -> None:
@@ -861,11 +876,11 @@ def _without(
     scope: _Scope,
     scanned: list[_Counted],
     apart: list[_Counted],
-    not_apart: list[ColumnElement[bool]],
+    apart_ids: Callable[[], set[int]],
 ) -> list[_Counted]:
     """The scan's counts less the leads counted apart (which the hopper may all claim). Where
-    one of these held its group's earliest dial time, the group's earliest among the others
-    (`not_apart`) is read from `ix_leads_why`, whose order ends with the dial time."""
+    one of these held its group's earliest dial time, the group's leads are read from
+    `ix_leads_why` in dial-time order (its last column) up to the first one not apart."""
     by_key = {_key(counted): counted for counted in scanned}
     for out in apart:
         key = _key(out)
@@ -873,20 +888,7 @@ def _without(
         later = total.later - out.later
         earliest = total.next_dial_at if later else None
         if later and out.later and out.next_dial_at == total.next_dial_at:
-            status, zones, phone_type, consent, state, attempts = key
-            earliest = connection.scalar(
-                select(func.min(Lead.next_dial_at)).where(
-                    *scope.hopper_leads(),
-                    Lead.status == status,
-                    scope.zones() == zones,
-                    Lead.phone_type == phone_type,
-                    Lead.consent_automated == consent,
-                    Lead.state.is_(None) if state is None else Lead.state == state,
-                    Lead.attempts == attempts,
-                    Lead.next_dial_at > scope.now,
-                    *not_apart,
-                )
-            )
+            earliest = _earliest(connection, scope, key, apart_ids())
         by_key[key] = total._replace(
             leads=total.leads - out.leads,
             undated=total.undated - out.undated,
@@ -894,6 +896,38 @@ def _without(
             next_dial_at=earliest,
         )
     return list(by_key.values())
+
+
+def _earliest(
+    connection: Connection, scope: _Scope, key: tuple[Any, ...], apart: set[int]
+) -> dt.datetime | None:
+    """The earliest dial time to come among the group's leads not in `apart`."""
+    status, zones, phone_type, consent, state, attempts = key
+    after, batch = scope.now, 64
+    while True:
+        rows = connection.execute(
+            select(Lead.id, Lead.next_dial_at)
+            .where(
+                *scope.hopper_leads(),
+                Lead.status == status,
+                scope.zones() == zones,
+                Lead.phone_type == phone_type,
+                Lead.consent_automated == consent,
+                Lead.state.is_(None) if state is None else Lead.state == state,
+                Lead.attempts == attempts,
+                Lead.next_dial_at > after,
+            )
+            .order_by(Lead.next_dial_at)
+            .limit(batch)
+        ).all()
+        for lead_id, next_dial_at in rows:
+            if lead_id not in apart:
+                return next_dial_at
+        if len(rows) < batch:
+            return None
+        # Leads of one dial time are all in this batch or all after it: step back to it.
+        after = rows[-1].next_dial_at - TICK
+        batch *= 2
 
 
 def _groups(counted: _Counted, now: dt.datetime, history: DialHistory) -> list[LeadGroup]:

@@ -1,6 +1,6 @@
 """for "why is nothing dialing?": an index for the grouped scan of a campaign's leads (SQLite),
-statistics on the same facts (PostgreSQL), leads by account (Regulation F), and the attempts'
-campaign-and-time index made covering for the 30-day abandon counts
+statistics on the same facts (PostgreSQL), leads by account and a week of calls per debt
+(Regulation F), and the attempts' campaign-and-time index made covering for the 30-day counts
 
 Revision ID: 0007_why
 Revises: 0004
@@ -44,6 +44,8 @@ WHY_STATISTICS = (
 # The 30-day abandon window (the hopper's and the explainer's counts) and a day's dials per
 # lead (the state caps) from the index alone.
 ATTEMPT_WINDOW = ["campaign_id", "started_at", "outcome", "abandoned", "lead_id"]
+# Regulation F counts a week of calls per debt, whatever the campaign: read from the index alone.
+DEBT_DIALS = ["started_at", "account_ref", "phone_e164", "conversation"]
 
 
 def upgrade() -> None:
@@ -55,6 +57,7 @@ def upgrade() -> None:
         op.execute("ANALYZE leads")
     op.drop_index("ix_call_attempts_campaign_started", table_name="call_attempts")
     op.create_index("ix_call_attempts_campaign_started", "call_attempts", ATTEMPT_WINDOW)
+    op.create_index("ix_call_attempts_debt", "call_attempts", DEBT_DIALS)
     with_account = sa.text("account_ref IS NOT NULL")
     op.create_index(
         "ix_leads_account",
@@ -66,6 +69,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_call_attempts_debt", table_name="call_attempts")
     op.drop_index("ix_call_attempts_campaign_started", table_name="call_attempts")
     op.create_index(
         "ix_call_attempts_campaign_started", "call_attempts", ["campaign_id", "started_at"]
