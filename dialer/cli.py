@@ -181,6 +181,42 @@ def campaign_why(name: str, at: str | None, as_json: bool) -> None:
     click.echo(json.dumps(explanation.as_json()) if as_json else explanation.report())
 
 
+@main.group()
+def report() -> None:
+    """Reports."""
+
+
+@report.command("campaign")
+@click.argument("name")
+@click.option("--at", "at", default=None, help="As of this instant (ISO 8601; UTC if no offset).")
+@click.option("--tz", "zone", default="UTC", show_default=True, help="Where 'today' starts.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def report_campaign(name: str, at: str | None, zone: str, as_json: bool) -> None:
+    """Attempts by outcome, live answers, abandons and the abandon rate (today and the rolling
+    30 days), dispositions by code, promises to pay (collections), leads by status."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from campaigns.models import utcnow
+    from campaigns.reports import campaign_report
+    from campaigns.why import CampaignNotFound
+
+    try:
+        where = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(
+            f"{zone!r} is not a time zone, e.g. America/New_York", param_hint="--tz"
+        ) from None
+    moment = (_instant(at) if at else utcnow()).astimezone(where)
+    engine = _engine()
+    try:
+        result = campaign_report(engine, name, moment, where)
+    except CampaignNotFound as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        engine.dispose()
+    click.echo(json.dumps(result.as_json()) if as_json else result.text())
+
+
 @bench.command("why")
 @click.option("--leads", default=1_000_000, show_default=True)
 @click.option(
