@@ -68,6 +68,7 @@ from campaigns.models import (
     DncEntry,
     ImportRun,
     Lead,
+    LeadList,
 )
 
 DAY = dt.timedelta(hours=24)
@@ -407,6 +408,10 @@ def _candidate_query(
     unfinished = select(ImportRun.id).where(
         ImportRun.campaign_id == CAMPAIGN_ID, ImportRun.status != "completed"
     )
+    # Nor any lead of a list the manager disabled.
+    disabled = select(LeadList.id).where(
+        LeadList.campaign_id == CAMPAIGN_ID, LeadList.active.is_(False)
+    )
     query = select(*(columns or _candidate_columns(Lead.status))).where(
         Lead.campaign_id == CAMPAIGN_ID,
         # A literal, not a parameter: PostgreSQL's hopper indexes are partial on the status, and
@@ -414,6 +419,7 @@ def _candidate_query(
         Lead.status == literal_column(f"'{status}'"),
         due,
         or_(Lead.import_id.is_(None), Lead.import_id.not_in(unfinished)),
+        Lead.list_id.not_in(disabled),
     )
     if automated:
         # The gate would refuse them anyway; filtering here keeps the scan short.

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from campaigns import db, dnc
 from campaigns.hopper import claim, release, release_stale
-from campaigns.models import CallAttempt, Callback, ImportRun, Lead
+from campaigns.models import CallAttempt, Callback, ImportRun, Lead, LeadList
 from tests.conftest import make_campaign
 
 NOON_NY = dt.datetime(2026, 6, 10, 16, tzinfo=dt.UTC)
@@ -159,6 +159,22 @@ def test_leads_of_an_unfinished_import_are_not_dialed(
     add_leads(engine, campaign.id, campaign.lists[0].id, 3, import_id=run.id)
     assert claim(engine, campaign.id, 5, "node", NOON_NY) == []
     run.status = "completed"
+    session.commit()
+    assert len(claim(engine, campaign.id, 5, "node", NOON_NY)) == 3
+
+
+def test_leads_of_a_disabled_list_are_not_dialed(
+    engine: Engine, session: Session, campaign
+) -> None:  # type: ignore[no-untyped-def]
+    paused = LeadList(campaign_id=campaign.id, name="paused", active=False)
+    session.add(paused)
+    session.commit()
+    add_leads(engine, campaign.id, paused.id, 3)
+    add_leads(engine, campaign.id, campaign.lists[0].id, 1, start=10)
+    assert [c.phone_e164 for c in claim(engine, campaign.id, 5, "node", NOON_NY)] == [
+        "+12125550010"
+    ]
+    paused.active = True
     session.commit()
     assert len(claim(engine, campaign.id, 5, "node", NOON_NY)) == 3
 
