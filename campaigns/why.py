@@ -190,36 +190,58 @@ class Explanation:
     refused: tuple[ReasonCount, ...]  # most leads first
     next_dialable_at: dt.datetime | None
     abandon_rate: float | None = None
+    # Predictive dials only: the campaign's 30-day rate at the cap, and when it falls under.
+    abandon_target: float | None = None
+    abandon_capped_until: dt.datetime | None = None
+    abandon_capped: bool = False
     elapsed_s: float | None = None
 
     def summary(self) -> str:
         """One sentence: what is dialable, what keeps the rest back, when the next one comes."""
-        waiting = [r for r in self.refused if r.reason not in QUIET]
+        active = self.campaign_status == "active"
+        held = [r for r in self.refused if r.reason not in QUIET]
         parts = []
-        for reason in waiting[:4]:
-            leads = ("lead " if reason.leads == 1 else "leads ") if not parts else ""
-            part = f"{reason.leads:,} {leads}{_verb(reason)}"
+        if not active:
+            would = sum(r.leads for r in held if r.reason == "campaign_not_active")
+            held = [r for r in held if r.reason != "campaign_not_active"]
+            if would:
+                parts.append(f"{would:,} {_leads(would)} would be dialable now were it active")
+        for reason in held[:4]:
+            part = f"{reason.leads:,} {'' if parts else _leads(reason.leads) + ' '}{_verb(reason)}"
             if reason.next_at is not None:
                 part += f" (next {_opens(reason)} {reason.when()})"
             parts.append(part)
-        if len(waiting) > 4:
-            parts.append(f"{sum(r.leads for r in waiting[4:]):,} for other reasons")
-        if self.dialable:
-            head = f"{self.dialable:,} leads are dialable now"
-            if not parts:
-                return head + "."
-            return f"{head}; " + ", ".join(parts) + "."
+        if len(held) > 4:
+            parts.append(f"{sum(r.leads for r in held[4:]):,} for other reasons")
+        if self.abandon_capped and self.abandon_rate is not None:
+            parts.append(f"the 30-day abandon rate is {self.abandon_rate:.2%}{self._cap()}")
+        if active and self.dialable:
+            are = "is" if self.dialable == 1 else "are"
+            head = f"{self.dialable:,} {_leads(self.dialable)} {are} dialable now"
+            return f"{head}; " + ", ".join(parts) + "." if parts else head + "."
+        if active:
+            head = "Nothing is dialable now: "
+        else:
+            head = f"Nothing is dialed: the campaign is {self.campaign_status}; "
         if not parts:
-            return "Nothing is dialable now and no lead is waiting: every lead is closed."
-        sentence = "Nothing is dialable now: " + ", ".join(parts)
+            return head + "every lead is closed."
+        sentence = head + ", ".join(parts)
         if self.next_dialable_at is not None:
-            sentence += (
-                f"; the next lead becomes dialable at "
-                f"{self.next_dialable_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
-            )
-        elif all(r.reason != "campaign_not_active" for r in waiting):
+            at = f"{self.next_dialable_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+            if active:
+                sentence += f"; the next lead becomes dialable at {at}"
+            else:
+                sentence += f"; were it active, the next lead would become dialable at {at}"
+        elif active:
             sentence += "; no lead becomes dialable by waiting"
         return sentence + "."
+
+    def _cap(self) -> str:
+        if not self.abandon_capped:
+            return ""
+        until = self.abandon_capped_until
+        when = f"until {until.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC" if until else "for now"
+        return f", at or over the {self.abandon_target:.2%} target: predictive dials stop {when}"
 
     def report(self) -> str:
         """A short table and the summary sentence, for a terminal."""
@@ -229,7 +251,7 @@ class Explanation:
             "By status: " + ", ".join(f"{s} {n:,}" for s, n in self.by_status.items()),
         ]
         if self.abandon_rate is not None:
-            lines.append(f"30-day abandon rate: {self.abandon_rate:.2%}")
+            lines.append(f"30-day abandon rate: {self.abandon_rate:.2%}{self._cap()}")
         lines.append(f"{'leads':>9}  {'not dialable now':<58} next dialable")
         for reason in self.refused:
             lines.append(f"{reason.leads:>9,}  {reason.label:<58} {reason.when()}".rstrip())
@@ -263,8 +285,12 @@ class Explanation:
             if self.next_dialable_at
             else None,
             "abandon_rate_30d": self.abandon_rate,
+            "abandon_capped": self.abandon_capped,
+            "abandon_capped_until": self.abandon_capped_until.isoformat()
+            if self.abandon_capped_until
+            else None,
             "summary": self.summary(),
-            "elapsed_s": self.elapsed_s,
+            "elapsed_s": None if self.elapsed_s is None else round(self.elapsed_s, 3),
         }
 
 
@@ -286,7 +312,7 @@ def _verb(reason: ReasonCount) -> str:
         "dnc": "are on do-not-call lists",
         "max_attempts": "reached the attempt limit",
         "unknown_time_zone": "have no known time zone",
-        "no_dial_time": "are retries without a dial time, which the hopper never picks",
+        "no_dial_time": "have no dial time (retries the hopper never picks)",
     }.get(reason.reason, f"are refused ({reason.reason})")
     if reason.leads == 1:
         first, _, rest = verb.partition(" ")
@@ -295,6 +321,10 @@ def _verb(reason: ReasonCount) -> str:
 
 
 SINGULAR = {"are": "is", "wait": "waits", "belong": "belongs", "have": "has"}
+
+
+def _leads(count: int) -> str:
+    return "lead" if count == 1 else "leads"
 
 
 def _opens(reason: ReasonCount) -> str:
@@ -371,6 +401,9 @@ def explain(
     )
     waiting = [r.next_at for r in refused if r.next_at is not None]
     live, abandons = campaign.live_answers, campaign.abandons
+    capped = kind in OVERDIALED and (
+        capped_abandon_rate(live, abandons, campaign.rules.abandon_target) is not None
+    )
     return Explanation(
         campaign=campaign.name,
         at=now,
@@ -381,8 +414,13 @@ def explain(
         by_status=dict(sorted(by_status.items())),
         dialable=dialable,
         refused=refused,
-        next_dialable_at=min(waiting) if waiting and campaign.status == "active" else None,
+        next_dialable_at=min(waiting) if waiting else None,
         abandon_rate=abandons / live if live else None,
+        abandon_target=campaign.rules.abandon_target,
+        abandon_capped=capped,
+        abandon_capped_until=campaign.answers.clears_at(now, campaign.rules.abandon_target)
+        if capped and campaign.answers
+        else None,
     )
 
 

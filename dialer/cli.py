@@ -222,7 +222,7 @@ def report_campaign(name: str, at: str | None, zone: str, as_json: bool) -> None
 @click.option(
     "--kind", default="telemarketing", type=click.Choice(["telemarketing", "collections"])
 )
-@click.option("--runs", default=3, show_default=True, help="Explanations timed per instant.")
+@click.option("--runs", default=5, show_default=True, help="Explanations timed per instant.")
 @click.option("--postgres", "postgres_url", default=None, envvar="TEST_POSTGRES_URL")
 @click.option("--skip-sqlite", is_flag=True)
 def bench_why(

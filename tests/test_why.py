@@ -114,8 +114,7 @@ def compare(
     assert got == counts
     assert explanation.dialable == dialable
     assert {r.reason: r.next_at for r in explanation.refused if r.next_at} == nexts
-    active = explanation.campaign_status == "active"
-    assert explanation.next_dialable_at == (min(nexts.values()) if nexts and active else None)
+    assert explanation.next_dialable_at == (min(nexts.values()) if nexts else None)
 
 
 # -- The pure core: groups as the shell makes them, against the gate lead by lead -------------
@@ -555,9 +554,10 @@ def test_what_the_hopper_passes_by_before_the_gate(engine: Engine, session: Sess
         "in_flight": 1,
     }
     assert explanation.dialable == 0 and explanation.next_dialable_at is None
-    assert explanation.summary().startswith(
-        "Nothing is dialable now: 4 leads belong to an import that has not completed, "
-        "3 are on disabled lists, 2 would be dialable but the campaign is not active"
+    assert explanation.summary() == (
+        "Nothing is dialed: the campaign is paused; 2 leads would be dialable now were it "
+        "active, 4 belong to an import that has not completed, 3 are on disabled lists, 1 has no "
+        "dial time (retries the hopper never picks)."
     )
 
 
@@ -596,7 +596,13 @@ def test_predictive_dialing_waits_for_old_abandons_to_leave_the_window(
     [capped] = explanation.refused
     assert (capped.reason, capped.leads, capped.next_at) == ("abandon_cap", 2, NOON_NY + DAY)
     assert explanation.abandon_rate == pytest.approx(4 / 100)
-    assert "2 leads wait for the 30-day abandon rate to fall" in explanation.summary()
+    assert explanation.abandon_capped_until == NOON_NY + DAY
+    assert explanation.summary() == (
+        "Nothing is dialable now: 2 leads wait for the 30-day abandon rate to fall under the "
+        "target (next at 2026-06-11 16:00 UTC), the 30-day abandon rate is 4.00%, at or over "
+        "the 3.00% target: predictive dials stop until 2026-06-11 16:00 UTC; the next lead "
+        "becomes dialable at 2026-06-11 16:00 UTC."
+    )
 
 
 def test_dial_histories_name_their_rule_and_their_instant(engine: Engine, session: Session) -> None:
