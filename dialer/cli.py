@@ -200,6 +200,109 @@ def campaign_list() -> None:
             )
 
 
+# -- Why is nothing dialing? (issue 13 item 4) and campaign reports (issue 12 item 7) --------
+
+
+def _instant(value: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 instant, e.g. 2026-06-10T08:00-04:00", param_hint="--at"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+@campaign.command("why")
+@click.argument("name")
+@click.option("--at", "at", default=None, help="Explain this instant (ISO 8601; UTC if no offset).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def campaign_why(name: str, at: str | None, as_json: bool) -> None:
+    """Why is nothing dialing? The campaign's leads by status and by what keeps each from being
+    dialed now (the compliance gate's reason, or the hopper's), and when the next one will be."""
+    import time
+
+    from campaigns.models import utcnow
+    from campaigns.why import CampaignNotFound, why
+
+    moment = _instant(at) if at else utcnow()
+    engine = _engine()
+    started = time.perf_counter()
+    try:
+        explanation = why(engine, name, moment)
+    except CampaignNotFound as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        engine.dispose()
+    explanation = dataclasses.replace(explanation, elapsed_s=time.perf_counter() - started)
+    click.echo(json.dumps(explanation.as_json()) if as_json else explanation.report())
+
+
+@main.group()
+def report() -> None:
+    """Reports."""
+
+
+@report.command("campaign")
+@click.argument("name")
+@click.option("--at", "at", default=None, help="As of this instant (ISO 8601; UTC if no offset).")
+@click.option("--tz", "zone", default="UTC", show_default=True, help="Where 'today' starts.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def report_campaign(name: str, at: str | None, zone: str, as_json: bool) -> None:
+    """Attempts by outcome, live answers, abandons and the abandon rate (today and the rolling
+    30 days), dispositions by code, promises to pay (collections), leads by status."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from campaigns.models import utcnow
+    from campaigns.reports import campaign_report
+    from campaigns.why import CampaignNotFound
+
+    try:
+        where = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(
+            f"{zone!r} is not a time zone, e.g. America/New_York", param_hint="--tz"
+        ) from None
+    moment = (_instant(at) if at else utcnow()).astimezone(where)
+    engine = _engine()
+    try:
+        result = campaign_report(engine, name, moment, where)
+    except CampaignNotFound as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        engine.dispose()
+    click.echo(json.dumps(result.as_json()) if as_json else result.text())
+
+
+@bench.command("why")
+@click.option("--leads", default=1_000_000, show_default=True)
+@click.option(
+    "--kind", default="telemarketing", type=click.Choice(["telemarketing", "collections"])
+)
+@click.option("--runs", default=5, show_default=True, help="Explanations timed per instant.")
+@click.option("--postgres", "postgres_url", default=None, envvar="TEST_POSTGRES_URL")
+@click.option("--skip-sqlite", is_flag=True)
+def bench_why(
+    leads: int, kind: str, runs: int, postgres_url: str | None, skip_sqlite: bool
+) -> None:
+    """`dialer campaign why` on a generated campaign, at midday and at night: time and counts."""
+    import os
+
+    from dialer.bench.why import run_postgres, run_sqlite
+
+    backends: dict[str, Callable[[], list[dict[str, object]]]] = (
+        {} if skip_sqlite else {"sqlite": lambda: run_sqlite(leads, kind, runs)}
+    )
+    if postgres_url:
+        backends["postgresql"] = lambda: run_postgres(postgres_url, leads, kind, runs)
+    for backend, run in backends.items():
+        for figures in run():
+            explanation = figures.pop("explanation")
+            click.echo(f"{backend}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+            click.echo(explanation.report())  # type: ignore[attr-defined]
+    click.echo(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
 @main.command()
 @click.option("--campaign", "campaign_name", required=True)
 @click.option("--agents", type=click.IntRange(1, 2000), help="Default: the active agents.")
