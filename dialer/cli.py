@@ -449,6 +449,7 @@ def dnc_add(
     from sqlalchemy.orm import Session
 
     from campaigns import dnc
+    from campaigns.db import begin_write
 
     try:
         e164 = dnc.normalise(number, region)
@@ -456,6 +457,7 @@ def dnc_add(
         raise click.BadParameter(str(error), param_hint="NUMBER") from None
     with Session(_engine()) as session:
         campaign_id = _campaign_id(session, campaign_name)
+        begin_write(session)  # a running node writes meanwhile
         dnc.add(session, e164, campaign_id=campaign_id, expires_at=_expiry(expires), reason=reason)
         session.commit()
     click.echo(f"{e164} added to the {campaign_name or 'global'} do-not-call list")

@@ -138,28 +138,30 @@ def _run(
     node_thread = threading.Thread(target=node.run, name="node", daemon=True)
     node_thread.start()
     bot_thread.start()
-    pool = node.lines
-    while not all(getattr(pool, "workers", [])) or not pool.worker_pids()[0]:  # type: ignore[attr-defined]
-        time.sleep(0.1)
-    with sessions() as session:
-        steer(session, session.get_one(Campaign, campaign_id), "start")
-    started_wall, started = utcnow(), time.monotonic()
-    cpu_before = _cpu(pool.worker_pids())  # type: ignore[attr-defined]
-    sipp_before = _sipp_cpu(carrier, phones)
-    time.sleep(minutes * 60)
-    ended_wall = utcnow()
-    cpu_after = _cpu(pool.worker_pids())  # type: ignore[attr-defined]
-    sipp_after = _sipp_cpu(carrier, phones)
-    elapsed = time.monotonic() - started
-    with sessions() as session:
-        steer(session, session.get_one(Campaign, campaign_id), "stop")
-    drain_until = time.monotonic() + DRAIN_S
-    while node.calls and time.monotonic() < drain_until:
-        time.sleep(0.5)
-    node.request_stop()
-    node_thread.join(60)
-    stop_bots.set()
-    bot_thread.join(10)
+    try:
+        pool = node.lines
+        while not pool.worker_pids() or not all(pool.worker_pids()):  # type: ignore[attr-defined]
+            time.sleep(0.1)
+        with sessions() as session:
+            steer(session, session.get_one(Campaign, campaign_id), "start")
+        started_wall, started = utcnow(), time.monotonic()
+        cpu_before = _cpu(pool.worker_pids())  # type: ignore[attr-defined]
+        sipp_before = _sipp_cpu(carrier, phones)
+        time.sleep(minutes * 60)
+        ended_wall = utcnow()
+        cpu_after = _cpu(pool.worker_pids())  # type: ignore[attr-defined]
+        sipp_after = _sipp_cpu(carrier, phones)
+        elapsed = time.monotonic() - started
+        with sessions() as session:
+            steer(session, session.get_one(Campaign, campaign_id), "stop")
+        drain_until = time.monotonic() + DRAIN_S
+        while node.calls and time.monotonic() < drain_until:
+            time.sleep(0.5)
+    finally:
+        node.request_stop()
+        node_thread.join(60)
+        stop_bots.set()
+        bot_thread.join(10)
     time.sleep(1.0)  # SIPp writes its last lines
     figures = _figures(
         engine, campaign_id, agents, started_wall, ended_wall, elapsed, node, carrier
