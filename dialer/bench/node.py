@@ -140,7 +140,9 @@ def _run(
     bot_thread.start()
     try:
         pool = node.lines
-        while not pool.worker_pids() or not all(pool.worker_pids()):  # type: ignore[attr-defined]
+        while not all(pool.worker_pids()):  # type: ignore[attr-defined]
+            if not node_thread.is_alive():
+                raise RuntimeError("the node stopped while starting (see the log above)")
             time.sleep(0.1)
         with sessions() as session:
             steer(session, session.get_one(Campaign, campaign_id), "start")

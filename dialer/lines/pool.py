@@ -129,10 +129,13 @@ class LinePool:
 
     # -- life cycle
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float | None = None) -> None:
+        """Spawns the workers and waits until each is ready (by default 20 s, and half a
+        second more per worker: a worker takes ~0.5 s of CPU to import pjsua2 and the
+        detectors, and a big pool on two cores starts them a few at a time)."""
         for slot in self.workers:
             self._spawn(slot)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (timeout or 20.0 + 0.5 * len(self.workers))
         while not all(slot.ready for slot in self.workers):
             if time.monotonic() > deadline:
                 self.stop()
