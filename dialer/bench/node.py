@@ -149,7 +149,7 @@ def _run(
         started_wall, started = utcnow(), time.monotonic()
         cpu_before = _cpu(pool.worker_pids())  # type: ignore[attr-defined]
         sipp_before = _sipp_cpu(carrier, phones)
-        time.sleep(minutes * 60)
+        samples = _sample(node, campaign_id, minutes * 60)
         ended_wall = utcnow()
         cpu_after = _cpu(pool.worker_pids())  # type: ignore[attr-defined]
         sipp_after = _sipp_cpu(carrier, phones)
@@ -168,6 +168,7 @@ def _run(
     figures = _figures(
         engine, campaign_id, agents, started_wall, ended_wall, elapsed, node, carrier
     )
+    figures["timeline"] = samples
     attempts = figures["attempts"]
     figures["cpu_ms_per_call"] = round(1000 * (cpu_after - cpu_before) / max(1, attempts), 1)
     figures["sipp_cpu_ms_per_call"] = round(1000 * (sipp_after - sipp_before) / max(1, attempts), 1)
@@ -180,6 +181,30 @@ def _run(
     figures.update(_forecast(engine, campaign_id, agents, minutes, forecast_seeds, figures))
     figures["uptime"] = _uptime()
     return figures
+
+
+def _sample(node: Any, campaign_id: int, seconds: float, every: float = 30.0) -> list[str]:
+    """What the campaign looked like every `every` seconds: agents idle/talk/wrap, calls
+    dialing, up, and people waiting for an agent."""
+    samples = []
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < seconds:
+        time.sleep(min(every, seconds - elapsed))
+        runner = node.runners.get(campaign_id)
+        if runner is None or runner.connector is None:
+            continue
+        try:  # the node's thread changes what is read here: a sample may be skipped
+            view = runner.view(time.monotonic())
+            up = len(runner.calls) - len(view.dialing)
+        except RuntimeError:
+            continue
+        states = Counter(state for state, _ in view.agents)
+        samples.append(
+            f"{time.monotonic() - started:4.0f}s idle/talk/wrap "
+            f"{states['idle']}/{states['talk']}/{states['wrap']} dialing {len(view.dialing)} "
+            f"up {up} waiting {view.waiting}"
+        )
+    return samples
 
 
 def _workers(lines: int) -> int:

@@ -171,6 +171,8 @@ class AttemptLedger:
                 attempt.failure_reason = INTERRUPTED_REASON
             if flow is not None:
                 attempt.abandoned = flow.abandoned
+                if flow.abandoned:  # why the person never reached an agent, for reports
+                    attempt.failure_reason = f"abandoned: {flow.reason}"
                 attempt.safe_harbor_played = flow.safe_harbor_played
                 if flow.connect_delay_ms is not None:
                     attempt.connect_delay_ms = round(flow.connect_delay_ms)
