@@ -678,6 +678,8 @@ def _log_to_stderr() -> None:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # The scheduler tells of every job it adds and runs; its warnings and errors are enough.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 @main.command("status")

@@ -33,7 +33,7 @@ def free_tcp_port() -> int:
 def test_the_demo_places_answers_and_connects_calls_within_a_minute(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'dialer.db'}"
     port = free_tcp_port()
-    env = {**os.environ, "DATABASE_URL": url, "DIALER_ADMIN_PASSWORD": "demo-admin-password-1"}
+    env = {**os.environ, "DATABASE_URL": url, "DIALER_ADMIN_PASSWORD": "correct-horse-battery-42"}
     log = tmp_path / "serve.log"
     started = time.monotonic()
     with log.open("wb") as out:
@@ -78,7 +78,7 @@ def test_the_demo_places_answers_and_connects_calls_within_a_minute(tmp_path: Pa
         assert len(figures["agents"]) == 6
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/auth/login", timeout=5) as page:
             assert page.status == 200
-        assert "talked with demo" in log.read_text()
+        assert "put through to demo" in log.read_text()
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(90) == 0, log.read_text()[-3000:]
     finally:

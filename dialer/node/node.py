@@ -262,6 +262,16 @@ class Node:
         first = call.bridged is None  # else a transfer's target
         call.bridged = call.bridged or now
         self.ledger.bridged(event, call.agent_id)
+        agent = self.board.agents.get(call.agent_id or -1)
+        delay = "" if event.connect_delay_ms is None else f" in {event.connect_delay_ms:.0f} ms"
+        log.info(
+            "%s: call %s to %s put through to %s%s",
+            runner.campaign.name,
+            call.attempt_id,
+            call.lead.phone_e164,
+            agent.username if agent is not None else "an outside number",
+            delay,
+        )
         self.figures.screen_pop_latency.append(max(0.0, time.time() - event.at))
         if call.agent_id is not None:
             self.board.set(call.agent_id, state="on_call", since=utcnow())
