@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 CHANNEL = "dialer"
-_subscribers: set[threading.Event] = set()
+_subscribers: dict[threading.Event, bool] = {}
 _lock = threading.Lock()
 
 
@@ -26,20 +26,24 @@ def commit_and_wake(session: Session) -> None:
     wake_local()
 
 
-def wake_local() -> None:
+def wake_local(*, by_node: bool = False) -> None:
+    """Wakes this process's subscribers; a node's own changes (`by_node`: a call put through,
+    an agent to wrap-up) wake the console's live views but not the nodes."""
     with _lock:
-        for event in _subscribers:
-            event.set()
+        for event, wants_node_changes in _subscribers.items():
+            if wants_node_changes or not by_node:
+                event.set()
 
 
 @contextlib.contextmanager
-def subscribed() -> Iterator[threading.Event]:
-    """An event set by every wake-up in this process while the block runs."""
+def subscribed(*, node_changes: bool = True) -> Iterator[threading.Event]:
+    """An event set by every wake-up in this process while the block runs (those a node
+    makes too, unless `node_changes` is False)."""
     event = threading.Event()
     with _lock:
-        _subscribers.add(event)
+        _subscribers[event] = node_changes
     try:
         yield event
     finally:
         with _lock:
-            _subscribers.discard(event)
+            _subscribers.pop(event, None)

@@ -51,6 +51,11 @@ class CampaignStats:
     wrap_cv: float = 0.5
     # The campaign's lines per agent (its max_lines shared by its agents; 4 when it sets none).
     lines_per_agent: int = 4
+    # AMD's mistakes: persons hung up on as machines (abandons nobody sees), machines put
+    # through to agents. A campaign's records cannot show them; a rehearsal against the
+    # simulated carrier, which knows who answered, can (`dialer bench node`).
+    amd_false_machine: float = 0.005
+    amd_false_human: float = 0.10
 
     def __post_init__(self) -> None:
         if self.agents < 1:

@@ -31,6 +31,7 @@ from dialer.lines.events import AmdVerdict, Answered, Bridged, Ended, Event
 
 ORPHAN_REASON = "the dialer node stopped before the call ended"
 INTERRUPTED_REASON = "interrupted: the dialer node was stopped during the call"
+CANCELLED_REASON = "cancelled: the campaign was stopped while the call was ringing"
 
 
 def utc(epoch_seconds: float | None) -> dt.datetime | None:
@@ -155,7 +156,7 @@ class AttemptLedger:
         flow: ConnectOutcome | None,
         *,
         agent_id: int | None = None,
-        interrupted: bool = False,
+        hung_up_because: str | None = None,
     ) -> Settled | None:
         """The customer leg ended: the SIP result, the flow's result, the agent back to wrap-up
         (or ready when the call never reached them) and the lead's fate, in one transaction."""
@@ -167,8 +168,8 @@ class AttemptLedger:
         with self.sessions() as session:
             attempt = session.get_one(CallAttempt, row_id)
             self._record_line(attempt, ended)
-            if interrupted:
-                attempt.failure_reason = INTERRUPTED_REASON
+            if hung_up_because is not None:  # the node ended the call, not the line
+                attempt.failure_reason = hung_up_because
             if flow is not None:
                 attempt.abandoned = flow.abandoned
                 if flow.abandoned:  # why the person never reached an agent, for reports

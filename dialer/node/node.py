@@ -47,7 +47,7 @@ from dialer.connect import ConnectOutcome, TransferTarget
 from dialer.lines.events import AmdVerdict, Answered, Bridged, Ended, Event, Registration
 from dialer.lines.protocol import Lines
 from dialer.node.board import AgentBoard
-from dialer.node.ledger import AttemptLedger, Settled
+from dialer.node.ledger import INTERRUPTED_REASON, AttemptLedger, Settled
 from dialer.node.runner import STEP_AT_MOST, CampaignRunner, LiveCall
 from dialer.pacing import Abandoned, Connected, Resolved, TalkEnded, WrapEnded
 from sip_config import SipConfig
@@ -125,7 +125,7 @@ class Node:
         call is up); the line pool is started and stopped here."""
         self._start()
         try:
-            with live.subscribed() as woken:
+            with live.subscribed(node_changes=False) as woken:
                 while True:
                     self._turn(woken)
                     if self.stopping and not self.calls:
@@ -262,6 +262,7 @@ class Node:
         first = call.bridged is None  # else a transfer's target
         call.bridged = call.bridged or now
         self.ledger.bridged(event, call.agent_id)
+        live.wake_local(by_node=True)  # the agent's screen pop is live: tell the console
         agent = self.board.agents.get(call.agent_id or -1)
         delay = "" if event.connect_delay_ms is None else f" in {event.connect_delay_ms:.0f} ms"
         log.info(
@@ -291,8 +292,10 @@ class Node:
             outcome = PACING_OUTCOME.get(event.outcome, "failed")
             runner.pacer.observe(Resolved(outcome, now - call.dialed))
         settled: Settled | None = self.ledger.end(
-            event, flow, agent_id=call.agent_id, interrupted=call.interrupted
+            event, flow, agent_id=call.agent_id, hung_up_because=call.hung_up_because
         )
+        if call.agent_id is not None:
+            live.wake_local(by_node=True)
         log.info("%s", _call_line(runner, call, event, flow, self.board))
         if flow is not None and flow.abandoned and not call.direct:
             runner.pacer.observe(Abandoned())
@@ -599,7 +602,7 @@ class Node:
     def _interrupt(self) -> None:
         self._interrupting = True
         for call in list(self.calls.values()):
-            call.interrupted = True
+            call.hung_up_because = INTERRUPTED_REASON
             self.hangup(call.attempt_id)
         log.warning("grace over: %d calls hung up as interrupted", len(self.calls))
 

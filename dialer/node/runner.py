@@ -28,6 +28,7 @@ from campaigns.models import ABANDONED, LIVE_ANSWER, CallAttempt, Campaign, DncE
 from dialer.amd import AmdSettings
 from dialer.connect import Connector, amd_tap, campaign_connect_settings
 from dialer.lines.events import Ended, Timings
+from dialer.node.ledger import CANCELLED_REASON
 from dialer.pacing import Pacer, PacingView, make_pacer
 from sip_config import SipConfigError
 
@@ -61,7 +62,8 @@ class LiveCall:
     direct: bool = False
     resolved: bool = False
     bridged: float | None = None  # monotonic
-    interrupted: bool = False
+    # Why the node hung up (a stop, a shutdown), for the attempt's record.
+    hung_up_because: str | None = None
 
 
 @dataclass
@@ -364,4 +366,5 @@ class CampaignRunner:
         """A stopped campaign: hang up the calls nobody has answered yet."""
         for call in list(self.calls.values()):
             if not call.resolved and not call.direct:
+                call.hung_up_because = CANCELLED_REASON
                 self.node.hangup(call.attempt_id)
