@@ -19,6 +19,11 @@ from campaigns.models import MAX_ABANDON_TARGET
 from campaigns.rollups import OUTCOME_PARTS, DayFigures, HourFigures
 
 WIDTH = 640
+# The outcome breakdown spans the dashboard's width: one stacked bar and its legend.
+WIDE = 1200
+# A character's width at 13 px in the widest of the console's fonts (DejaVu Sans), to lay
+# the legend out: narrower fonts leave wider gaps, never overlaps.
+CHAR_W = 8.2
 FONT = 'font-family="system-ui, DejaVu Sans, Arial, sans-serif"'
 INK = "#1c2430"
 SOFT = "#536173"
@@ -83,10 +88,10 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def _document(height: int, body: list[str], label: str) -> str:
+def _document(height: int, body: list[str], label: str, width: int = WIDTH) -> str:
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
-        f'width="{WIDTH}" height="{height}" role="img" aria-label="{escape(label)}" {FONT}>'
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{escape(label)}" {FONT}>'
         f"<title>{escape(label)}</title>" + "".join(body) + "</svg>"
     )
 
@@ -107,15 +112,16 @@ def _text(
     )
 
 
-def _empty(height: int, label: str, message: str) -> str:
+def _empty(height: int, label: str, message: str, width: int = WIDTH) -> str:
     return _document(
         height,
         [
-            f'<rect x="0.5" y="0.5" width="{WIDTH - 1}" height="{height - 1}" rx="6" '
+            f'<rect x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" rx="6" '
             f'fill="#fafbfc" stroke="{GRID}"/>',
-            _text(WIDTH / 2, height / 2 + 5, message, size=14, anchor="middle"),
+            _text(width / 2, height / 2 + 5, message, size=14, anchor="middle"),
         ],
         label,
+        width,
     )
 
 
@@ -169,34 +175,40 @@ def _hour_title(hour: HourFigures, zone: ZoneInfo) -> str:
 
 
 def outcome_chart(counts: dict[str, int]) -> str:
-    """What the last 24 hours' attempts became, one bar per outcome that happened."""
+    """What the last 24 hours' attempts became: one bar split by outcome, and a legend with
+    each outcome's count and share (the outcomes that did not happen are left out)."""
     label = "What the attempts became, last 24 hours"
     total = sum(counts.values())
-    shown = [(name, text) for name, text in OUTCOME_PARTS if counts.get(name, 0) > 0]
-    row_h, top = 26, 8
-    height = max(120, top * 2 + row_h * len(shown))
     if not total:
-        return _empty(height, label, "No calls in the last 24 hours")
-    label_w, value_w = 220, 110
-    bar_w = WIDTH - label_w - value_w - 16
-    largest = max(counts[name] for name, _ in shown)
+        return _empty(64, label, "No calls in the last 24 hours", WIDE)
+    shown = [(name, text) for name, text in OUTCOME_PARTS if counts.get(name, 0) > 0]
     body = []
-    for i, (name, text) in enumerate(shown):
-        y = top + i * row_h
-        count = counts[name]
-        width = max(2.0, count / largest * bar_w)
-        body.append(_text(label_w - 10, y + 17, text, size=12, fill=INK, anchor="end"))
+    x = 0.0
+    for name, text in shown:
+        share = counts[name] / total
+        width = max(2.0, share * WIDE)
         body.append(
-            f'<rect x="{label_w}" y="{y + 5}" width="{bar_w}" height="16" rx="3" fill="#f1f4f8"/>'
+            f'<rect x="{x:.1f}" y="4" width="{min(width, WIDE - x):.1f}" height="26" '
+            f'fill="{OUTCOME_COLOURS[name]}"><title>{escape(text)}: {counts[name]:,} '
+            f"({share:.0%})</title></rect>"
         )
+        x += width
+    x, y = 0.0, 56.0
+    for name, text in shown:
+        value = f"{counts[name]:,} ({counts[name] / total:.1%})"
+        item = 18 + CHAR_W * (len(text) + len(value) + 1) + 24
+        if x > 0 and x + item > WIDE:
+            x, y = 0.0, y + 24
         body.append(
-            f'<rect x="{label_w}" y="{y + 5}" width="{width:.1f}" height="16" rx="3" '
+            f'<rect x="{x:.1f}" y="{y - 11:.1f}" width="12" height="12" rx="2" '
             f'fill="{OUTCOME_COLOURS[name]}"/>'
         )
         body.append(
-            _text(label_w + bar_w + 8, y + 17, f"{count:,}  ({count / total:.0%})", fill=INK)
+            f'<text x="{x + 18:.1f}" y="{y:.1f}" font-size="13" fill="{INK}">{escape(text)} '
+            f'<tspan font-weight="600">{escape(value)}</tspan></text>'
         )
-    return _document(height, body, label)
+        x += item
+    return _document(int(y + 10), body, label, WIDE)
 
 
 def abandon_chart(days: Sequence[DayFigures], target: float) -> str:
@@ -206,7 +218,8 @@ def abandon_chart(days: Sequence[DayFigures], target: float) -> str:
     height = 230
     if not any(day.live for day in days):
         return _empty(height, label, "No live answers in the last 30 days")
-    left, right, top, bottom = 44, 12, 14, 28
+    # The right margin holds the lines' labels, clear of the bars.
+    left, right, top, bottom = 44, 86, 14, 28
     plot_w, plot_h = WIDTH - left - right, height - top - bottom
     rates = [day.abandon_rate or 0.0 for day in days]
     scale = nice_scale(max(max(rates), MAX_ABANDON_TARGET * 4 / 3))
@@ -247,15 +260,16 @@ def abandon_chart(days: Sequence[DayFigures], target: float) -> str:
     lines = [(MAX_ABANDON_TARGET, LEVEL_COLOURS["red"], "3% limit")]
     if target < MAX_ABANDON_TARGET - 1e-9:
         lines.append((target, LEVEL_COLOURS["amber"], f"target {target * 100:g}%"))
+    label_y = -math.inf
     for rate, colour, text in lines:
         y = y_of(rate)
         body.append(
             f'<line x1="{left}" x2="{WIDTH - right}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="{colour}" stroke-width="1.5" stroke-dasharray="6 4"/>'
         )
-        body.append(
-            _text(WIDTH - right - 4, y - 5, text, size=11, fill=colour, anchor="end", weight="600")
-        )
+        # A target just under the limit: its label goes below the limit's, not over it.
+        label_y = max(y + 4, label_y + 14)
+        body.append(_text(WIDTH - right + 6, label_y, text, size=12, fill=colour, weight="600"))
     body.append(
         f'<line x1="{left}" x2="{WIDTH - right}" y1="{y_of(0):.1f}" y2="{y_of(0):.1f}" '
         f'stroke="#c9d1db"/>'

@@ -2,18 +2,18 @@
 the 3% line, the agents on the floor, and charts from the hourly sums; pushed to the browser
 over server-sent events within a second of the change in the database.
 
-One `Board` is read for every open dashboard of the process, at most every half second (at
-once after a change made in this process): the campaigns' run rows, the agents' sessions, the
-hourly sums of the last day and the bridges of the last hour. The leads' dialable counts scan
-the leads, so they are read every 15 s; the "why is nothing dialing" counts every 30 s.
+One board is read for every open dashboard of the process, at most every 0.3 s (at once
+after a change made in this process): the campaigns' run rows, the agents' sessions, the
+hourly sums of the last day and the bridges of the last hour (9 ms with a million leads and
+two million attempts on SQLite). The leads' dialable counts scan the leads (0.4 s there), so a
+thread of their own reads them every 15 s, and the "why is nothing dialing" counts every 30 s;
+the board shows their last value and never waits for them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import math
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,19 +31,20 @@ from campaigns.monitor import (
     CampaignStatus,
     agent_statuses,
     campaign_statuses,
+    dialable_counts,
 )
 from web import charts, db
 from web.campaigns import BUTTONS
 from web.display import viewer_zone
 from web.permissions import allow, may
-from web.streams import Shared, shared, stream
+from web.streams import Refreshed, Shared, shared, stream
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 BOARD = "dialer.dashboard_board"
-BOARD_MAX_AGE = 0.5
-LOOK_EVERY = 0.25
-DIALABLE_MAX_AGE = 15.0
-WHY_MAX_AGE = 30.0
+BOARD_MAX_AGE = 0.3
+LOOK_EVERY = 0.2
+DIALABLE_EVERY = 15.0
+WHY_EVERY = 30.0
 STATE_LABELS = {
     "dialing": "dialing",
     "no_leads": "no lead to dial",
@@ -87,6 +88,7 @@ def since_text(seconds: float) -> str:
 
 def campaign_view(
     status: CampaignStatus,
+    dialable: int | None,
     contacts: int,
     version: str,
     why: Any | None,
@@ -116,7 +118,7 @@ def campaign_view(
         "abandon_30d": percent(month_rate),
         "abandon_30d_of": f"{status.last_30_days.abandoned:,} of {status.last_30_days.live:,}",
         "target": percent(status.abandon_target),
-        "dialable": count(status.dialable),
+        "dialable": "…" if dialable is None else count(dialable),
     }
     return {
         "id": status.id,
@@ -191,21 +193,26 @@ class BoardReader:
 
     sessions: sessionmaker[Session]
     engine: Engine
-    dialable: dict[int, int] = field(default_factory=dict)
-    dialable_at: float = -math.inf
-    why: dict[int, tuple[float, Any]] = field(default_factory=dict)
+    dialable: Refreshed[dict[int, int]] = field(init=False)
+    why: dict[int, Refreshed[Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.dialable = Refreshed(self._count_dialable, DIALABLE_EVERY)
+
+    def _count_dialable(self) -> dict[int, int]:
+        # The campaigns as the board picks them, so that the counts are of the same ones.
+        with self.sessions() as session:
+            ids = [c.id for c in campaign_statuses(session, utcnow(), dialable={})]
+            return dialable_counts(session, ids, utcnow())
 
     def __call__(self) -> dict[str, Any]:
         now = utcnow()
         midnight = now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
-        fresh = time.monotonic() - self.dialable_at >= DIALABLE_MAX_AGE
+        dialable = self.dialable.get()
         with self.sessions() as session:
             statuses = campaign_statuses(
-                session, now, local_midnight=midnight, dialable=None if fresh else self.dialable
+                session, now, local_midnight=midnight, dialable=dialable or {}
             )
-            if fresh:
-                self.dialable = {s.id: s.dialable for s in statuses}
-                self.dialable_at = time.monotonic()
             ids = [s.id for s in statuses]
             hours = rollups.read_hours(
                 session, ids, rollups.floor_hour(now - dt.timedelta(hours=24))
@@ -215,6 +222,7 @@ class BoardReader:
         campaigns = [
             campaign_view(
                 status,
+                None if dialable is None else dialable.get(status.id),
                 contacts.get(status.id, 0),
                 charts_version(hours[status.id]),
                 self._why(status, now),
@@ -239,15 +247,16 @@ class BoardReader:
         }
 
     def _why(self, status: CampaignStatus, now: dt.datetime) -> Any | None:
-        """Asked only of an active campaign that is not dialing, at most every 30 s."""
+        """Asked only of an active campaign that is not dialing."""
         if status.status != "active" or status.state == "dialing":
             self.why.pop(status.id, None)
             return None
-        at, found = self.why.get(status.id, (-math.inf, None))
-        if time.monotonic() - at >= WHY_MAX_AGE:
-            found = why_nothing_dials(self.engine, status.name, now)
-            self.why[status.id] = (time.monotonic(), found)
-        return found
+        if status.id not in self.why:
+            name = status.name
+            self.why[status.id] = Refreshed(
+                lambda: why_nothing_dials(self.engine, name, utcnow()), WHY_EVERY
+            )
+        return self.why[status.id].get()
 
 
 def board(app: Any) -> Shared[dict[str, Any]]:

@@ -85,15 +85,19 @@ COMMAND_FAILURES = {
     "hangup": "The hang-up did not reach the call",
     "transfer": "The transfer failed",
 }
-# The lead's fields a screen pop shows, in this order, when they have a value.
+# The lead's fields a screen pop shows, in this order, when they have a value (the phone
+# number is in its heading).
 POP_FIELDS = (
-    ("phone", "Phone"),
     ("email", "Email"),
     ("account_ref", "Account"),
     ("balance", "Balance"),
     ("due_date", "Due date"),
     ("state", "US state"),
 )
+# Fields a campaign kind's agents look at first, shown large at the top of the screen pop.
+HIGHLIGHTS = {
+    "collections": (("balance", "Balance"), ("due_date", "Due"), ("account_ref", "Account")),
+}
 CALLBACK_CODE = "CALLBACK"
 # Shortcut keys 1-9, one per disposition in the campaign's catalogue order.
 SHORTCUTS = "123456789"
@@ -215,10 +219,12 @@ def pop_view(pop: Mapping[str, Any]) -> dict[str, Any]:
     with their labels, its own fields, the script and the zones for its local clock."""
     name = " ".join(str(pop[k]) for k in ("first_name", "last_name") if pop.get(k))
     reason = str(pop.get("reason") or "new")
+    highlighted = HIGHLIGHTS.get(str(pop.get("kind")), ())
+    shown = {key for key, _ in highlighted}
     fields = [
         [label, _shown(key, pop[key])]
         for key, label in POP_FIELDS
-        if pop.get(key) not in (None, "")
+        if pop.get(key) not in (None, "") and key not in shown
     ]
     attempts = int(pop.get("attempts") or 0)
     return {
@@ -231,6 +237,11 @@ def pop_view(pop: Mapping[str, Any]) -> dict[str, Any]:
         "attempts": attempts,
         "attempts_label": "first call" if attempts == 0 else f"called {attempts} times before",
         "zones": [str(z) for z in pop.get("time_zones") or []],
+        "highlights": [
+            [label, _shown(key, pop[key])]
+            for key, label in highlighted
+            if pop.get(key) not in (None, "")
+        ],
         "fields": fields,
         "custom": [[str(k), str(v)] for k, v in (pop.get("custom_fields") or {}).items()],
         "script": str(pop.get("script") or ""),

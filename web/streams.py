@@ -12,12 +12,14 @@ What a stream costs. Each open stream holds one of the server's threads for its 
 ends after STREAM_SECONDS (the browser's EventSource reconnects by itself, one second later),
 sends a comment every KEEPALIVE_S so that proxies and the server keep a quiet connection (and
 a closed one is noticed), and at most MAX_STREAMS are open per process: the next one is told to
-come back in 30 s, so that pages are always served.
+come back in 30 s, so that pages are always served. A server that stops ends its streams first
+(`close`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -30,6 +32,7 @@ from flask import Flask, Response, current_app
 from campaigns import live
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 KEEPALIVE_S = 15.0
 RETRY_MS = 1000
 BUSY_RETRY_MS = 30_000
@@ -41,7 +44,57 @@ VOLATILE = frozenset({"now"})
 def init_app(app: Flask) -> None:
     app.config.setdefault("STREAM_SECONDS", 300.0)
     app.config.setdefault("MAX_STREAMS", 48)
-    app.extensions[SLOTS] = threading.BoundedSemaphore(int(app.config["MAX_STREAMS"]))
+    app.extensions[SLOTS] = Slots(int(app.config["MAX_STREAMS"]))
+
+
+class Slots:
+    """The app's open streams: at most `limit`, and none once the server is stopping."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+        self.closing = False
+        self._changed = threading.Condition()
+
+    def enter(self) -> bool:
+        with self._changed:
+            if self.closing or self.open >= self.limit:
+                return False
+            self.open += 1
+            return True
+
+    def leave(self) -> None:
+        with self._changed:
+            self.open -= 1
+            self._changed.notify_all()
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Ends every open stream (at its next look) and waits for them; True when all ended."""
+        with self._changed:
+            self.closing = True
+        live.wake_local()
+        with self._changed:
+            return self._changed.wait_for(lambda: self.open == 0, timeout)
+
+
+def stream_limit(threads: int) -> int:
+    """How many streams a server with `threads` threads keeps open at most: a quarter of its
+    threads (at least one) stay free for pages and forms."""
+    return max(1, threads - max(1, threads // 4))
+
+
+def serve_with(app: Flask, threads: int) -> None:
+    """Fits the app's stream limit to the server that serves it."""
+    slots: Slots = app.extensions[SLOTS]
+    slots.limit = stream_limit(threads)
+    app.config["MAX_STREAMS"] = slots.limit
+
+
+def close(app: Flask, timeout: float = 5.0) -> bool:
+    """Before the server stops: the open streams end, so that no thread writes to a closed
+    server (browsers reconnect to the next one)."""
+    slots: Slots = app.extensions[SLOTS]
+    return slots.close(timeout)
 
 
 class Shared(Generic[T]):
@@ -71,6 +124,36 @@ class Shared(Generic[T]):
             return self._value
 
 
+class Refreshed(Generic[T]):
+    """A slow read (one that scans the leads) kept fresh by a thread of its own, at most every
+    `every` seconds and only while someone asks for it: who asks gets the last value at once
+    (None before the first read ends), never waits for the scan."""
+
+    def __init__(self, read: Callable[[], T], every: float) -> None:
+        self._read = read
+        self.every = every
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._at = -math.inf
+        self._reading = False
+
+    def get(self) -> T | None:
+        with self._lock:
+            if not self._reading and time.monotonic() - self._at >= self.every:
+                self._reading = True
+                threading.Thread(target=self._refresh, name="refresh", daemon=True).start()
+            return self._value
+
+    def _refresh(self) -> None:
+        value = self._value
+        try:
+            value = self._read()
+        except Exception:  # the database went away for a moment: the next ask tries again
+            log.exception("a slow read for a live page failed")
+        with self._lock:
+            self._value, self._at, self._reading = value, time.monotonic(), False
+
+
 _registry_lock = threading.Lock()
 
 
@@ -94,16 +177,16 @@ def stream(event: str, look: Callable[[], dict[str, Any]], interval: float) -> R
     changes (looked at every `interval` seconds, and at once on a wake-up in this process)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     seconds = float(app.config["STREAM_SECONDS"])
-    slots: threading.BoundedSemaphore = app.extensions[SLOTS]
+    slots: Slots = app.extensions[SLOTS]
 
     def events() -> Iterator[str]:
-        if not slots.acquire(blocking=False):
+        if not slots.enter():
             yield message("busy", {"retry_s": BUSY_RETRY_MS // 1000}, BUSY_RETRY_MS)
             return
         try:
-            yield from _changes(event, look, interval, seconds)
+            yield from _changes(event, look, interval, seconds, slots)
         finally:
-            slots.release()
+            slots.leave()
 
     return Response(
         events(),
@@ -114,7 +197,7 @@ def stream(event: str, look: Callable[[], dict[str, Any]], interval: float) -> R
 
 
 def _changes(
-    event: str, look: Callable[[], dict[str, Any]], interval: float, seconds: float
+    event: str, look: Callable[[], dict[str, Any]], interval: float, seconds: float, slots: Slots
 ) -> Iterator[str]:
     ends = time.monotonic() + seconds
     last: str | None = None
@@ -132,7 +215,7 @@ def _changes(
             elif time.monotonic() - sent >= KEEPALIVE_S:
                 yield ": still here\n\n"
                 sent = time.monotonic()
-            if time.monotonic() >= ends:
+            if time.monotonic() >= ends or slots.closing:
                 return
             if woken.wait(interval):
                 woken.clear()

@@ -20,6 +20,7 @@ from campaigns.models import (
     Campaign,
     CampaignHour,
     CampaignRun,
+    Lead,
     Node,
     User,
     utcnow,
@@ -228,8 +229,8 @@ def test_the_charts_are_svg_images_drawn_from_the_hourly_sums(app: Flask, manage
     titles = [t.text for t in root.iter(f"{SVG}title")]
     assert any(t and t.endswith("100 attempts, 38 contacts") for t in titles)
     outcomes = ET.fromstring(manager.get(f"{base}/outcomes.svg").get_data())
-    labels = [t.text for t in outcomes.iter(f"{SVG}text")]
-    assert "Talked to an agent" in labels and "Answering machine" in labels
+    legend = ["".join(t.itertext()) for t in outcomes.iter(f"{SVG}text")]
+    assert "Talked to an agent 38 (38.0%)" in legend
     trend = ET.fromstring(manager.get(f"{base}/abandon.svg").get_data())
     labels = [t.text for t in trend.iter(f"{SVG}text")]
     assert "3% limit" in labels and "target 2.5%" in labels
@@ -257,3 +258,20 @@ def test_agents_are_sent_to_their_desktop_not_the_dashboard(app: Flask) -> None:
     agent = signed_in(app, "agent")
     assert agent.get("/dashboard/").status_code == 403
     assert agent.get("/dashboard/events").status_code == 403
+
+
+def test_the_leads_dialable_come_from_a_scan_the_board_never_waits_for(
+    app: Flask, manager: Console
+) -> None:
+    running_floor(app)
+    with session_of(app) as session:
+        session.execute(update(Lead).values(phone_type="fixed_line"))
+        session.commit()
+    events = board_events(app, manager, seconds=5.0)
+    shown = []
+    while not shown or shown[-1] == "…":
+        _, board = events.next("board")
+        shown.append(board["campaigns"][0]["fields"]["dialable"])
+    events.close()
+    # "…" until the scan, in a thread of its own, has counted; then the count.
+    assert shown[-1] == "1" and set(shown[:-1]) <= {"…"}

@@ -94,7 +94,24 @@
     const reason = byId("pop-reason");
     reason.textContent = pop.reason_label;
     reason.className = "badge badge-reason reason-" + pop.reason;
+    const highlights = byId("pop-highlights");
+    highlights.replaceChildren(
+      ...pop.highlights.map(([label, value]) => {
+        const box = document.createElement("div");
+        box.className = "highlight";
+        const name = document.createElement("span");
+        name.className = "figure-label";
+        name.textContent = label;
+        const figure = document.createElement("span");
+        figure.className = "figure-value";
+        figure.textContent = value;
+        box.append(name, figure);
+        return box;
+      })
+    );
+    show(highlights, pop.highlights.length > 0);
     fillList(byId("pop-fields"), pop.fields);
+    show(byId("pop-fields-block"), pop.fields.length > 0);
     fillList(byId("pop-custom"), pop.custom);
     show(byId("pop-custom-block"), pop.custom.length > 0);
     byId("pop-script").textContent = pop.script || "This campaign has no script.";
@@ -317,6 +334,10 @@
     };
   }
 
+  // The server's own messages (logged in, say) fade like the page's.
+  for (const flash of document.querySelectorAll(".flashes .flash-success, .flashes .flash-info")) {
+    setTimeout(() => flash.remove(), 8000);
+  }
   connect();
   setInterval(tick, 1000);
 })();
