@@ -64,6 +64,7 @@ LOOK_EVERY = 0.2
 # A failed command (a dial the node could not place, a transfer to an agent no longer ready)
 # is shown to its agent for this long.
 NOTICE_FOR = dt.timedelta(seconds=60)
+GIVE_UP_AFTER = 1000
 STATE_LABELS = {
     "logged_out": "Logged out",
     "ready": "Ready",
@@ -190,11 +191,19 @@ class FloorReader:
         if self.mark is None:
             self.mark = int(session.scalar(select(func.max(NodeCommand.id))) or 0)
             return
+        # A command its node never carried out (the node died) is given up after a thousand
+        # newer ones, so that the reads stay short.
+        self.waiting = {i for i in self.waiting if i > self.mark - GIVE_UP_AFTER}
         low = min(self.waiting, default=self.mark + 1) - 1
         rows = session.execute(
-            select(NodeCommand.id, NodeCommand.agent_id, NodeCommand.kind, NodeCommand.error)
-            .add_columns(NodeCommand.done_at)
-            .where(NodeCommand.id > max(low, self.mark - 1000))
+            select(
+                NodeCommand.id,
+                NodeCommand.agent_id,
+                NodeCommand.kind,
+                NodeCommand.error,
+                NodeCommand.done_at,
+            )
+            .where(NodeCommand.id > low)
             .order_by(NodeCommand.id)
         ).all()
         seen = {notice.id for notice in self.recent}

@@ -79,7 +79,8 @@ class Slots:
 
 def stream_limit(threads: int) -> int:
     """How many streams a server with `threads` threads keeps open at most: a quarter of its
-    threads (at least one) stay free for pages and forms."""
+    threads, and at least one, stay free for pages and forms (a server of one thread gets one
+    stream all the same)."""
     return max(1, threads - max(1, threads // 4))
 
 

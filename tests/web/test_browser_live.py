@@ -82,6 +82,7 @@ def sign_in(page: Page, base: str, username: str) -> None:
     page.click("button:has-text('Sign in')")
 
 
+@pytest.mark.sip
 def test_an_agent_takes_a_call_placed_through_sipp_while_a_manager_watches(
     tmp_path: Path,
     password_hash: str,

@@ -217,7 +217,7 @@
     show(byId("disposition-card"), state.state === "on_call" || state.state === "wrap_up");
     enable("button.disposition", state.state === "wrap_up");
     byId("disposition-card").classList.toggle("attention", state.state === "wrap_up");
-    byId("disposition-hint").textContent = state.state === "wrap_up" ? "Press a number key" : "After the call ends";
+    byId("disposition-hint").textContent = state.state === "wrap_up" ? "Keys 1–9 (outside the notes)" : "After the call ends";
     show(byId("dial-tools"), idle);
     enable("#go-ready", state.state === "paused");
     enable("#go-logout", idle);
