@@ -24,7 +24,7 @@ from flask_login import current_user
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from campaigns import rollups
+from campaigns import rollups, why
 from campaigns.models import MAX_ABANDON_TARGET, Campaign, ImportRun, utcnow
 from campaigns.monitor import (
     AgentStatus,
@@ -64,11 +64,16 @@ AGENT_STATE_LABELS = {
 CHARTS = ("hourly", "outcomes", "abandon")
 
 
-def why_nothing_dials(engine: Engine, campaign_name: str, now: dt.datetime) -> Any | None:
-    """The "why is nothing dialing" counts of one campaign: `campaigns.why.why(engine,
-    campaign_name, now)` once that module lands (an object with `summary()`, `refused` (each
-    with `label`, `leads` and `when()`) and `next_dialable_at`). None: the panel stays hidden."""
-    return None
+def why_nothing_dials(
+    engine: Engine, campaign_name: str, now: dt.datetime
+) -> why.Explanation | None:
+    """The "why is nothing dialing" counts of one campaign (`campaigns.why`): its leads by
+    what keeps them from being dialed now, and when the next one will be. None hides the
+    panel (a campaign renamed since the board was read)."""
+    try:
+        return why.why(engine, campaign_name, now)
+    except why.CampaignNotFound:
+        return None
 
 
 def percent(rate: float | None) -> str:
@@ -91,7 +96,7 @@ def campaign_view(
     dialable: int | None,
     contacts: int,
     version: str,
-    why: Any | None,
+    explanation: why.Explanation | None,
 ) -> dict[str, Any]:
     """One campaign as the dashboard shows it: its figures as text, the level of each abandon
     rate (ok, amber from 80% of the target, red at it), the buttons its status offers."""
@@ -140,7 +145,7 @@ def campaign_view(
             "limit": _gauge(MAX_ABANDON_TARGET),
         },
         "charts": version,
-        "why": None if why is None else _why_view(why),
+        "why": None if explanation is None else _why_view(explanation),
     }
 
 
@@ -150,12 +155,12 @@ def _gauge(rate: float | None) -> float:
     return round(min(1.0, rate / (MAX_ABANDON_TARGET * 4 / 3)), 4)
 
 
-def _why_view(why: Any) -> dict[str, Any]:
+def _why_view(explanation: why.Explanation) -> dict[str, Any]:
     return {
-        "summary": why.summary(),
+        "summary": explanation.summary(),
         "reasons": [
             {"label": reason.label, "leads": count(reason.leads), "when": reason.when()}
-            for reason in why.refused
+            for reason in explanation.refused
         ],
     }
 
@@ -194,7 +199,7 @@ class BoardReader:
     sessions: sessionmaker[Session]
     engine: Engine
     dialable: Refreshed[dict[int, int]] = field(init=False)
-    why: dict[int, Refreshed[Any]] = field(default_factory=dict)
+    explained: dict[int, Refreshed[why.Explanation | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.dialable = Refreshed(self._count_dialable, DIALABLE_EVERY)
@@ -203,7 +208,9 @@ class BoardReader:
         # The campaigns as the board picks them, so that the counts are of the same ones.
         with self.sessions() as session:
             ids = [c.id for c in campaign_statuses(session, utcnow(), dialable={})]
-            return dialable_counts(session, ids, utcnow())
+            counts = dialable_counts(session, ids, utcnow())
+            # Every campaign counted, none dialable included: one missing is not counted yet.
+            return {campaign_id: counts.get(campaign_id, 0) for campaign_id in ids}
 
     def __call__(self) -> dict[str, Any]:
         now = utcnow()
@@ -246,17 +253,17 @@ class BoardReader:
             "floor": floor,
         }
 
-    def _why(self, status: CampaignStatus, now: dt.datetime) -> Any | None:
+    def _why(self, status: CampaignStatus, now: dt.datetime) -> why.Explanation | None:
         """Asked only of an active campaign that is not dialing."""
         if status.status != "active" or status.state == "dialing":
-            self.why.pop(status.id, None)
+            self.explained.pop(status.id, None)
             return None
-        if status.id not in self.why:
+        if status.id not in self.explained:
             name = status.name
-            self.why[status.id] = Refreshed(
+            self.explained[status.id] = Refreshed(
                 lambda: why_nothing_dials(self.engine, name, utcnow()), WHY_EVERY
             )
-        return self.why[status.id].get()
+        return self.explained[status.id].get()
 
 
 def board(app: Any) -> Shared[dict[str, Any]]:

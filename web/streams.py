@@ -85,9 +85,12 @@ def stream_limit(threads: int) -> int:
 
 
 def serve_with(app: Flask, threads: int) -> None:
-    """Fits the app's stream limit to the server that serves it."""
+    """Fits the app's stream limit to the server that serves it, and opens it to streams (a
+    server that stopped closed it)."""
     slots: Slots = app.extensions[SLOTS]
-    slots.limit = stream_limit(threads)
+    with slots._changed:
+        slots.limit = stream_limit(threads)
+        slots.closing = False
     app.config["MAX_STREAMS"] = slots.limit
 
 

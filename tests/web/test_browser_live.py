@@ -351,6 +351,14 @@ def test_a_collections_agent_records_a_promise_to_pay_and_managers_keep_groups(
         page.click("text=Agents and groups")
         expect(page.locator("table").first).to_contain_text("Evening shift")
         shoot(page, artefacts, "32-agents")
+        # The campaign is active and no node runs it: the dashboard says why nothing dials.
+        page.click("nav.mainnav >> text=Dashboard")
+        why = page.locator(f'[data-campaign="{ids["campaign_id"]}"] [data-why]')
+        expect(why).to_be_visible()
+        expect(why.locator("[data-why-summary]")).not_to_be_empty()
+        expect(page.locator("#live-status")).to_have_text("live")
+        expect(page.locator('[data-field="dialable"]')).not_to_have_text("…")
+        shoot(page, artefacts, "33-dashboard-why")
         with Session(app.extensions[web_db.ENGINE]) as session:
             assert session.get_one(Campaign, ids["campaign_id"]).kind == "collections"
         app.extensions[web_db.ENGINE].dispose()

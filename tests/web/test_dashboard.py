@@ -275,3 +275,24 @@ def test_the_leads_dialable_come_from_a_scan_the_board_never_waits_for(
     events.close()
     # "…" until the scan, in a thread of its own, has counted; then the count.
     assert shown[-1] == "1" and set(shown[:-1]) <= {"…"}
+
+
+def test_an_active_campaign_that_dials_nothing_says_why(app: Flask, manager: Console) -> None:
+    """No node runs it: the explainer's counts, read in a thread of their own, join the board."""
+    from campaigns import why
+
+    ids = seed_domain(app)
+    with session_of(app) as session:
+        session.get_one(Campaign, ids["campaign_id"]).status = "active"
+        session.commit()
+    events = board_events(app, manager, seconds=5.0)
+    campaign = events.next("board")[1]["campaigns"][0]
+    while campaign["why"] is None:
+        campaign = events.next("board")[1]["campaigns"][0]
+    events.close()
+    assert campaign["fields"]["state"] == "no node running it"
+    expected = why.why(app.extensions[web_db.ENGINE], "Spring sale", utcnow())
+    assert campaign["why"]["summary"] == expected.summary()
+    assert [r["label"] for r in campaign["why"]["reasons"]] == [r.label for r in expected.refused]
+    page = manager.get("/dashboard/").get_data(as_text=True)
+    assert "Why nothing is dialing" in page and expected.summary() in page.replace("&#39;", "'")
