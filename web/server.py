@@ -50,7 +50,16 @@ class ConsoleServer:
         self.server = waitress.create_server(
             app, host=host, port=port, threads=threads, ident="dialer"
         )
-        self.thread = threading.Thread(target=self.server.run, name="console", daemon=True)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, name="console", daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except OSError:
+            # Closing the server's sockets under its loop ends the loop this way.
+            if not self.stopping:
+                raise
 
     @property
     def url(self) -> str:
@@ -65,6 +74,7 @@ class ConsoleServer:
         """Stops serving, lets running imports finish, closes the database pool."""
         # Open streams end, and requests still running finish while the server can take
         # their last bytes, before it closes (a thread writing to a closed server fails).
+        self.stopping = True
         streams.close(self.app)
         dispatcher = self.server.task_dispatcher
         deadline = time.monotonic() + 2.0
