@@ -38,10 +38,16 @@ NODE_SILENT_AFTER = dt.timedelta(seconds=10)
 class Figures:
     live: int = 0
     abandoned: int = 0
+    attempts: int = 0
 
     @property
     def abandon_rate(self) -> float:
         return self.abandoned / self.live if self.live else 0.0
+
+    @property
+    def answer_rate(self) -> float | None:
+        """Attempts a person answered, of all attempts; None before the first attempt."""
+        return self.live / self.attempts if self.attempts else None
 
 
 @dataclass
@@ -96,11 +102,12 @@ def live_figures(
     raw_since = since
     if covered is not None and covered > since:
         start = since.replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
-        for campaign_id, live, abandoned in session.execute(
+        for campaign_id, live, abandoned, attempts in session.execute(
             select(
                 CampaignHour.campaign_id,
                 func.sum(CampaignHour.live),
                 func.sum(CampaignHour.abandoned),
+                func.sum(CampaignHour.attempts),
             )
             .where(
                 CampaignHour.campaign_id.in_(campaign_ids),
@@ -111,23 +118,30 @@ def live_figures(
         ):
             totals[(campaign_id, "live")] += int(live or 0)
             totals[(campaign_id, "abandoned")] += int(abandoned or 0)
+            totals[(campaign_id, "attempts")] += int(attempts or 0)
         # The partial hour at the window's start is counted from the attempts.
-        for campaign_id, live, abandoned in _raw(session, campaign_ids, since, start):
+        for campaign_id, live, abandoned, attempts in _raw(session, campaign_ids, since, start):
             totals[(campaign_id, "live")] += live
             totals[(campaign_id, "abandoned")] += abandoned
+            totals[(campaign_id, "attempts")] += attempts
         raw_since = covered
-    for campaign_id, live, abandoned in _raw(session, campaign_ids, raw_since, None):
+    for campaign_id, live, abandoned, attempts in _raw(session, campaign_ids, raw_since, None):
         totals[(campaign_id, "live")] += live
         totals[(campaign_id, "abandoned")] += abandoned
+        totals[(campaign_id, "attempts")] += attempts
     return {
-        campaign_id: Figures(totals[(campaign_id, "live")], totals[(campaign_id, "abandoned")])
+        campaign_id: Figures(
+            totals[(campaign_id, "live")],
+            totals[(campaign_id, "abandoned")],
+            totals[(campaign_id, "attempts")],
+        )
         for campaign_id in campaign_ids
     }
 
 
 def _raw(
     session: Session, campaign_ids: list[int], since: dt.datetime, until: dt.datetime | None
-) -> list[tuple[int, int, int]]:
+) -> list[tuple[int, int, int, int]]:
     live = LIVE_ANSWER
     conditions = [CallAttempt.campaign_id.in_(campaign_ids), CallAttempt.started_at >= since]
     if until is not None:
@@ -137,11 +151,12 @@ def _raw(
             CallAttempt.campaign_id,
             func.count().filter(live),
             func.count().filter(CallAttempt.abandoned),
+            func.count(),
         )
         .where(*conditions)
         .group_by(CallAttempt.campaign_id)
     )
-    return [(campaign_id, int(a or 0), int(b or 0)) for campaign_id, a, b in rows]
+    return [(campaign_id, int(a or 0), int(b or 0), int(c)) for campaign_id, a, b, c in rows]
 
 
 def dialable_counts(session: Session, campaign_ids: list[int], now: dt.datetime) -> dict[int, int]:
@@ -165,9 +180,15 @@ def dialable_counts(session: Session, campaign_ids: list[int], now: dt.datetime)
 
 
 def campaign_statuses(
-    session: Session, now: dt.datetime, *, local_midnight: dt.datetime | None = None
+    session: Session,
+    now: dt.datetime,
+    *,
+    local_midnight: dt.datetime | None = None,
+    dialable: dict[int, int] | None = None,
 ) -> list[CampaignStatus]:
-    """Every campaign that is not a draft or finished, or that a node is running."""
+    """Every campaign that is not a draft or finished, or that a node is running.
+    `dialable`: counts read a moment ago (`dialable_counts` reads the leads, which a live page
+    refreshing every half second should not do each time)."""
     running = select(CampaignRun.campaign_id)
     campaigns = session.scalars(
         select(Campaign)
@@ -184,7 +205,8 @@ def campaign_statuses(
     midnight = local_midnight or now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
     today = live_figures(session, ids, midnight)
     month = live_figures(session, ids, now - ABANDON_WINDOW)
-    dialable = dialable_counts(session, ids, now)
+    if dialable is None:
+        dialable = dialable_counts(session, ids, now)
     agents: dict[int, Counter[str]] = {}
     for campaign_id, state, count in session.execute(
         select(AgentSession.campaign_id, AgentSession.state, func.count())

@@ -616,12 +616,18 @@ def serve(demo: bool, config_path: str | None, host: str, port: int, once: bool)
 @main.command("web")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--threads", default=8, show_default=True, help="Requests served at once.")
+@click.option(
+    "--threads",
+    default=64,
+    show_default=True,
+    help="Requests served at once; each open agent desktop or live dashboard holds one.",
+)
 def web_command(host: str, port: int, threads: int) -> None:
     """Run the web console alone (several can share one PostgreSQL behind a load balancer)."""
     import waitress
 
     from campaigns.db import database_url, upgrade
+    from web import streams
     from web.config import ConsoleConfigError
     from web.server import prepare
 
@@ -638,6 +644,7 @@ def web_command(host: str, port: int, threads: int) -> None:
         click.echo("it is shown only now; it must be changed at the first sign-in")
     click.echo(f"database: {database_url()}")
     click.echo(f"console: http://{host}:{port}/ (press Ctrl-C to stop)")
+    streams.serve_with(app, threads)
     waitress.serve(app, host=host, port=port, threads=threads, ident="dialer")
 
 

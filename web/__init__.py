@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from web import config as settings
-from web import db, display, permissions, security
+from web import db, display, permissions, security, streams
 
 # A lead file of a million rows is about 100 MB.
 MAX_UPLOAD_BYTES = 512 * 2**20
@@ -48,6 +48,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)  # type: ignore[method-assign]
 
     db.init_app(app)
+    streams.init_app(app)
     display.init_app(app)
     # Order matters: who may see a page is decided before a form's CSRF token is checked, so a
     # visitor is sent to the login page rather than told the form expired.
@@ -56,7 +57,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     security.csrf.init_app(app)
     _error_pages(app)
 
-    from web import audit_log, auth, campaigns, dashboard, dnc, imports, leads, lists, trunks, users
+    from web import (
+        agent_groups,
+        audit_log,
+        auth,
+        campaigns,
+        dashboard,
+        desk,
+        dnc,
+        imports,
+        leads,
+        lists,
+        trunks,
+        users,
+    )
 
     imports.init_app(app)
     for blueprint in (
@@ -69,6 +83,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         users.bp,
         trunks.bp,
         audit_log.bp,
+        desk.bp,
+        agent_groups.bp,
     ):
         app.register_blueprint(blueprint)
     app.add_url_rule("/", endpoint="index", view_func=dashboard.home)

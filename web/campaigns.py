@@ -731,7 +731,11 @@ def status(campaign_id: int) -> Any:
     session = db.session()
     campaign = _campaign(session, campaign_id)
     form = StatusForm()
-    back = redirect(url_for("campaigns.show", campaign_id=campaign.id))
+    # The live dashboard's buttons bring the manager back to it.
+    if request.form.get("back") == "dashboard":
+        back = redirect(url_for("dashboard.overview"))
+    else:
+        back = redirect(url_for("campaigns.show", campaign_id=campaign.id))
     if not form.validate_on_submit():
         flash("Choose start, pause or stop.", "error")
         return back

@@ -43,6 +43,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "trunks.view": MANAGERS,
     "trunks.test": MANAGERS,
     "audit.view": ADMINS,
+    # The agent desktop: agents take calls there; supervisors, managers and admins may too.
+    "desk.use": EVERYONE,
+    # Agent groups: who works which campaigns.
+    "agents.manage": MANAGERS,
 }
 
 View = TypeVar("View", bound=Callable[..., Any])

@@ -7,12 +7,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import threading
+import time
 from typing import Any
 
 import waitress
 from flask import Flask
 
-from web import create_app
+from web import create_app, streams
 from web import db as web_db
 from web.config import COOKIE_SECURE_ENV
 from web.imports import RUNNER
@@ -42,12 +43,23 @@ def prepare(
 class ConsoleServer:
     """The console under waitress on a thread of its own."""
 
-    def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: int = 8):
+    def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: int = 64):
         self.app = app
+        # Each open agent desktop or dashboard holds a thread: they get at most three in four.
+        streams.serve_with(app, threads)
         self.server = waitress.create_server(
             app, host=host, port=port, threads=threads, ident="dialer"
         )
-        self.thread = threading.Thread(target=self.server.run, name="console", daemon=True)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, name="console", daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except OSError:
+            # Closing the server's sockets under its loop ends the loop this way.
+            if not self.stopping:
+                raise
 
     @property
     def url(self) -> str:
@@ -60,6 +72,14 @@ class ConsoleServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stops serving, lets running imports finish, closes the database pool."""
+        # Open streams end, and requests still running finish while the server can take
+        # their last bytes, before it closes (a thread writing to a closed server fails).
+        self.stopping = True
+        streams.close(self.app)
+        dispatcher = self.server.task_dispatcher
+        deadline = time.monotonic() + 2.0
+        while (dispatcher.active_count or dispatcher.queue) and time.monotonic() < deadline:
+            time.sleep(0.01)
         self.server.close()
         self.server.task_dispatcher.shutdown()
         self.thread.join(timeout)

@@ -87,6 +87,9 @@ def console_app(
             # Tests sign in many times from one address; the throttling test sets its own.
             "LOGIN_LIMIT_PER_ADDRESS": "1000 per minute",
             "LOGIN_LIMIT_PER_USERNAME": "1000 per minute",
+            # A live page's stream sends what it shows now and ends (a test that watches it
+            # change sets its own length), so that reading a stream whole returns.
+            "STREAM_SECONDS": 0.0,
             **config,
         }
     )
@@ -199,6 +202,7 @@ def agent(app: Flask) -> Console:
 def seed_domain(app: Flask) -> dict[str, Any]:
     """One of everything a page can be about: a campaign with a list, a lead with an attempt,
     an import with a row error, a do-not-call entry. Returns the ids routes take."""
+    from campaigns.agents import add_to_campaign
     from campaigns.dispositions import install_catalogue
     from campaigns.models import (
         CallAttempt,
@@ -254,8 +258,9 @@ def seed_domain(app: Flask) -> dict[str, Any]:
         )
         entry = DncEntry(phone_e164="+12125550199", scope="global")
         session.add(entry)
-        session.commit()
         agent = session.query(User).filter_by(username=USERNAMES["agent"]).one()
+        group = add_to_campaign(session, agent.id, campaign)
+        session.commit()
         return {
             "campaign_id": campaign.id,
             "list_id": lead_list.id,
@@ -266,4 +271,6 @@ def seed_domain(app: Flask) -> dict[str, Any]:
             "name": "carrier1",
             "token": "0" * 32,
             "filename": "console.css",
+            "group_id": group.id,
+            "chart": "hourly",
         }

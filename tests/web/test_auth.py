@@ -161,12 +161,13 @@ def test_signing_out_ends_the_session(manager: Console) -> None:
     assert manager.get("/campaigns/").status_code == 302
 
 
-def test_an_agent_lands_on_their_account_and_staff_on_the_dashboard(
+def test_an_agent_lands_on_their_desktop_and_staff_on_the_dashboard(
     agent: Console, manager: Console
 ) -> None:
-    assert agent.get("/").location == "/auth/account"
+    assert agent.get("/").location == "/desk/"
     page = agent.get("/auth/account").get_data(as_text=True)
     assert "sip:1001@127.0.0.1:5062" in page and "Campaigns</a>" not in page
+    assert "Agent desktop</a>" in page
     assert manager.get("/").location == "/dashboard/"
 
 
