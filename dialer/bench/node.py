@@ -13,6 +13,7 @@ node did. Figures, never asserts.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import os
@@ -32,11 +33,12 @@ from dialer.bench.connect import _percentile, _uptime
 from dialer.bench.sip import _cpu_seconds
 from dialer.demo.agents import Range, SimulatedAgents
 from dialer.demo.carrier import SimulatedCarrier
-from dialer.demo.mix import DEFAULT_MIX
+from dialer.demo.mix import DEFAULT_MIX, Mix
 from dialer.demo.phones import AgentPhones
 from dialer.demo.seed import numbers_in_hours
 from dialer.forecast import forecast, observed_stats
 from dialer.node.launch import build_node
+from dialer.node.ledger import CANCELLED_REASON
 from sip_config import loads
 
 TRUNK = "bench"
@@ -54,7 +56,7 @@ def run(
     wrap: str = "5-15",
     workers: int | None = None,
     seed: int = 1,
-    forecast_seeds: int = 5,
+    forecast_seeds: int = 20,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-node-") as folder:
         url = f"sqlite:///{Path(folder) / 'bench.db'}"
@@ -178,7 +180,9 @@ def _run(
         for _, code in pool.exits
         if code not in (0, None)  # type: ignore[attr-defined]
     ]
-    figures.update(_forecast(engine, campaign_id, agents, minutes, forecast_seeds, figures))
+    figures.update(
+        _forecast(engine, campaign_id, agents, minutes, forecast_seeds, figures, carrier.mix)
+    )
     figures["uptime"] = _uptime()
     return figures
 
@@ -235,23 +239,33 @@ def _figures(
         rows = session.scalars(
             select(CallAttempt).where(CallAttempt.campaign_id == campaign_id)
         ).all()
-    window = [row for row in rows if row.started_at < end]
+    invites = carrier.invites()
+    numbers = Counter(invite.number for invite in invites)
+    dialled = Counter(row.phone_e164 for row in rows)
+    # Who answered each call, as the carrier knows it (each number is dialled once here).
+    branch = {invite.number: invite.branch for invite in invites}
+    # Calls the node cancelled when the run ended are not the campaign's: left out.
+    window = [
+        row for row in rows if row.started_at < end and row.failure_reason != CANCELLED_REASON
+    ]
+    judged = Counter(f"{branch.get(row.phone_e164, '?')}->{row.outcome}" for row in window)
     live = [row for row in window if row.outcome == "human" or row.abandoned]
     abandoned = sum(row.abandoned for row in window)
+    persons = [r for r in window if branch.get(r.phone_e164) == "human" and r.answered_at]
+    machines = [r for r in window if branch.get(r.phone_e164) == "machine" and r.answered_at]
+    hung_up_on = sum(r.outcome == "machine" for r in persons)  # abandons nobody sees
+    # Talk is conversations with people: a machine AMD put through to an agent is no talk.
     talk = sum(
         (min(row.ended_at or end, end) - row.bridged_at).total_seconds()
         for row in rows
-        if row.bridged_at is not None and row.bridged_at < end
+        if row.bridged_at is not None
+        and row.bridged_at < end
+        and branch.get(row.phone_e164) == "human"
     )
     runner = node.runners.get(campaign_id)
     decisions = sorted(1000 * d for d in (runner.figures.decisions if runner else []))
     pops = sorted(1000 * d for d in node.figures.screen_pop_latency)
-    invites = carrier.invites()
-    numbers = Counter(invite.number for invite in invites)
-    dialled = Counter(row.phone_e164 for row in rows)
-    # What each called party was (the carrier's branch) against what the node made of it.
-    branch = {invite.number: invite.branch for invite in invites}
-    judged = Counter(f"{branch.get(row.phone_e164, '?')}->{row.outcome}" for row in window)
+    true_abandoned = sum(r.abandoned for r in persons) + hung_up_on
     return {
         "run": "node",
         "agents": agents,
@@ -267,6 +281,13 @@ def _figures(
         "connected": sum(row.bridged_at is not None for row in window),
         "abandoned": abandoned,
         "abandon_rate": round(abandoned / len(live), 4) if live else 0.0,
+        # With what the carrier knows: people AMD took for machines were hung up on unheard.
+        "persons_answered": len(persons),
+        "abandon_rate_with_amd_misses": round(true_abandoned / len(persons), 4) if persons else 0,
+        "amd_false_machine": round(hung_up_on / len(persons), 4) if persons else 0.0,
+        "amd_false_human": round(sum(r.outcome == "human" for r in machines) / len(machines), 4)
+        if machines
+        else 0.0,
         "utilisation": round(talk / (agents * (end - start).total_seconds()), 3),
         "decisions": len(decisions),
         "decision_ms_median": _percentile(decisions, 50),
@@ -288,11 +309,24 @@ def _forecast(
     minutes: float,
     seeds: int,
     measured: dict[str, Any],
+    mix: Mix,
 ) -> dict[str, Any]:
-    """What `dialer forecast` predicts from the campaign's recorded statistics, for a run as
-    long as this one (the pacer starting cold as the node's did), beside what the node did."""
+    """What `dialer forecast` predicts for this campaign, beside what the node did: the
+    campaign's recorded talk, wrap-up and pickup times, and the carrier's mix and AMD's
+    mistakes as the carrier knows them (a campaign's records cannot tell a person who hung up
+    at the greeting from one AMD took for a machine), for a run as long as this one, the
+    pacer starting cold as the node's did."""
     with db.session_factory(engine)() as session:
-        stats = observed_stats(session, campaign_id, agents, days=1)
+        recorded = observed_stats(session, campaign_id, agents, days=1)
+    stats = dataclasses.replace(
+        recorded,
+        live_rate=mix.share("human") + mix.share("survey"),
+        machine_rate=mix.share("machine"),
+        busy_rate=mix.share("busy"),
+        sit_rate=mix.share("invalid"),
+        amd_false_machine=measured["amd_false_machine"],
+        amd_false_human=measured["amd_false_human"],
+    )
     rows = forecast(stats, minutes / 60, tuple(range(seeds)))
     predicted = next(row for row in rows if row["mode"] == "predictive")
     utilisation, abandon = predicted["utilisation"], predicted["abandon_rate"]
@@ -302,7 +336,9 @@ def _forecast(
         "utilisation_vs_forecast": round(measured["utilisation"] / utilisation - 1, 3)
         if utilisation
         else None,
-        "abandon_points_vs_forecast": round(100 * (measured["abandon_rate"] - abandon), 2),
+        "abandon_points_vs_forecast": round(
+            100 * (measured["abandon_rate_with_amd_misses"] - abandon), 2
+        ),
         "forecast_inputs": {
             key: round(value, 3) if isinstance(value, float) else value
             for key, value in stats.__dict__.items()
