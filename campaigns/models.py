@@ -606,9 +606,7 @@ class AgentStateChange(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    campaign_id: Mapped[int | None] = mapped_column(
-        ForeignKey("campaigns.id", ondelete="SET NULL")
-    )
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
     state: Mapped[str] = mapped_column(String(20))
     pause_code: Mapped[str | None] = mapped_column(String(40))
     at: Mapped[dt.datetime]

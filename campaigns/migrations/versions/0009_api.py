@@ -67,7 +67,12 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint(
-            "user_id", "hour", "campaign_id", "state", "pause_code", name=op.f("pk_agent_state_hours")
+            "user_id",
+            "hour",
+            "campaign_id",
+            "state",
+            "pause_code",
+            name=op.f("pk_agent_state_hours"),
         ),
     )
     op.create_table(
