@@ -846,5 +846,13 @@ def attempt_detail(
     return None if values is None else _row(values)
 
 
+def lead_calls(session: Session, lead_id: int) -> list[CallRow]:
+    """A lead's attempts, newest first (through the (lead, start) index)."""
+    query = _calls().where(CallAttempt.lead_id == lead_id)
+    return [
+        _row(values) for values in session.execute(query.order_by(CallAttempt.started_at.desc()))
+    ]
+
+
 def recording_path(session: Session, attempt_id: int) -> str | None:
     return session.scalar(select(CallAttempt.recording_path).where(CallAttempt.id == attempt_id))

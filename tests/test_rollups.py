@@ -122,8 +122,14 @@ def test_segments_read_whole_rolled_hours_and_the_edges_raw() -> None:
     assert reports.segments(end, start, mark) == (None, [])
 
 
-def _move(session: Session, user_id: int, campaign_id: int, state: str, at: dt.datetime,
-          code: str | None = None) -> None:  # fmt: skip
+def _move(
+    session: Session,
+    user_id: int,
+    campaign_id: int,
+    state: str,
+    at: dt.datetime,
+    code: str | None = None,
+) -> None:
     session.execute(
         update(AgentSession)
         .where(AgentSession.user_id == user_id)
@@ -149,8 +155,15 @@ def test_the_roll_up_sums_agent_time_and_dispositions_as_the_rows_do(
     session.add(lead)
     session.flush()
     start = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
-    session.add(AgentSession(user_id=agent.id, campaign_id=campaign.id, state="paused",
-                             state_since=start, pause_code="LOGIN"))  # fmt: skip
+    session.add(
+        AgentSession(
+            user_id=agent.id,
+            campaign_id=campaign.id,
+            state="paused",
+            state_since=start,
+            pause_code="LOGIN",
+        )
+    )
     session.commit()
     # Ready 9:00:10, a call 9:30-10:15 (45 min across the hour), wrap-up 5 min, lunch, out.
     _move(session, agent.id, campaign.id, "ready", start + dt.timedelta(seconds=10))

@@ -130,6 +130,8 @@ class Console:
 
     def get(self, url: str, **kwargs: Any) -> TestResponse:
         response = self.client.get(url, **kwargs)
+        if response.mimetype != "text/html":
+            return response
         match = CSRF_META.search(response.get_data(as_text=True))
         if match:
             self.token = match.group(1)
@@ -249,9 +251,8 @@ def seed_domain(app: Flask) -> dict[str, Any]:
         )
         session.add(lead)
         session.flush()
-        session.add(
-            CallAttempt(lead_id=lead.id, campaign_id=campaign.id, phone_e164=lead.phone_e164)
-        )
+        attempt = CallAttempt(lead_id=lead.id, campaign_id=campaign.id, phone_e164=lead.phone_e164)
+        session.add(attempt)
         entry = DncEntry(phone_e164="+12125550199", scope="global")
         session.add(entry)
         session.commit()
@@ -266,4 +267,6 @@ def seed_domain(app: Flask) -> dict[str, Any]:
             "name": "carrier1",
             "token": "0" * 32,
             "filename": "console.css",
+            "attempt_id": attempt.id,
+            "token_id": 1,
         }
