@@ -12,14 +12,28 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import re
 import secrets
 from typing import Any
 
-from flask import Blueprint, Flask, Request, abort, flash, g, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Request,
+    Response,
+    abort,
+    after_this_request,
+    flash,
+    g,
+    redirect,
+    render_template,
+    url_for,
+)
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import OperationalError
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
@@ -28,6 +42,7 @@ from web import audit, db
 from web.permissions import API_PREFIX, allow
 from web.security import ConsoleUser, login_manager
 
+log = logging.getLogger(__name__)
 bp = Blueprint("tokens", __name__, url_prefix="/auth/tokens")
 TOKEN = re.compile(r"^dlr_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 # A token's last use is written at most this often: reading the API is not a write per call.
@@ -96,12 +111,27 @@ def load_request_user(request: Request) -> ConsoleUser | None:
     g.api_token_id = row.id
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_EVERY:
-        # On a connection of its own: the request's own transaction stays a reader.
-        with db.engine().begin() as connection:
-            connection.execute(
-                update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
-            )
+        _touch_later(db.engine(), row.id, now)
     return ConsoleUser.of(user)
+
+
+def _touch_later(engine: Engine, token_id: int, now: dt.datetime) -> None:
+    """Records the token's use once the response is sent, on a connection of its own: the
+    request's transaction (on SQLite, a write lock for a POST) is over by then."""
+
+    def touch() -> None:
+        try:
+            with engine.begin() as connection:
+                connection.execute(
+                    update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
+                )
+        except OperationalError as error:  # the use is information, not worth failing for
+            log.warning("last use of API token %s not recorded: %s", token_id, error)
+
+    @after_this_request
+    def later(response: Response) -> Response:
+        response.call_on_close(touch)
+        return response
 
 
 def by_token() -> bool:

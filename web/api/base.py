@@ -4,12 +4,14 @@ cookie session), the signed-in user's period of days, and finding rows or answer
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from flask import request
+from flask import Request, request
 from flask_login import current_user
 from flask_smorest import Blueprint
 from flask_wtf.csrf import CSRFError
+from webargs.flaskparser import FlaskParser
+from werkzeug.datastructures import CombinedMultiDict
 from werkzeug.exceptions import HTTPException
 
 from campaigns.models import Base, Campaign, utcnow
@@ -33,10 +35,32 @@ def _csrf_unless_token() -> None:
         csrf.protect()
 
 
-def blueprint(name: str, prefix: str, description: str) -> Blueprint:
+class ApiParser(FlaskParser):  # type: ignore[misc]
+    """webargs' parser with one more location, "multipart": the form fields and the files of
+    one multipart request read by one schema (a lead file with its column mapping), so that the
+    OpenAPI document describes them as one request body."""
+
+    __location_map__: ClassVar[dict[str, str]] = {
+        **FlaskParser.__location_map__,
+        "multipart": "load_multipart",
+    }
+
+    def load_multipart(self, req: Request, schema: Any) -> Any:
+        return self._makeproxy(CombinedMultiDict([req.form, req.files]), schema)
+
+
+class ApiBlueprint(Blueprint):  # type: ignore[misc]
+    ARGUMENTS_PARSER = ApiParser()
+    DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {  # noqa: RUF012 - flask-smorest reads it so
+        **Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
+        "multipart": "multipart/form-data",
+    }
+
+
+def blueprint(name: str, prefix: str, description: str) -> ApiBlueprint:
     """An API blueprint: its errors are JSON in the API's shape, and CSRF is checked by
     `_csrf_unless_token` rather than for every POST."""
-    made = Blueprint(
+    made = ApiBlueprint(
         f"api_{name}", __name__, url_prefix=f"{API_ROOT}{prefix}", description=description
     )
     made.before_request(_csrf_unless_token)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ def _number(value: str, field: str = "phone") -> str:
         return dnc.normalise(value)
     except dnc.DncError as error:
         invalid(field, value, f"{error}; a phone number, e.g. +12125550100")
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    return None if moment is None else moment.astimezone(dt.UTC)
 
 
 @bp.route("")
@@ -66,7 +71,7 @@ def add(body: dict[str, Any]) -> Any:
         session,
         e164,
         campaign_id=campaign.id if campaign else None,
-        expires_at=body.get("expires_at"),
+        expires_at=_utc(body.get("expires_at")),
         source="api",
         reason=body["reason"].strip(),
     )
@@ -92,10 +97,9 @@ def remove(entry_id: int) -> Any:
 
 @bp.route("/imports", methods=["POST"])
 @allow("dnc.manage")
-@bp.arguments(schemas.DncImportFormSchema, location="form")
-@bp.arguments(schemas.UploadFilesSchema, location="files")
+@bp.arguments(schemas.DncImportFormSchema, location="multipart")
 @bp.response(200, schemas.DncImportSchema)
-def import_numbers(form: dict[str, Any], files: dict[str, Any]) -> Any:
+def import_numbers(form: dict[str, Any]) -> Any:
     """One number a line, or a CSV with a phone column; invalid lines are reported (the first
     100), the valid ones added or renewed together."""
     session = db.session()
@@ -103,12 +107,12 @@ def import_numbers(form: dict[str, Any], files: dict[str, Any]) -> Any:
     campaign_id = campaign.id if campaign else None
     # import_file writes on a connection of its own: this request's transaction ends first.
     session.commit()
-    upload = files["file"]
+    upload = form["file"]
     with tempfile.TemporaryDirectory(prefix="dialer-dnc-") as folder:
         path = Path(folder) / "numbers.csv"
         upload.save(path)
         summary = dnc.import_file(
-            db.engine(), path, campaign_id=campaign_id, expires_at=form.get("expires_at")
+            db.engine(), path, campaign_id=campaign_id, expires_at=_utc(form.get("expires_at"))
         )
     audit.record(
         session,

@@ -93,8 +93,10 @@ def _sent(location: str, field: str) -> Any:
         value = {k: (v[0] if len(v) == 1 else v) for k, v in request.args.lists()}
     elif location == "form":
         value = request.form.to_dict()
-    elif location == "files":
+    elif location in ("files", "multipart"):
         value = {k: f.filename for k, f in request.files.items()}
+        if location == "multipart":
+            value.update(request.form.to_dict())
     else:
         return _ABSENT
     for part in field.split("."):

@@ -151,10 +151,9 @@ def _mapping(text: str | None) -> dict[str, str]:
 
 @bp.route("/lists/<int:list_id>/imports", methods=["POST"])
 @allow("lists.manage")
-@bp.arguments(schemas.UploadFormSchema, location="form")
-@bp.arguments(schemas.UploadFilesSchema, location="files")
+@bp.arguments(schemas.UploadSchema, location="multipart")
 @bp.response(202, schemas.ImportRunSchema)
-def upload(form: dict[str, Any], files: dict[str, Any], list_id: int) -> Any:
+def upload(form: dict[str, Any], list_id: int) -> Any:
     """Imports a CSV into the list in the background, as the console's upload does; poll the
     import (Location) for its progress. Columns are matched by their headers, `mapping`
     names the others."""
@@ -164,10 +163,10 @@ def upload(form: dict[str, Any], files: dict[str, Any], list_id: int) -> Any:
     mapping = _mapping(form.get("mapping"))
     uploads = imports.runner().uploads
     stored = uploads.save(
-        files["file"],
+        form["file"],
         {
             "campaign_id": campaign.id,
-            "filename": (files["file"].filename or "leads.csv")[:255],
+            "filename": (form["file"].filename or "leads.csv")[:255],
             "user_id": current_user.id,
         },
     )

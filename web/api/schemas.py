@@ -190,14 +190,14 @@ class LeadListUpdateSchema(ma.Schema):
     active = f.Boolean(required=True, **described("false: none of the list's leads is dialled."))
 
 
-class UploadFilesSchema(ma.Schema):
-    file = f.Raw(
-        required=True,
-        metadata={"type": "string", "format": "binary", "description": "The lead file (CSV)."},
+def file_field(text: str) -> f.Raw:
+    return f.Raw(
+        required=True, metadata={"type": "string", "format": "binary", "description": text}
     )
 
 
-class UploadFormSchema(ma.Schema):
+class UploadSchema(ma.Schema):
+    file = file_field("The lead file (CSV).")
     region = f.String(
         load_default=None,
         validate=v.Regexp(r"^[A-Za-z]{2}$", error="two letters, e.g. US"),
@@ -379,6 +379,7 @@ class DncCreateSchema(ma.Schema):
 
 
 class DncImportFormSchema(ma.Schema):
+    file = file_field("One number a line, or a CSV with a phone column.")
     campaign_id = f.Integer(allow_none=True)
     expires_at = f.AwareDateTime(allow_none=True)
 
@@ -428,7 +429,9 @@ class DispositionCreateSchema(ma.Schema):
     notes = f.String(load_default="", validate=v.Length(max=4000))
     callback_at = f.AwareDateTime(allow_none=True)
     personal_callback = f.Boolean(load_default=False)
-    promise_amount = f.Decimal(allow_none=True, places=2, validate=v.Range(0, 10**12))
+    promise_amount = f.Decimal(
+        allow_none=True, places=2, as_string=True, **described("A promise to pay: above 0.")
+    )
     promise_date = f.Date(allow_none=True)
 
 
