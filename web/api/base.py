@@ -7,7 +7,6 @@ import datetime as dt
 from typing import Any, ClassVar, TypeVar
 
 from flask import Request, request
-from flask_login import current_user
 from flask_smorest import Blueprint
 from flask_wtf.csrf import CSRFError
 from webargs.flaskparser import FlaskParser
@@ -111,7 +110,3 @@ def period_json(p: Period) -> dict[str, Any]:
         "start": p.start,
         "end": p.end,
     }
-
-
-def acting_user_id() -> int:
-    return int(current_user.id)

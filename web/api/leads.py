@@ -14,7 +14,7 @@ from campaigns.reports import lead_calls
 from web import db
 from web.api import schemas
 from web.api.base import blueprint, campaign_or_invalid, found
-from web.api.errors import invalid
+from web.api.errors import fail, invalid
 from web.api.paging import decode, page
 from web.api.reports import attempt_json
 from web.leads import search_query
@@ -38,7 +38,12 @@ def index(args: dict[str, Any]) -> Any:
     elif campaign is not None:
         query = select(Lead).where(Lead.campaign_id == campaign.id)
     else:
-        invalid("q", None, "search with q, or list one campaign's leads with campaign_id")
+        fail(
+            422,
+            "invalid",
+            "q: search with q, or list one campaign's leads with campaign_id",
+            field="q",
+        )
     if "status" in args:
         query = query.where(Lead.status == args["status"])
     after = decode(args.get("cursor"), int)
