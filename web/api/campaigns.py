@@ -3,15 +3,15 @@ catalogue. The same rules as the console's campaign form (web.campaigns)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from campaigns import live
 from campaigns.dispositions import install_catalogue
 from campaigns.manage import ACTIONS, SetupError, steer
-from campaigns.models import Campaign, DispositionCode, LeadList
+from campaigns.models import Campaign, DispositionCode, LeadList, utcnow
 from dialer.prompts import safe_harbor_text
 from web import audit, db
 from web.api import schemas
@@ -130,7 +130,17 @@ def create(settings: dict[str, Any]) -> Any:
     _apply(campaign, settings)
     campaign.lists.append(LeadList(name="default"))
     session.add(campaign)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        fail(
+            409,
+            "conflict",
+            f"name={campaign.name!r}: another campaign took this name",
+            field="name",
+            value=campaign.name,
+        )
     install_catalogue(session, campaign)
     _check_default_disposition(campaign)
     audit.record(
@@ -152,7 +162,7 @@ def update(settings: dict[str, Any], campaign_id: int) -> Any:
     before = audit.snapshot(campaign, SETTINGS)
     _apply(campaign, settings)
     _check_default_disposition(campaign)
-    campaign.updated_at = dt.datetime.now(dt.UTC)
+    campaign.updated_at = utcnow()
     audit.record(
         session,
         "update",
