@@ -775,8 +775,22 @@ def _calls() -> Select[Any]:
     )
 
 
-def call_query(wanted: CallFilter) -> Select[Any]:
-    """The attempts `wanted` names, newest first (ties by id)."""
+def number_leads(session: Session | Connection, wanted: CallFilter) -> tuple[int, ...] | None:
+    """The leads of the number `wanted` names in its campaigns (None: no number named)."""
+    if wanted.phone is None:
+        return None
+    return tuple(
+        session.scalars(
+            select(Lead.id).where(
+                Lead.campaign_id.in_(wanted.campaign_ids), Lead.phone_e164 == wanted.phone
+            )
+        )
+    )
+
+
+def call_query(wanted: CallFilter, lead_ids: tuple[int, ...] | None = None) -> Select[Any]:
+    """The attempts `wanted` names, newest first (ties by id); `lead_ids` are the number's
+    leads (number_leads) when it names one."""
     query = _calls().where(
         CallAttempt.campaign_id.in_(wanted.campaign_ids),
         CallAttempt.started_at >= wanted.start,
@@ -789,14 +803,10 @@ def call_query(wanted: CallFilter) -> Select[Any]:
     if wanted.agent_id is not None:
         query = query.where(CallAttempt.agent_id == wanted.agent_id)
     if wanted.phone is not None:
-        # Through the leads' (campaign, number) index, then each lead's (lead, start) index.
-        query = query.where(
-            CallAttempt.lead_id.in_(
-                select(Lead.id).where(
-                    Lead.campaign_id.in_(wanted.campaign_ids), Lead.phone_e164 == wanted.phone
-                )
-            )
-        )
+        # The number's leads, looked up first (through the leads' (campaign, number) index):
+        # given as values, the planners read each lead's attempts through its (lead, start)
+        # index; as a subquery, SQLite scanned the period's attempts for them.
+        query = query.where(CallAttempt.lead_id.in_(lead_ids or ()))
     if wanted.disposition is not None:
         query = query.where(
             exists().where(
@@ -818,7 +828,7 @@ def call_page(
 ) -> tuple[list[CallRow], tuple[dt.datetime, int] | None]:
     """Up to `limit` attempts after the key `after` (the last row of the previous page);
     returns them and the key of the next page (None on the last one)."""
-    query = call_query(wanted)
+    query = call_query(wanted, number_leads(session, wanted))
     if after is not None:
         started, attempt_id = after
         query = query.where(
@@ -834,7 +844,8 @@ def call_page(
 
 def call_rows(connection: Connection, wanted: CallFilter) -> Iterator[CallRow]:
     """Every attempt `wanted` names, streamed (exports)."""
-    for values in connection.execute(call_query(wanted).execution_options(yield_per=2000)):
+    query = call_query(wanted, number_leads(connection, wanted))
+    for values in connection.execute(query.execution_options(yield_per=2000)):
         yield _row(values)
 
 
