@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from campaigns import dnc, hopper, live, scripts
 from campaigns.compliance import DialKind, Verdict
+from campaigns.db import begin_write as _write
 from campaigns.dispositions import DispositionError, record_disposition
 from campaigns.leads import PhoneAnalyzer
 from campaigns.models import (
@@ -60,14 +61,6 @@ class AgentError(ValueError):
     def __init__(self, message: str, reason: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-def _write(session: Session) -> None:
-    """Start the operation's own transaction, taking SQLite's write lock up front: a read
-    transaction that later writes fails at once when another connection wrote meanwhile."""
-    if session.in_transaction():
-        session.commit()
-    session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
 
 
 def _session(session: Session, user_id: int) -> AgentSession:

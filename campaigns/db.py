@@ -160,6 +160,15 @@ def writer(engine: Engine) -> Engine:
     return engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
 
 
+def begin_write(session: Session) -> None:
+    """Ends the session's transaction (committing what it holds) and starts the next one with
+    SQLite's write lock: a transaction that read first and writes later fails at once with
+    "database is locked" when another connection (a node, the console) wrote in between."""
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

@@ -49,6 +49,7 @@ from sqlalchemy.exc import DBAPIError
 
 from campaigns import dnc
 from campaigns.compliance import (
+    ABANDON_WINDOW,
     AUTOMATED,
     LASTING_REASONS,
     MAYBE_MOBILE,
@@ -60,8 +61,11 @@ from campaigns.compliance import (
     LeadFacts,
     Verdict,
     may_dial,
+    next_window_start,
 )
 from campaigns.models import (
+    ABANDONED,
+    LIVE_ANSWER,
     CallAttempt,
     Callback,
     Campaign,
@@ -69,9 +73,10 @@ from campaigns.models import (
     GateRefusal,
     ImportRun,
     Lead,
+    LeadList,
+    utcnow,
 )
 
-WINDOW_30_DAYS = dt.timedelta(days=30)
 DAY = dt.timedelta(hours=24)
 # Leads refused for a passing reason (hours, daily caps) are looked at again after this.
 RETRY_AFTER = {
@@ -355,8 +360,8 @@ def _context_statement(automated: bool, postgres: bool) -> Select[Any]:
             Campaign.abandon_target,
             Campaign.uk_mode,
             Campaign.recycled_mix,
-            _window_count(or_(CallAttempt.outcome == "human", CallAttempt.abandoned)).label("live"),
-            _window_count(CallAttempt.abandoned).label("abandoned"),
+            _window_count(LIVE_ANSWER).label("live"),
+            _window_count(ABANDONED).label("abandoned"),
         )
         .select_from(Campaign)
         .outerjoin(callbacks, true())
@@ -381,7 +386,7 @@ def _claim_context(
             "campaign": campaign_id,
             "now": now,
             "node": node,
-            "window_start": now - WINDOW_30_DAYS,
+            "window_start": now - ABANDON_WINDOW,
             "limit_callbacks": n,
         },
     ).all()
@@ -411,6 +416,10 @@ def _candidate_query(
     unfinished = select(ImportRun.id).where(
         ImportRun.campaign_id == CAMPAIGN_ID, ImportRun.status != "completed"
     )
+    # Nor any lead of a list the manager disabled.
+    disabled = select(LeadList.id).where(
+        LeadList.campaign_id == CAMPAIGN_ID, LeadList.active.is_(False)
+    )
     query = select(*(columns or _candidate_columns(Lead.status))).where(
         Lead.campaign_id == CAMPAIGN_ID,
         # A literal, not a parameter: PostgreSQL's hopper indexes are partial on the status, and
@@ -418,6 +427,7 @@ def _candidate_query(
         Lead.status == literal_column(f"'{status}'"),
         due,
         or_(Lead.import_id.is_(None), Lead.import_id.not_in(unfinished)),
+        Lead.list_id.not_in(disabled),
     )
     if status == "callback":
         # A personal callback waits for its agent (`claim_lead`, when they are ready).
@@ -692,8 +702,7 @@ def _gate(
                 lead.id
             )
         else:
-            retry = RETRY_AFTER.get(verdict.reason or "", dt.timedelta(minutes=5))
-            deferred[(now + retry, lead.status)].append(lead.id)
+            deferred[(_retry_at(lead, verdict.reason, rules, now), lead.status)].append(lead.id)
     _, close, defer, give_back = _mark_statements(postgres)
     for (status, detail), ids in closed.items():
         connection.execute(close, {"ids": ids, "status": status, "detail": detail})
@@ -725,6 +734,22 @@ def count_refusals(
         ),
         rows,
     )
+
+
+# Refusals a calling window settles: the lead is looked at again when its window opens, not
+# every quarter of an hour through the night.
+WINDOW_REASONS = frozenset({"outside_calling_hours", "not_a_calling_day", "holiday"})
+
+
+def _retry_at(
+    lead: Candidate, reason: str | None, rules: CampaignRules, now: dt.datetime
+) -> dt.datetime:
+    retry = now + RETRY_AFTER.get(reason or "", dt.timedelta(minutes=5))
+    if reason in WINDOW_REASONS:
+        opens = next_window_start(lead_facts(lead), rules, now)
+        if opens is not None and opens > retry:
+            return opens
+    return retry
 
 
 def _claimed(lead: Candidate) -> ClaimedLead:
@@ -771,8 +796,8 @@ def _rules_statement() -> Select[Any]:
         Campaign.max_attempts,
         Campaign.abandon_target,
         Campaign.uk_mode,
-        _window_count(or_(CallAttempt.outcome == "human", CallAttempt.abandoned)).label("live"),
-        _window_count(CallAttempt.abandoned).label("abandoned"),
+        _window_count(LIVE_ANSWER).label("live"),
+        _window_count(ABANDONED).label("abandoned"),
     ).where(Campaign.id == CAMPAIGN_ID)
 
 
@@ -792,7 +817,7 @@ def claim_lead(
         if not postgres:
             connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
         with connection.begin():
-            params = {"campaign": campaign_id, "now": now, "window_start": now - WINDOW_30_DAYS}
+            params = {"campaign": campaign_id, "now": now, "window_start": now - ABANDON_WINDOW}
             query = select(*_candidate_columns(Lead.status)).where(
                 Lead.id == lead_id, Lead.campaign_id == CAMPAIGN_ID
             )
@@ -849,8 +874,10 @@ def _release_where(engine: Engine, condition: ColumnElement[bool]) -> int:
                     (Lead.attempts > 0, "recycled"),
                     else_="new",
                 ),
+                # A recycled lead always carries its dial time too (due now, if it had none).
                 next_dial_at=case(
                     (pending_callback, func.coalesce(Lead.next_dial_at, callback_due)),
+                    (Lead.attempts > 0, func.coalesce(Lead.next_dial_at, utcnow())),
                     else_=Lead.next_dial_at,
                 ),
                 claimed_by=None,

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from campaigns import dnc, live
 from campaigns.agents import add_to_campaign
+from campaigns.db import begin_write
 from campaigns.dispositions import install_catalogue
 from campaigns.models import CAMPAIGN_KINDS, DIAL_MODES, Campaign, LeadList, User, utcnow
 
@@ -37,6 +38,7 @@ def create_campaign(session: Session, name: str, kind: str, **settings: Any) -> 
     name = name.strip()
     if not name:
         raise SetupError("name: a campaign needs a name")
+    begin_write(session)
     if kind not in CAMPAIGN_KINDS:
         raise SetupError(f"kind: {kind!r} is not one of {', '.join(CAMPAIGN_KINDS)}")
     mode = settings.get("dial_mode", "predictive")
@@ -71,6 +73,8 @@ def steer(session: Session, campaign: Campaign, action: str) -> str:
     status = ACTIONS.get(action)
     if status is None:
         raise SetupError(f"{action!r} is not one of {', '.join(ACTIONS)}")
+    begin_write(session)
+    session.refresh(campaign)
     if action == "start" and campaign.dial_mode != "preview" and not campaign.trunk_name:
         raise SetupError(f"campaign {campaign.name!r} has no trunk: set one before starting it")
     campaign.status = status
@@ -86,6 +90,9 @@ def add_agent(
     campaign's agent group when one is given."""
     if not phone_uri.startswith(("sip:", "sips:")) or "@" not in phone_uri:
         raise SetupError(f"phone: {phone_uri!r} is not a SIP URI (sip:user@host[:port])")
+    begin_write(session)
+    if campaign is not None:
+        session.refresh(campaign)
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
         user = User(username=username, password_hash=NO_PASSWORD, role="agent")

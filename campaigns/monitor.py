@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
-from campaigns.compliance import MAYBE_MOBILE
+from campaigns.compliance import ABANDON_WINDOW, MAYBE_MOBILE
 from campaigns.models import (
+    LIVE_ANSWER,
     AgentSession,
     CallAttempt,
     Campaign,
@@ -29,7 +30,6 @@ from campaigns.models import (
     User,
 )
 
-WINDOW_30_DAYS = dt.timedelta(days=30)
 # A node silent this long is shown as gone, and its campaign figures are not counted.
 NODE_SILENT_AFTER = dt.timedelta(seconds=10)
 
@@ -128,7 +128,7 @@ def live_figures(
 def _raw(
     session: Session, campaign_ids: list[int], since: dt.datetime, until: dt.datetime | None
 ) -> list[tuple[int, int, int]]:
-    live = or_(CallAttempt.outcome == "human", CallAttempt.abandoned)
+    live = LIVE_ANSWER
     conditions = [CallAttempt.campaign_id.in_(campaign_ids), CallAttempt.started_at >= since]
     if until is not None:
         conditions.append(CallAttempt.started_at < until)
@@ -183,7 +183,7 @@ def campaign_statuses(
         runs.setdefault(run.campaign_id, []).append(run)
     midnight = local_midnight or now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
     today = live_figures(session, ids, midnight)
-    month = live_figures(session, ids, now - WINDOW_30_DAYS)
+    month = live_figures(session, ids, now - ABANDON_WINDOW)
     dialable = dialable_counts(session, ids, now)
     agents: dict[int, Counter[str]] = {}
     for campaign_id, state, count in session.execute(

@@ -7,15 +7,19 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from dialer.demo.mix import DEFAULT_MIX
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
+
+    from dialer.demo.sipp import SippPeer
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -196,6 +200,109 @@ def campaign_list() -> None:
             )
 
 
+# -- Why is nothing dialing? (issue 13 item 4) and campaign reports (issue 12 item 7) --------
+
+
+def _instant(value: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 instant, e.g. 2026-06-10T08:00-04:00", param_hint="--at"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+@campaign.command("why")
+@click.argument("name")
+@click.option("--at", "at", default=None, help="Explain this instant (ISO 8601; UTC if no offset).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def campaign_why(name: str, at: str | None, as_json: bool) -> None:
+    """Why is nothing dialing? The campaign's leads by status and by what keeps each from being
+    dialed now (the compliance gate's reason, or the hopper's), and when the next one will be."""
+    import time
+
+    from campaigns.models import utcnow
+    from campaigns.why import CampaignNotFound, why
+
+    moment = _instant(at) if at else utcnow()
+    engine = _engine()
+    started = time.perf_counter()
+    try:
+        explanation = why(engine, name, moment)
+    except CampaignNotFound as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        engine.dispose()
+    explanation = dataclasses.replace(explanation, elapsed_s=time.perf_counter() - started)
+    click.echo(json.dumps(explanation.as_json()) if as_json else explanation.report())
+
+
+@main.group()
+def report() -> None:
+    """Reports."""
+
+
+@report.command("campaign")
+@click.argument("name")
+@click.option("--at", "at", default=None, help="As of this instant (ISO 8601; UTC if no offset).")
+@click.option("--tz", "zone", default="UTC", show_default=True, help="Where 'today' starts.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def report_campaign(name: str, at: str | None, zone: str, as_json: bool) -> None:
+    """Attempts by outcome, live answers, abandons and the abandon rate (today and the rolling
+    30 days), dispositions by code, promises to pay (collections), leads by status."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from campaigns.models import utcnow
+    from campaigns.reports import campaign_report
+    from campaigns.why import CampaignNotFound
+
+    try:
+        where = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(
+            f"{zone!r} is not a time zone, e.g. America/New_York", param_hint="--tz"
+        ) from None
+    moment = (_instant(at) if at else utcnow()).astimezone(where)
+    engine = _engine()
+    try:
+        result = campaign_report(engine, name, moment, where)
+    except CampaignNotFound as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        engine.dispose()
+    click.echo(json.dumps(result.as_json()) if as_json else result.text())
+
+
+@bench.command("why")
+@click.option("--leads", default=1_000_000, show_default=True)
+@click.option(
+    "--kind", default="telemarketing", type=click.Choice(["telemarketing", "collections"])
+)
+@click.option("--runs", default=5, show_default=True, help="Explanations timed per instant.")
+@click.option("--postgres", "postgres_url", default=None, envvar="TEST_POSTGRES_URL")
+@click.option("--skip-sqlite", is_flag=True)
+def bench_why(
+    leads: int, kind: str, runs: int, postgres_url: str | None, skip_sqlite: bool
+) -> None:
+    """`dialer campaign why` on a generated campaign, at midday and at night: time and counts."""
+    import os
+
+    from dialer.bench.why import run_postgres, run_sqlite
+
+    backends: dict[str, Callable[[], list[dict[str, object]]]] = (
+        {} if skip_sqlite else {"sqlite": lambda: run_sqlite(leads, kind, runs)}
+    )
+    if postgres_url:
+        backends["postgresql"] = lambda: run_postgres(postgres_url, leads, kind, runs)
+    for backend, run in backends.items():
+        for figures in run():
+            explanation = figures.pop("explanation")
+            click.echo(f"{backend}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+            click.echo(explanation.report())  # type: ignore[attr-defined]
+    click.echo(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
 @main.command()
 @click.option("--campaign", "campaign_name", required=True)
 @click.option("--agents", type=click.IntRange(1, 2000), help="Default: the active agents.")
@@ -342,6 +449,7 @@ def dnc_add(
     from sqlalchemy.orm import Session
 
     from campaigns import dnc
+    from campaigns.db import begin_write
 
     try:
         e164 = dnc.normalise(number, region)
@@ -349,6 +457,7 @@ def dnc_add(
         raise click.BadParameter(str(error), param_hint="NUMBER") from None
     with Session(_engine()) as session:
         campaign_id = _campaign_id(session, campaign_name)
+        begin_write(session)  # a running node writes meanwhile
         dnc.add(session, e164, campaign_id=campaign_id, expires_at=_expiry(expires), reason=reason)
         session.commit()
     click.echo(f"{e164} added to the {campaign_name or 'global'} do-not-call list")
@@ -429,9 +538,11 @@ def bench_import(rows: int, url: str | None, as_json: bool) -> None:
 @click.option(
     "--config", "config_path", default=None, help="SIP trunks TOML (default: $DIALER_SIP_CONFIG)."
 )
+@click.option("--host", default="127.0.0.1", show_default=True, help="Console address.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--once", is_flag=True, help="Migrate, run every scheduler job once and exit.")
-def serve(demo: bool, config_path: str | None, once: bool) -> None:
-    """Run the dialer: scheduler and dialer node on one database (the console joins them)."""
+def serve(demo: bool, config_path: str | None, host: str, port: int, once: bool) -> None:
+    """Run the dialer: the web console, the scheduler and a dialer node on one database."""
     import contextlib
     import os
     import signal
@@ -440,6 +551,8 @@ def serve(demo: bool, config_path: str | None, once: bool) -> None:
     from campaigns.db import database_url, upgrade
     from dialer.node.jobs import build_scheduler
     from dialer.node.launch import build_node, stop_on_signals
+    from web.config import ConsoleConfigError
+    from web.server import ConsoleServer, prepare
 
     _log_to_stderr()
     upgrade()
@@ -451,24 +564,37 @@ def serve(demo: bool, config_path: str | None, once: bool) -> None:
             job.func()
             click.echo(f"ran job {job.id}")
         return
-    world = None
-    if demo:
-        from dialer.demo.world import start_demo
-
-        world = start_demo(engine)
-        click.echo(world.summary)
-        click.echo(
-            f"simulated carrier on {world.carrier.host}:{world.carrier.port}, agents' phones on "
-            f"port {world.phones.port}"
-        )
-        config = world.config
-    elif config_path or os.environ.get("DIALER_SIP_CONFIG"):
-        config = _sip_config(config_path)
-    else:
-        config = None
-        click.echo("no SIP trunks configured (DIALER_SIP_CONFIG): the dialer node does not run")
-    scheduler.start()
     try:
+        app, admin = prepare(host)
+    except (ConsoleConfigError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        console = ConsoleServer(app, host, port).start()
+    except OSError as error:
+        raise click.ClickException(f"the console cannot listen on {host}:{port}: {error}") from None
+    click.echo(f"console: {console.url}/")
+    if admin is not None:
+        name, password = admin
+        click.echo(f"first start: sign in as {name!r} with the one-time password {password}")
+        click.echo("(shown only now; you choose your own at the first sign-in)")
+    world = None
+    try:
+        if demo:
+            from dialer.demo.world import start_demo
+
+            world = start_demo(engine)
+            click.echo(world.summary)
+            click.echo(
+                f"simulated carrier on {world.carrier.host}:{world.carrier.port}, agents' "
+                f"phones on port {world.phones.port}"
+            )
+            config = world.config
+        elif config_path or os.environ.get("DIALER_SIP_CONFIG"):
+            config = _sip_config(config_path)
+        else:
+            config = None
+            click.echo("no SIP trunks configured (DIALER_SIP_CONFIG): no dialer node runs")
+        scheduler.start()
         if config is None:
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -480,7 +606,9 @@ def serve(demo: bool, config_path: str | None, once: bool) -> None:
         click.echo("dialing: watch with `dialer status --watch`; Ctrl-C stops (calls end first)")
         node.run()
     finally:
-        scheduler.shutdown(wait=False)
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        console.stop()
         if world is not None:
             world.stop()
 
@@ -719,6 +847,39 @@ def bench_hopper(
             click.echo(json.dumps({"backend": backend, **figures}))
         else:
             click.echo(f"{backend}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+
+
+@bench.command("node")
+@click.option("--agents", default=100, show_default=True, help="Simulated agents.")
+@click.option("--minutes", default=10.0, show_default=True, help="Minutes the campaign dials.")
+@click.option("--mix", default=None, help="Carrier mix (default: the demo's).")
+@click.option("--talk", default="20-90", show_default=True, help="Seconds of talk per call.")
+@click.option("--wrap", default="5-15", show_default=True, help="Seconds of wrap-up per call.")
+@click.option("--workers", type=int, default=None, help="Line workers (default: 2 slots/line).")
+@click.option("--json", "as_json", is_flag=True)
+def bench_node(
+    agents: int,
+    minutes: float,
+    mix: str | None,
+    talk: str,
+    wrap: str,
+    workers: int | None,
+    as_json: bool,
+) -> None:
+    """A predictive campaign end to end: SIPp carrier and phones, simulated agents, one node."""
+    from dialer.bench.node import run
+    from dialer.demo.mix import DEFAULT_MIX
+
+    _log_to_stderr()
+    import logging
+
+    logging.getLogger("dialer.node.node").setLevel(logging.WARNING)
+    figures = run(agents, minutes, mix=mix or DEFAULT_MIX, talk=talk, wrap=wrap, workers=workers)
+    if as_json:
+        click.echo(json.dumps(figures))
+        return
+    for key, value in figures.items():
+        click.echo(f"{key:28} {value}")
 
 
 @bench.command("pacing")
@@ -1179,3 +1340,160 @@ def bench_sit(
     for row in rows:
         click.echo(", ".join(f"{key} {value}" for key, value in row.items()))
     click.echo(", ".join(f"{key} {value}" for key, value in on_corpus.items()))
+
+
+# -- simulated telephony peers (dialer/demo): rehearse a campaign on loopback
+
+
+@main.group()
+def simulate() -> None:
+    """Simulated carrier and agents' phones on loopback, for demos and rehearsals."""
+
+
+def _run_peer(
+    peer: SippPeer,
+    started: str,
+    describe: Callable[[Any], str | None],
+    summary: Callable[[], str],
+) -> None:
+    """Run a simulated peer until Ctrl-C or SIGTERM, printing a line per call as it comes."""
+    import signal
+    import threading
+
+    from dialer.demo.sipp import SippError
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        peer.start()
+    except (SippError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    failed = ""
+    try:
+        click.echo(started.format(port=peer.port), err=True)
+        while not stop.wait(0.2):
+            for call in peer.poll():
+                line = describe(call)
+                if line is not None:
+                    click.echo(line)
+            if not peer.running:
+                failed = peer.problem() or "SIPp exited"
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        peer.stop()
+    for call in peer.poll():
+        line = describe(call)
+        if line is not None:
+            click.echo(line)
+    click.echo(summary(), err=True)
+    if failed:
+        raise click.ClickException(f"SIPp stopped: {failed}")
+
+
+_WAIT_WORDS = {"busy": "486", "invalid": "intercept"}
+
+
+def _clock(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, dt.UTC).astimezone().strftime("%H:%M:%S.%f")[:-3]
+
+
+@simulate.command("carrier")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default: a free one.")
+@click.option(
+    "--mix",
+    default=DEFAULT_MIX,
+    show_default=True,
+    help="branch=weight,... over human, machine, busy, no_answer, invalid, survey.",
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Pick up within a second, busy at once (default: the pacing workloads' ring times).",
+)
+def simulate_carrier(port: int | None, mix: str, quick: bool) -> None:
+    """A carrier (SIPp on 127.0.0.1) answering each INVITE as one branch of the mix, until
+    stopped: one line per call received (time, number, branch), a summary at the end."""
+    from dialer.demo.carrier import Invite, SimulatedCarrier
+    from dialer.demo.mix import CarrierTimings, MixError
+
+    try:
+        carrier = SimulatedCarrier(
+            mix, port=port, timings=CarrierTimings.quick() if quick else None
+        )
+    except MixError as error:
+        raise click.BadParameter(str(error), param_hint="--mix") from None
+
+    seen: set[str] = set()
+
+    def describe(invite: Invite) -> str | None:
+        if invite.call_id in seen:
+            return None  # one line per call, when it arrives (poll also gives it as it ends)
+        seen.add(invite.call_id)
+        detail = [invite.variant] if invite.variant != "-" else []
+        if invite.branch == "no_answer":
+            detail.append("rings until cancelled")
+        elif invite.wait_s:
+            what = _WAIT_WORDS.get(invite.branch, "answers")
+            detail.append(f"{what} after {invite.wait_s:.1f} s")
+        if invite.keys:
+            detail.append("keys " + " ".join(f"{d}@{s:g}s" for s, d in invite.keys))
+        return "\t".join((_clock(invite.at), invite.number, invite.branch, ", ".join(detail)))
+
+    def summary() -> str:
+        from collections import Counter
+
+        counts = carrier.counts()
+        ends = Counter(invite.ended or "still up" for invite in carrier.invites())
+        return (
+            f"{sum(counts.values())} calls: "
+            + ", ".join(f"{branch} {count}" for branch, count in sorted(counts.items()))
+            + "; ended: "
+            + ", ".join(f"{how} {count}" for how, count in sorted(ends.items()))
+        )
+
+    _run_peer(
+        carrier,
+        f"carrier on 127.0.0.1:{{port}} (UDP), mix {carrier.mix}; Ctrl-C stops it",
+        describe,
+        summary,
+    )
+
+
+@simulate.command("phones")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default: a free one.")
+@click.option(
+    "--hang-up-after",
+    type=click.FloatRange(1),
+    default=3600.0,
+    show_default=True,
+    help="Seconds after which a phone hangs up a call the dialer left up.",
+)
+def simulate_phones(port: int | None, hang_up_after: float) -> None:
+    """Agents' phones (SIPp on 127.0.0.1) that answer every call at once, whatever the user
+    part (sip:ANYNAME@127.0.0.1:PORT), and echo the audio, until stopped."""
+    from dialer.demo.phones import AgentCall, AgentPhones
+
+    phones = AgentPhones(port=port, hangs_up_s=hang_up_after)
+    seen: set[str] = set()
+
+    def describe(call: AgentCall) -> str | None:
+        if call.call_id in seen:
+            return None
+        seen.add(call.call_id)
+        asked = "auto-answer asked" if call.auto_answer else "no auto-answer header"
+        return "\t".join((_clock(call.at), call.agent, "answered", asked))
+
+    def summary() -> str:
+        counts = phones.counts()
+        return f"{sum(counts.values())} calls answered: " + ", ".join(
+            f"{agent} {count}" for agent, count in sorted(counts.items())
+        )
+
+    _run_peer(
+        phones,
+        "agents' phones on 127.0.0.1:{port} (UDP): sip:NAME@127.0.0.1:{port}; Ctrl-C stops them",
+        describe,
+        summary,
+    )

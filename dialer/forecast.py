@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,8 @@ class CampaignStats:
     machine_pickup_median: float = 17.0
     ring_timeout: float = 25.0
     wrap_cv: float = 0.5
+    # The campaign's lines per agent (its max_lines shared by its agents; 4 when it sets none).
+    lines_per_agent: int = 4
 
     def __post_init__(self) -> None:
         if self.agents < 1:
@@ -87,9 +90,11 @@ def observed_stats(
 ) -> CampaignStats:
     """The campaign's outcome shares, talk and wrap-up times over the last `days` days."""
     since = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
-    ring_timeout = float(
-        session.scalar(select(Campaign.ring_timeout_s).where(Campaign.id == campaign_id)) or 25
-    )
+    ring, max_lines = session.execute(
+        select(Campaign.ring_timeout_s, Campaign.max_lines).where(Campaign.id == campaign_id)
+    ).one()
+    ring_timeout = float(ring)
+    lines_per_agent = math.ceil(max_lines / agents) if max_lines else 4
     rows = session.execute(
         select(
             CallAttempt.outcome,
@@ -104,7 +109,9 @@ def observed_stats(
     ).all()
     if len(rows) < MIN_ATTEMPTS:
         typical = CampaignStats.typical(agents)
-        return dataclasses.replace(typical, attempts=len(rows), ring_timeout=ring_timeout)
+        return dataclasses.replace(
+            typical, attempts=len(rows), ring_timeout=ring_timeout, lines_per_agent=lines_per_agent
+        )
     counts: dict[str, int] = {}
     for outcome, *_ in rows:
         counts[outcome] = counts.get(outcome, 0) + 1
@@ -165,6 +172,7 @@ def observed_stats(
         machine_pickup_median=pickup("machine", typical.machine_pickup_median),
         ring_timeout=ring_timeout,
         wrap_cv=max(0.1, wrap_cv),
+        lines_per_agent=lines_per_agent,
     )
 
 

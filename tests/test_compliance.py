@@ -1,16 +1,23 @@
 """The gate against the rules of ARCHITECTURE §5, each restated here independently."""
 
 import datetime as dt
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from campaigns.compliance import (
+    TICK,
+    AnswerLog,
     CampaignRules,
     DialHistory,
     LeadFacts,
+    capped_abandon_rate,
     may_dial,
+    next_dial_time,
+    next_window_start,
+    not_before,
 )
 
 UTC = dt.UTC
@@ -289,3 +296,159 @@ def test_dnc_unknown_zone_attempts_and_due_time_refuse() -> None:
     assert verdict_for(LeadFacts("+1", "fixed_line", NY, attempts=6)).reason == "max_attempts"
     later = LeadFacts("+1", "fixed_line", NY, next_dial_at=NOON_NY + MINUTE)
     assert verdict_for(later).reason == "not_due"
+
+
+# -- When a refused lead passes: next_window_start, next_dial_time, AnswerLog ------------------
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(), st.lists(st.integers(0, 14 * 24 * 60), max_size=40))
+def test_next_dial_time_is_the_first_instant_the_gate_allows(case, probes) -> None:  # type: ignore[no-untyped-def]
+    lead, campaign, now, history, kind = case
+    at = next_dial_time(lead, campaign, now, history, kind)
+    verdict = may_dial(lead, campaign, now, history, kind)
+    event("now" if at == now else "later" if at else f"never: {verdict.reason}")
+    if at is None:
+        for minutes in probes:
+            assert not may_dial(lead, campaign, now + minutes * MINUTE, history, kind)
+        return
+    assert now <= not_before(lead, campaign, now, history) <= at
+    assert may_dial(lead, campaign, at, history, kind).allowed
+    assert (at == now) == verdict.allowed
+    if at > now:
+        assert not may_dial(lead, campaign, at - TICK, history, kind).allowed
+    for minutes in probes:
+        probe = now + minutes * MINUTE
+        if probe < at:
+            assert not may_dial(lead, campaign, probe, history, kind).allowed, probe
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    instants(),
+    st.lists(st.sampled_from(ZONES), min_size=1, max_size=3, unique=True),
+    st.sampled_from([None, "FL", "NY"]),
+    st.frozensets(st.integers(0, 6), min_size=1),
+    st.sampled_from([(0, 23), (9, 17), (8, 21), (12, 13), (20, 23)]),
+    st.lists(st.integers(0, 20 * 24 * 60), max_size=30),
+)
+def test_next_window_start_is_the_first_instant_inside_every_zone_window(  # type: ignore[no-untyped-def]
+    now, zones, state, days, hours, probes
+) -> None:
+    lead = LeadFacts("+12125550100", "fixed_line", tuple(zones), state=state)
+    campaign = CampaignRules(
+        calling_days=days,
+        calling_start=dt.time(hours[0]),
+        calling_end=dt.time(hours[1]),
+        holidays=frozenset({now.date() + dt.timedelta(days=1)}),
+    )
+    opens = next_window_start(lead, campaign, now)
+
+    def in_hours(at: dt.datetime) -> bool:
+        return may_dial(lead, campaign, at, DialHistory(), "manual").allowed
+
+    if opens is None:
+        event("never")
+        assert not any(in_hours(now + m * MINUTE) for m in probes)
+        return
+    event("now" if opens == now else "later")
+    assert opens >= now and in_hours(opens)
+    if opens > now:
+        assert not in_hours(opens - TICK)
+    assert not any(in_hours(p) for p in (now + m * MINUTE for m in probes) if p < opens)
+
+
+def test_next_window_opens_at_the_local_start_of_the_zone_that_opens_last() -> None:
+    # 12:30 UTC on a Wednesday: 08:30 in New York, 05:30 in Los Angeles.
+    both = LeadFacts("+1", "fixed_line", ("America/New_York", "America/Los_Angeles"))
+    now = dt.datetime(2026, 6, 10, 12, 30, tzinfo=UTC)
+    assert next_window_start(both, CampaignRules(), now) == dt.datetime(2026, 6, 10, 15, tzinfo=UTC)
+    # Saturday night in New York, the campaign calls Monday to Friday from 09:00.
+    weekdays = CampaignRules(calling_days=frozenset(range(5)), calling_start=dt.time(9))
+    saturday = dt.datetime(2026, 6, 14, 2, tzinfo=UTC)
+    ny = LeadFacts("+1", "fixed_line", NY)
+    assert next_window_start(ny, weekdays, saturday) == dt.datetime(2026, 6, 15, 13, tzinfo=UTC)
+    # Florida closes at 20:00, and the unknown zone never opens.
+    florida = LeadFacts("+1", "fixed_line", NY, state="FL")
+    evening = dt.datetime(2026, 6, 11, 0, 30, tzinfo=UTC)  # 20:30 EDT
+    assert next_window_start(florida, CampaignRules(), evening) == dt.datetime(
+        2026, 6, 11, 12, tzinfo=UTC
+    )
+    assert next_window_start(LeadFacts("+1", "fixed_line", ()), CampaignRules(), now) is None
+
+
+def test_next_dial_time_waits_for_each_rule_that_passes_with_time() -> None:
+    ny = LeadFacts("+12125550100", "fixed_line", NY)
+    # The first of three calls in 24 h to a Florida number was at 13:00 UTC: once it is more
+    # than 24 h old (the gate counts the call made exactly 24 h before).
+    florida = replace(ny, state="FL")
+    three = DialHistory(number_dials=tuple(NOON_NY - dt.timedelta(hours=h) for h in (1, 3, 2)))
+    assert next_dial_time(florida, CampaignRules(), NOON_NY, three) == (
+        NOON_NY - dt.timedelta(hours=3) + dt.timedelta(hours=24) + TICK
+    )
+    # Had it been at 10:00 UTC, 06:00 in New York, the window opens later, at 08:00 there.
+    early = DialHistory(number_dials=tuple(NOON_NY - dt.timedelta(hours=h) for h in (1, 6, 2)))
+    assert next_dial_time(florida, CampaignRules(), NOON_NY, early) == dt.datetime(
+        2026, 6, 11, 12, tzinfo=UTC
+    )
+    # A conversation about the debt 2 days ago: 5 days from now, in New York's window.
+    talked = DialHistory(last_debt_conversation=NOON_NY - dt.timedelta(days=2))
+    collections = CampaignRules(kind="collections")
+    assert next_dial_time(ny, collections, NOON_NY, talked) == NOON_NY + dt.timedelta(days=5)
+    # A recycle delay ending at 02:00 in New York waits for 08:00 there.
+    late = replace(ny, next_dial_at=dt.datetime(2026, 6, 11, 6, tzinfo=UTC))
+    assert next_dial_time(late, CampaignRules(), NOON_NY, DialHistory()) == dt.datetime(
+        2026, 6, 11, 12, tzinfo=UTC
+    )
+    # Lasting reasons never pass, however long one waits.
+    assert next_dial_time(ny, CampaignRules(), NOON_NY, DialHistory(on_dnc=True)) is None
+    maxed = replace(ny, attempts=6)
+    assert next_dial_time(maxed, CampaignRules(), NOON_NY, DialHistory()) is None
+    mobile = replace(ny, phone_type="mobile")
+    assert next_dial_time(mobile, CampaignRules(), NOON_NY, DialHistory()) is None
+    assert next_dial_time(mobile, CampaignRules(), NOON_NY, DialHistory(), "preview") == NOON_NY
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 30 * 24 * 60), st.booleans()), max_size=40),
+    st.sampled_from([0.01, 0.03, 0.2]),
+    st.integers(0, 40 * 24 * 60),
+)
+def test_answer_log_says_when_the_rate_first_falls_under_the_target(  # type: ignore[no-untyped-def]
+    answers, target, later
+) -> None:
+    log = AnswerLog(tuple((NOON_NY - m * MINUTE, abandoned) for m, abandoned in answers))
+    after = NOON_NY + later * MINUTE
+
+    def capped(at: dt.datetime) -> bool:
+        window = [a for m, a in answers if NOON_NY - m * MINUTE > at - dt.timedelta(days=30)]
+        assert log.counts(at) == (len(window), sum(window))
+        return capped_abandon_rate(len(window), sum(window), target) is not None
+
+    clear = log.clears_at(after, target)
+    assert clear >= after and not capped(clear)
+    # The rate changes only when an answer leaves the window: check each instant it could.
+    leaving = [NOON_NY - m * MINUTE + dt.timedelta(days=30) for m, _ in answers]
+    for at in (after, *leaving):
+        if after <= at < clear:
+            assert capped(at)
+    if clear > after:
+        assert capped(clear - TICK)
+
+
+def test_abandon_cap_lifts_when_the_rate_falls_and_the_window_is_open() -> None:
+    # Three abandons among 50 live answers (6%) 29 days ago, 50 clean answers 10 days ago:
+    # the old ones leave at 16:00 UTC tomorrow, at noon in New York.
+    old = tuple((NOON_NY - dt.timedelta(days=29), i < 3) for i in range(50))
+    recent = tuple((NOON_NY - dt.timedelta(days=10), False) for _ in range(50))
+    log = AnswerLog(old + recent)
+    live, abandons = log.counts(NOON_NY)
+    history = DialHistory(window_live_answers=live, window_abandons=abandons)
+    ny = LeadFacts("+12125550100", "fixed_line", NY)
+    assert may_dial(ny, CampaignRules(), NOON_NY, history).reason == "abandon_cap"
+    assert next_dial_time(ny, CampaignRules(), NOON_NY, history) is None
+    assert next_dial_time(ny, CampaignRules(), NOON_NY, history, answers=log) == (
+        NOON_NY + dt.timedelta(days=1)
+    )
+    assert next_dial_time(ny, CampaignRules(), NOON_NY, history, "progressive") == NOON_NY

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from campaigns import db, dnc
 from campaigns.hopper import claim, release, release_stale
-from campaigns.models import CallAttempt, Callback, ImportRun, Lead
+from campaigns.models import CallAttempt, Callback, ImportRun, Lead, LeadList
 from tests.conftest import make_campaign
 
 NOON_NY = dt.datetime(2026, 6, 10, 16, tzinfo=dt.UTC)
@@ -99,7 +99,8 @@ def test_gate_closes_dnc_leads_and_defers_out_of_hours(
     session.expire_all()
     by_phone = {lead.phone_e164: lead for lead in session.scalars(select(Lead))}
     assert by_phone["+12125550000"].status == "dnc"
-    assert by_phone["+12125550001"].next_dial_at == NOON_NY + dt.timedelta(minutes=15)
+    # Looked at again when its calling window opens (09:00 in Honolulu), not all night long.
+    assert by_phone["+12125550001"].next_dial_at == dt.datetime(2026, 6, 10, 19, tzinfo=dt.UTC)
     assert by_phone["+12125550002"].status == "new", "a mobile lead waits for preview dialing"
     assert [c.phone_e164 for c in claim(engine, campaign.id, 5, "n", NOON_NY, "preview")] == [
         "+12125550002"
@@ -118,7 +119,8 @@ def test_a_batch_the_gate_thins_out_is_topped_up_from_the_next_leads(
     deferred = session.execute(
         select(Lead.next_dial_at, Lead.status, Lead.claimed_by).where(Lead.priority == 9)
     ).all()
-    assert deferred == [(NOON_NY + dt.timedelta(minutes=15), "new", None)] * 6
+    opens = dt.datetime(2026, 6, 10, 19, tzinfo=dt.UTC)  # 09:00 in Honolulu
+    assert deferred == [(opens, "new", None)] * 6
     assert len(claim(engine, campaign.id, 4, "node", NOON_NY)) == 1
 
 
@@ -159,6 +161,22 @@ def test_leads_of_an_unfinished_import_are_not_dialed(
     add_leads(engine, campaign.id, campaign.lists[0].id, 3, import_id=run.id)
     assert claim(engine, campaign.id, 5, "node", NOON_NY) == []
     run.status = "completed"
+    session.commit()
+    assert len(claim(engine, campaign.id, 5, "node", NOON_NY)) == 3
+
+
+def test_leads_of_a_disabled_list_are_not_dialed(
+    engine: Engine, session: Session, campaign
+) -> None:  # type: ignore[no-untyped-def]
+    paused = LeadList(campaign_id=campaign.id, name="paused", active=False)
+    session.add(paused)
+    session.commit()
+    add_leads(engine, campaign.id, paused.id, 3)
+    add_leads(engine, campaign.id, campaign.lists[0].id, 1, start=10)
+    assert [c.phone_e164 for c in claim(engine, campaign.id, 5, "node", NOON_NY)] == [
+        "+12125550010"
+    ]
+    paused.active = True
     session.commit()
     assert len(claim(engine, campaign.id, 5, "node", NOON_NY)) == 3
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from campaigns import reports, rollups
+from campaigns import reporting, rollups
 from campaigns.models import (
     AgentSession,
     AgentStateHour,
@@ -115,11 +115,11 @@ def test_segments_read_whole_rolled_hours_and_the_edges_raw() -> None:
     start = dt.datetime(2026, 3, 1, 5, 30, tzinfo=dt.UTC)  # a half-hour zone's midnight
     end = dt.datetime(2026, 3, 3, 5, 30, tzinfo=dt.UTC)
     mark = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
-    rolled, raw = reports.segments(start, end, mark)
+    rolled, raw = reporting.segments(start, end, mark)
     assert rolled == (dt.datetime(2026, 3, 1, 6, tzinfo=dt.UTC), mark)
     assert raw == [(start, dt.datetime(2026, 3, 1, 6, tzinfo=dt.UTC)), (mark, end)]
-    assert reports.segments(start, end, None) == (None, [(start, end)])
-    assert reports.segments(end, start, mark) == (None, [])
+    assert reporting.segments(start, end, None) == (None, [(start, end)])
+    assert reporting.segments(end, start, mark) == (None, [])
 
 
 def _move(
@@ -193,7 +193,7 @@ def test_the_roll_up_sums_agent_time_and_dispositions_as_the_rows_do(
 
     now = dt.datetime(2026, 3, 2, 12, 3, tzinfo=dt.UTC)
     period = (start - dt.timedelta(hours=1), now)
-    before = reports.agent_performance(session, *period)
+    before = reporting.agent_performance(session, *period)
     assert rollups.catch_up(engine, now) > 0
     # 12:03 is within LAG of 12:00: hours up to 11:00 are summed.
     with engine.connect() as connection:
@@ -203,7 +203,7 @@ def test_the_roll_up_sums_agent_time_and_dispositions_as_the_rows_do(
         }
     assert rollups.catch_up(engine, now) == 0
     session.commit()  # a new transaction: SQLite's reads see the snapshot they began with
-    [after] = reports.agent_performance(session, *period)
+    [after] = reporting.agent_performance(session, *period)
     assert [f.as_json() for f in before] == [after.as_json()]
     assert after.talk_s == 45 * 60 and after.wrap_s == 5 * 60 and after.calls == 1
     assert after.pause_by_code == {"LOGIN": 10.0, "LUNCH": 60 * 60.0}
@@ -214,12 +214,12 @@ def test_the_roll_up_sums_agent_time_and_dispositions_as_the_rows_do(
         (10, 15 * 60.0, 0),
     ]
 
-    totals = reports.disposition_totals(session, [campaign.id], *period)[campaign.id]
+    totals = reporting.disposition_totals(session, [campaign.id], *period)[campaign.id]
     assert totals["PTP"].count == 2 and totals["PTP"].promises == 1
     assert totals["PTP"].promised == Decimal("120.50") and totals["RPC"].count == 1
     assert sum(r.count for r in session.scalars(select(DispositionHour))) == 3
     # A period that starts inside an hour reads that hour's edge from the rows.
-    late = reports.disposition_totals(
+    late = reporting.disposition_totals(
         session, [campaign.id], start + dt.timedelta(minutes=45), now
     )[campaign.id]
     assert {code: f.count for code, f in late.items()} == {"PTP": 1, "RPC": 1}

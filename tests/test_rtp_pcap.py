@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from dialer.bench.rtp_pcap import (
+    KEY_FRAMES,
     PCMA_PAYLOAD_TYPE,
+    TELEPHONE_EVENT_PAYLOAD_TYPE,
     alaw_decode,
     alaw_encode,
     read_rtp_pcap,
@@ -75,3 +77,43 @@ def test_a_pcap_of_another_kind_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"\xd4\xc3\xb2\xa1" + bytes(20))
     with pytest.raises(ValueError, match="expected Ethernet pcap"):
         read_rtp_pcap(path)
+
+
+def test_keyed_digits_are_telephone_events_in_the_same_stream(tmp_path: Path) -> None:
+    path = tmp_path / "keys.pcap"
+    samples = speech_like(8000)  # 1 s: 50 packet times
+    written = write_rtp_pcap(path, samples, keys=((0.2, "5"), (0.6, "#")))
+    packets = read_rtp_pcap(path)
+    assert written == len(packets) == 50 + 2 * 2  # each event's end goes out three times
+    events = [p for p in packets if p.payload_type == TELEPHONE_EVENT_PAYLOAD_TYPE]
+    assert len(events) == 2 * (KEY_FRAMES + 2)
+    five = events[: KEY_FRAMES + 2]
+    assert {p.timestamp for p in five} == {10 * 160}  # the event's start, in every packet
+    assert [p.at_us for p in five[:KEY_FRAMES]] == [20_000 * (10 + n) for n in range(KEY_FRAMES)]
+    assert [p.marker for p in five[:2]] == [True, False]
+    codes = [(p.payload[0], p.payload[1] & 0x80, int.from_bytes(p.payload[2:4])) for p in five]
+    assert codes[:-3] == [(5, 0, 160 * (n + 1)) for n in range(KEY_FRAMES - 1)]
+    assert codes[-3:] == [(5, 0x80, 160 * KEY_FRAMES)] * 3
+    assert len({p.sequence for p in five[-3:]}) == 1
+    assert events[-1].payload[0] == 11  # '#'
+    # One sequence number per packet time, in order; audio stops while a digit is keyed.
+    sequences = sorted({p.sequence for p in packets})
+    assert sequences == list(range(50))
+    audio_times = {p.at_us // 20_000 for p in packets if p.payload_type == PCMA_PAYLOAD_TYPE}
+    assert audio_times == set(range(50)) - set(range(10, 18)) - set(range(30, 38))
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        (((0.1, "x"),), r"DTMF digit 'x': expected one of"),
+        (((0.95, "1"),), r"key '1' at 0\.95 s: expected within the audio"),
+        (((0.2, "1"), (0.3, "2")), r"key '2' at 0\.3 s overlaps the key before it"),
+    ],
+)
+def test_keys_that_cannot_be_keyed_are_refused(
+    tmp_path: Path, keys: tuple[tuple[float, str], ...], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        write_rtp_pcap(tmp_path / "bad.pcap", speech_like(8000), keys=keys)
+    assert not (tmp_path / "bad.pcap").exists()

@@ -24,7 +24,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import select
 
-from campaigns import dnc, reports, rollups
+from campaigns import dnc, reporting, rollups
 from campaigns.exports import Cell, write_csv, write_xlsx
 from campaigns.models import Campaign, User, utcnow
 from web import db
@@ -100,7 +100,7 @@ def recordings_root() -> Path:
 def stream_recording(attempt_id: int) -> Any:
     """The attempt's recording as WAV, with HTTP ranges (the browser's player seeks): only the
     file the attempt's row names, and only under the recordings folder."""
-    stored = reports.recording_path(db.session(), attempt_id)
+    stored = reporting.recording_path(db.session(), attempt_id)
     if not stored:
         abort(404, f"attempt {attempt_id} has no recording")
     path = Path(stored).resolve()
@@ -128,32 +128,32 @@ def fresh_rollups() -> None:
 
 
 def call_filter(
-    period: reports.Period,
+    period: reporting.Period,
     *,
     campaign_id: int | None = None,
     outcome: str | None = None,
     agent_id: int | None = None,
     phone: str | None = None,
     disposition: str | None = None,
-) -> reports.CallFilter:
+) -> reporting.CallFilter:
     """Raises ReportError naming the field for a value that cannot be searched."""
     if campaign_id is not None:
         ids: tuple[int, ...] = (campaign_id,)
     else:
         ids = tuple(db.session().scalars(select(Campaign.id)))
-    if outcome is not None and outcome not in reports.CALL_OUTCOMES:
-        raise reports.ReportError(
-            "outcome", f"{outcome!r} is not one of {', '.join(reports.CALL_OUTCOMES)}"
+    if outcome is not None and outcome not in reporting.CALL_OUTCOMES:
+        raise reporting.ReportError(
+            "outcome", f"{outcome!r} is not one of {', '.join(reporting.CALL_OUTCOMES)}"
         )
     number = None
     if phone:
         try:
             number = dnc.normalise(phone)
         except dnc.DncError as error:
-            raise reports.ReportError(
+            raise reporting.ReportError(
                 "phone", f"{error}; a phone number, e.g. +12125550100"
             ) from None
-    return reports.CallFilter(
+    return reporting.CallFilter(
         start=period.start,
         end=period.end,
         campaign_ids=ids,
@@ -176,10 +176,10 @@ class Filters:
         last = self._date("to") or first
         self.first, self.last = first, last
         try:
-            self.period = reports.Period.of_days(first, last, zone.key)
-        except reports.ReportError as error:
+            self.period = reporting.Period.of_days(first, last, zone.key)
+        except reporting.ReportError as error:
             self.problems[error.field] = str(error)
-            self.period = reports.Period.of_days(first, first, zone.key)
+            self.period = reporting.Period.of_days(first, first, zone.key)
         self.campaign_id = self._int("campaign_id")
         self.agent_id = self._int("agent_id")
         self.outcome = args.get("outcome") or None
@@ -205,7 +205,7 @@ class Filters:
             return None
         return int(text)
 
-    def calls(self) -> reports.CallFilter | None:
+    def calls(self) -> reporting.CallFilter | None:
         try:
             return call_filter(
                 self.period,
@@ -215,7 +215,7 @@ class Filters:
                 phone=self.phone,
                 disposition=self.disposition,
             )
-        except reports.ReportError as error:
+        except reporting.ReportError as error:
             self.problems[error.field] = str(error)
             return None
 
@@ -292,7 +292,7 @@ def _capped(rows: Iterable[Sequence[Cell]], width: int) -> Iterator[Sequence[Cel
         yield row
 
 
-def _call_cells(row: reports.CallRow) -> list[Cell]:
+def _call_cells(row: reporting.CallRow) -> list[Cell]:
     return [
         _local(row.started_at),
         row.campaign,
@@ -332,13 +332,13 @@ def _calls(export: str | None) -> Any:
         name = f"calls-{filters.first.isoformat()}-{filters.last.isoformat()}"
         # Streamed row by row from a connection of its own into the file, whatever its size.
         with db.engine().connect() as connection:
-            cells = (_call_cells(r) for r in reports.call_rows(connection, wanted))
+            cells = (_call_cells(r) for r in reporting.call_rows(connection, wanted))
             return _export(cells, CALL_HEADER, name, export)
-    rows: list[reports.CallRow] = []
+    rows: list[reporting.CallRow] = []
     following = None
     if wanted is not None and not filters.problems:
         after = _after(request.args.get("after"))
-        rows, following = reports.call_page(db.session(), wanted, PAGE, after)
+        rows, following = reporting.call_page(db.session(), wanted, PAGE, after)
     return render_template(
         "reports/calls.html",
         filters=filters,
@@ -346,7 +346,7 @@ def _calls(export: str | None) -> Any:
         next_after=_key(following),
         campaigns=campaigns,
         agents=agents,
-        outcomes=reports.CALL_OUTCOMES,
+        outcomes=reporting.CALL_OUTCOMES,
     )
 
 
@@ -388,7 +388,7 @@ def recording(attempt_id: int) -> Any:
     return stream_recording(attempt_id)
 
 
-def _day_cells(day: str, outcomes: reports.Outcomes) -> list[Cell]:
+def _day_cells(day: str, outcomes: reporting.Outcomes) -> list[Cell]:
     return [
         day,
         outcomes.attempts,
@@ -421,7 +421,7 @@ def campaign(campaign_id: int) -> Any:
     campaign = db.session().get(Campaign, campaign_id) or abort(404)
     filters = Filters(request.args)
     fresh_rollups()
-    summary = reports.campaign_summary(db.session(), campaign, filters.period, utcnow())
+    summary = reporting.campaign_summary(db.session(), campaign, filters.period, utcnow())
     kind = _format()
     if kind:
         rows = [_day_cells(d.isoformat(), o) for d, o in summary.by_day]
@@ -433,7 +433,7 @@ def campaign(campaign_id: int) -> Any:
     )
 
 
-def _agent_cells(figures: reports.AgentFigures) -> list[Cell]:
+def _agent_cells(figures: reporting.AgentFigures) -> list[Cell]:
     return [
         figures.username,
         round(figures.logged_in_s),
@@ -452,7 +452,7 @@ def _agent_cells(figures: reports.AgentFigures) -> list[Cell]:
 def agents() -> Any:
     filters = Filters(request.args)
     fresh_rollups()
-    figures = reports.agent_performance(
+    figures = reporting.agent_performance(
         db.session(),
         filters.period.start,
         min(filters.period.end, utcnow()),
@@ -474,7 +474,7 @@ def compliance() -> Any:
     filters = Filters(request.args)
     session = db.session()
     campaigns = list(session.scalars(select(Campaign).order_by(Campaign.name)))
-    report = reports.compliance(session, campaigns, filters.period, utcnow())
+    report = reporting.compliance(session, campaigns, filters.period, utcnow())
     return render_template("reports/compliance.html", report=report, filters=filters)
 
 

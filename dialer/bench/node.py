@@ -40,6 +40,7 @@ from dialer.node.launch import build_node
 from sip_config import loads
 
 TRUNK = "bench"
+LINES_PER_AGENT = 2.5
 # Calls in flight drain this long at most once the campaign is stopped (talk is 90 s at most).
 DRAIN_S = 120.0
 
@@ -85,8 +86,10 @@ def _run(
     seed: int,
     forecast_seeds: int,
 ) -> dict[str, Any]:
-    # Lines: four per agent, as the campaign's default; each with a slot for its agent leg.
-    lines = 4 * agents
+    # Lines: room for the calls a predictive campaign keeps up at this mix (a call holds its
+    # line ~30 s on average: 9 s to a person's answer and the talk, 25 s unanswered ...),
+    # each with a second worker slot for its agent leg.
+    lines = math.ceil(LINES_PER_AGENT * agents)
     config = loads(carrier.trunk_table(TRUNK, max_channels=lines, max_cps=50, ring_timeout=25))
     sessions = db.session_factory(engine)
     with sessions() as session:
@@ -95,6 +98,7 @@ def _run(
             "Bench",
             "telemarketing",
             dial_mode="predictive",
+            max_lines=lines,
             trunk_name=TRUNK,
             seller_name="Bench Sales",
             callback_number="+12125550199",
@@ -134,28 +138,32 @@ def _run(
     node_thread = threading.Thread(target=node.run, name="node", daemon=True)
     node_thread.start()
     bot_thread.start()
-    pool = node.lines
-    while not all(getattr(pool, "workers", [])) or not pool.worker_pids()[0]:  # type: ignore[attr-defined]
-        time.sleep(0.1)
-    with sessions() as session:
-        steer(session, session.get_one(Campaign, campaign_id), "start")
-    started_wall, started = utcnow(), time.monotonic()
-    cpu_before = _cpu(pool.worker_pids())  # type: ignore[attr-defined]
-    sipp_before = _sipp_cpu(carrier, phones)
-    time.sleep(minutes * 60)
-    ended_wall = utcnow()
-    cpu_after = _cpu(pool.worker_pids())  # type: ignore[attr-defined]
-    sipp_after = _sipp_cpu(carrier, phones)
-    elapsed = time.monotonic() - started
-    with sessions() as session:
-        steer(session, session.get_one(Campaign, campaign_id), "stop")
-    drain_until = time.monotonic() + DRAIN_S
-    while node.calls and time.monotonic() < drain_until:
-        time.sleep(0.5)
-    node.request_stop()
-    node_thread.join(60)
-    stop_bots.set()
-    bot_thread.join(10)
+    try:
+        pool = node.lines
+        while not all(pool.worker_pids()):  # type: ignore[attr-defined]
+            if not node_thread.is_alive():
+                raise RuntimeError("the node stopped while starting (see the log above)")
+            time.sleep(0.1)
+        with sessions() as session:
+            steer(session, session.get_one(Campaign, campaign_id), "start")
+        started_wall, started = utcnow(), time.monotonic()
+        cpu_before = _cpu(pool.worker_pids())  # type: ignore[attr-defined]
+        sipp_before = _sipp_cpu(carrier, phones)
+        time.sleep(minutes * 60)
+        ended_wall = utcnow()
+        cpu_after = _cpu(pool.worker_pids())  # type: ignore[attr-defined]
+        sipp_after = _sipp_cpu(carrier, phones)
+        elapsed = time.monotonic() - started
+        with sessions() as session:
+            steer(session, session.get_one(Campaign, campaign_id), "stop")
+        drain_until = time.monotonic() + DRAIN_S
+        while node.calls and time.monotonic() < drain_until:
+            time.sleep(0.5)
+    finally:
+        node.request_stop()
+        node_thread.join(60)
+        stop_bots.set()
+        bot_thread.join(10)
     time.sleep(1.0)  # SIPp writes its last lines
     figures = _figures(
         engine, campaign_id, agents, started_wall, ended_wall, elapsed, node, carrier
@@ -216,6 +224,9 @@ def _figures(
     invites = carrier.invites()
     numbers = Counter(invite.number for invite in invites)
     dialled = Counter(row.phone_e164 for row in rows)
+    # What each called party was (the carrier's branch) against what the node made of it.
+    branch = {invite.number: invite.branch for invite in invites}
+    judged = Counter(f"{branch.get(row.phone_e164, '?')}->{row.outcome}" for row in window)
     return {
         "run": "node",
         "agents": agents,
@@ -223,6 +234,10 @@ def _figures(
         "attempts": len(window),
         "calls_per_second": round(len(window) / elapsed, 2),
         "outcomes": dict(Counter(row.outcome for row in window)),
+        "carrier_branch_to_outcome": dict(sorted(judged.items())),
+        "failure_reasons": dict(
+            Counter(row.failure_reason for row in window if row.failure_reason)
+        ),
         "live_answers": len(live),
         "connected": sum(row.bridged_at is not None for row in window),
         "abandoned": abandoned,

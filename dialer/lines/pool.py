@@ -92,10 +92,11 @@ class LinePool:
         self.bind_address = bind_address
         self.calls_per_second_per_worker = calls_per_second_per_worker
         self.log_level = log_level
-        base = rtp_port_base or free_port_block(bind_address, workers * RTP_PORTS_PER_WORKER)
-        self.workers = [
-            WorkerSlot(index=i, rtp_port=base + i * RTP_PORTS_PER_WORKER) for i in range(workers)
-        ]
+        if rtp_port_base is not None:
+            bases = [rtp_port_base + i * RTP_PORTS_PER_WORKER for i in range(workers)]
+        else:
+            bases = free_port_blocks(bind_address, workers, RTP_PORTS_PER_WORKER)
+        self.workers = [WorkerSlot(index=i, rtp_port=base) for i, base in enumerate(bases)]
         # 50 ms worth of calls absorbs the supervisor loop's jitter on a busy machine (with a
         # bucket of 1, 100 calls/s came out as 67/s at load 10); it never banks more than that.
         self.trunk_buckets = {
@@ -128,10 +129,13 @@ class LinePool:
 
     # -- life cycle
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float | None = None) -> None:
+        """Spawns the workers and waits until each is ready (by default 20 s, and half a
+        second more per worker: a worker takes ~0.5 s of CPU to import pjsua2 and the
+        detectors, and a big pool on two cores starts them a few at a time)."""
         for slot in self.workers:
             self._spawn(slot)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (timeout or 20.0 + 0.5 * len(self.workers))
         while not all(slot.ready for slot in self.workers):
             if time.monotonic() > deadline:
                 self.stop()
@@ -588,6 +592,18 @@ class LinePool:
             return None
         # The emptiest worker first, so the next agent leg finds room next to its customer.
         return min(ready, key=lambda s: len(s.attempts) + len(s.reserved))
+
+
+def free_port_blocks(address: str, count: int, size: int) -> list[int]:
+    """`count` blocks of `size` free UDP ports that do not overlap: one per worker, so a big
+    pool needs no single run of thousands of free ports (other programs hold ports here and
+    there)."""
+    bases: list[int] = []
+    while len(bases) < count:
+        base = free_port_block(address, size)
+        if all(base + size <= other or other + size <= base for other in bases):
+            bases.append(base)
+    return bases
 
 
 def free_port_block(address: str, size: int, tries: int = 50) -> int:

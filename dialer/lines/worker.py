@@ -854,11 +854,20 @@ def build_detector(spec: ev.TapSpec) -> Any:
     return factory(**spec.options)
 
 
+# The detectors a campaign's calls tap (AMD, special information tones), imported before the
+# worker says it is ready: imported at a call's answer instead, numpy and webrtcvad cost ten
+# workers starting together more than a second, and the first calls' taps missed the start of
+# their greeting or the whole intercept tone.
+PRELOADED = ("dialer.amd", "dialer.sit")
+
+
 def main(settings: WorkerSettings, commands: Connection, events: Connection) -> None:
     """Process entry point (multiprocessing spawn)."""
     # Ctrl-C reaches the whole process group; the supervisor decides when its workers stop,
     # and a worker interrupted mid-loop would skip the clean pjsua shutdown.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for module in PRELOADED:
+        importlib.import_module(module)
     worker = Worker(settings, commands, events)
     try:
         sip_port = worker.start()

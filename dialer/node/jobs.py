@@ -49,6 +49,7 @@ from campaigns.compliance import LeadFacts, local_window
 from campaigns.dispositions import record_disposition
 from campaigns.hopper import campaign_rules, release_stale
 from campaigns.models import (
+    LIVE_ANSWER,
     AgentSession,
     CallAttempt,
     Campaign,
@@ -171,7 +172,7 @@ def roll_up_hours(engine: Engine, now: dt.datetime | None = None) -> int:
             since = since.replace(minute=0, second=0, microsecond=0)
             hour = _hour(connection).label("hour")
             outcome = CallAttempt.outcome
-            live = or_(outcome == "human", CallAttempt.abandoned)
+            live = LIVE_ANSWER
 
             def count(condition: Any) -> Any:
                 return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)

@@ -7,18 +7,24 @@ many leads from the hopper, looks at each through the gate once more right befor
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from campaigns import agents, dnc, hopper
-from campaigns.compliance import DialHistory, DialKind, Verdict, may_dial
+from campaigns.compliance import (
+    ABANDON_WINDOW,
+    DIAL_MODE_KIND,
+    DialHistory,
+    DialKind,
+    Verdict,
+    may_dial,
+)
 from campaigns.hopper import ClaimedLead
-from campaigns.models import CallAttempt, Campaign, DncEntry, utcnow
+from campaigns.models import ABANDONED, LIVE_ANSWER, CallAttempt, Campaign, DncEntry, utcnow
 from dialer.amd import AmdSettings
 from dialer.connect import Connector, amd_tap, campaign_connect_settings
 from dialer.lines.events import Ended, Timings
@@ -38,7 +44,6 @@ CALLBACK_CHECK_EVERY = 5.0
 # Lines per logged-in agent when the campaign sets no limit of its own (the simulator's too).
 LINES_PER_AGENT = 4
 LINES_FOR_ONE_AGENT = 4
-WINDOW_30_DAYS = dt.timedelta(days=30)
 
 
 @dataclass
@@ -129,12 +134,12 @@ class CampaignRunner:
     def window(self) -> tuple[int, int]:
         """The campaign's live answers and abandons in the rolling 30 days (47 CFR
         64.1200(a)(7)), as the database counts them."""
-        since = utcnow() - WINDOW_30_DAYS
+        since = utcnow() - ABANDON_WINDOW
         with self.node.read_session() as session:
             live, abandoned = session.execute(
                 select(
-                    func.count().filter(or_(CallAttempt.outcome == "human", CallAttempt.abandoned)),
-                    func.count().filter(CallAttempt.abandoned),
+                    func.count().filter(LIVE_ANSWER),
+                    func.count().filter(ABANDONED),
                 ).where(CallAttempt.campaign_id == self.id, CallAttempt.started_at > since)
             ).one()
         return int(live or 0), int(abandoned or 0)
@@ -208,8 +213,7 @@ class CampaignRunner:
         placed = 0
         if wanted > 0:
             # Power dialing launches ahead of free agents too: the gate's abandon cap applies.
-            overdials = self.campaign.dial_mode in ("predictive", "power")
-            kind: DialKind = "predictive" if overdials else "progressive"
+            kind = DIAL_MODE_KIND[self.campaign.dial_mode]
             leads = hopper.claim(self.node.engine, self.id, wanted, self.node.name, utcnow(), kind)
             self.figures.last_claim_empty = not leads
             placed = self.dial(leads, kind)

@@ -14,7 +14,7 @@ from werkzeug.datastructures import CombinedMultiDict
 from werkzeug.exceptions import HTTPException
 
 from campaigns.models import Base, Campaign, utcnow
-from campaigns.reports import Period, ReportError
+from campaigns.reporting import Period, ReportError
 from web import db
 from web.api.errors import fail, http_error, invalid
 from web.display import viewer_zone

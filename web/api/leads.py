@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from campaigns import dnc
 from campaigns.models import Callback, Campaign, Disposition, Lead, utcnow
-from campaigns.reports import lead_calls
+from campaigns.reporting import lead_calls
 from web import db
 from web.api import schemas
 from web.api.base import blueprint, campaign_or_invalid, found

@@ -8,7 +8,7 @@ from typing import Any
 from flask import url_for
 from sqlalchemy import select
 
-from campaigns import reports
+from campaigns import reporting
 from campaigns.models import Campaign, Disposition, Lead, User, utcnow
 from web import db
 from web.api import schemas
@@ -24,8 +24,8 @@ dispositions_bp = blueprint("dispositions", "/dispositions", "Dispositions agent
 reports_bp = blueprint("reports", "/reports", "Reports: campaign summary, agents, compliance.")
 
 
-def attempt_json(row: reports.CallRow) -> dict[str, Any]:
-    data = {name: getattr(row, name) for name in reports.CALL_COLUMNS}
+def attempt_json(row: reporting.CallRow) -> dict[str, Any]:
+    data = {name: getattr(row, name) for name in reporting.CALL_COLUMNS}
     data["talk_s"] = row.talk_s
     data["recording"] = (
         url_for("api_attempts.recording", attempt_id=row.id)
@@ -35,7 +35,7 @@ def attempt_json(row: reports.CallRow) -> dict[str, Any]:
     return data
 
 
-def _filter(args: dict[str, Any]) -> reports.CallFilter:
+def _filter(args: dict[str, Any]) -> reporting.CallFilter:
     campaign = campaign_or_invalid(args.get("campaign_id"))
     if "agent_id" in args and db.session().get(User, args["agent_id"]) is None:
         invalid("agent_id", args["agent_id"], "no user has this id (GET /api/v1/agents)")
@@ -48,7 +48,7 @@ def _filter(args: dict[str, Any]) -> reports.CallFilter:
             phone=args.get("phone"),
             disposition=args.get("disposition"),
         )
-    except reports.ReportError as error:
+    except reporting.ReportError as error:
         invalid(error.field, args.get(error.field), str(error))
 
 
@@ -60,7 +60,7 @@ def index(args: dict[str, Any]) -> Any:
     """Attempts started on the days `from` to `to` in your time zone, newest first."""
     wanted = _filter(args)
     after = decode(args.get("cursor"), dt.datetime, int)
-    rows, following = reports.call_page(
+    rows, following = reporting.call_page(
         db.session(),
         wanted,
         args["limit"],
@@ -77,7 +77,7 @@ def index(args: dict[str, Any]) -> Any:
 def show(attempt_id: int) -> Any:
     session = db.session()
     ids = tuple(session.scalars(select(Campaign.id)))
-    row = reports.attempt_detail(session, attempt_id, ids)
+    row = reporting.attempt_detail(session, attempt_id, ids)
     if row is None:
         fail(
             404,
@@ -147,7 +147,7 @@ def campaign_summary(args: dict[str, Any], campaign_id: int) -> Any:
     campaign = found(Campaign, campaign_id)
     p = period(args)
     fresh_rollups()
-    summary = reports.campaign_summary(db.session(), campaign, p, utcnow())
+    summary = reporting.campaign_summary(db.session(), campaign, p, utcnow())
     return {"period": period_json(p), **summary.as_json()}
 
 
@@ -161,7 +161,7 @@ def agents(args: dict[str, Any]) -> Any:
     campaign = campaign_or_invalid(args.get("campaign_id"))
     p = period(args)
     fresh_rollups()
-    figures = reports.agent_performance(
+    figures = reporting.agent_performance(
         db.session(),
         p.start,
         min(p.end, utcnow()),
@@ -183,5 +183,5 @@ def compliance(args: dict[str, Any]) -> Any:
     campaigns = (
         [campaign] if campaign else list(session.scalars(select(Campaign).order_by(Campaign.name)))
     )
-    report = reports.compliance(session, campaigns, p, utcnow())
+    report = reporting.compliance(session, campaigns, p, utcnow())
     return {"period": period_json(p), **report.as_json()}

@@ -19,7 +19,7 @@ from campaigns.models import (
     MAX_ABANDON_TARGET,
     MIN_RING_TIMEOUT_S,
 )
-from campaigns.reports import CALL_OUTCOMES
+from campaigns.reporting import CALL_OUTCOMES
 from web.api.paging import PageArgs, PaginationSchema
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")

@@ -1,7 +1,7 @@
 """the REST API's tokens; reports: hourly agent time and dispositions, and the indexes they read
 
 Revision ID: 0009_api
-Revises: 0006_console
+Revises: 0007_why
 Create Date: 2026-12-08 12:00:00.000000
 
 Reports over months of attempts read hourly sums (campaign_hours, and the two tables made
@@ -10,7 +10,8 @@ here) and indexed ranges, never every attempt of the period:
   an agent a day) through a window function per view; now it reads one row per agent, hour,
   state and pause code.
 - disposition_hours: the campaign summary counted every disposition of the period.
-- ix_call_attempts_started: call detail without a campaign, newest first, read page by page.
+- Call detail without a campaign reads ix_call_attempts_debt (0007_why), which starts with the
+  start time.
 - ix_call_attempts_agent_started (attempts an agent took only): call detail of one agent.
 - ix_dispositions_attempt: an attempt's disposition in call detail (and the ledger's look-up
   of a disposition recorded during the call, which scanned the table at every call's end).
@@ -25,7 +26,7 @@ from alembic import op
 from campaigns.models import UTCDateTime
 
 revision = "0009_api"
-down_revision = "0006_console"
+down_revision = "0007_why"
 branch_labels = None
 depends_on = None
 
@@ -97,7 +98,6 @@ def upgrade() -> None:
         sa.Column("done_until", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_rollup_marks")),
     )
-    op.create_index("ix_call_attempts_started", "call_attempts", ["started_at"])
     op.create_index(
         "ix_call_attempts_agent_started",
         "call_attempts",
@@ -115,7 +115,6 @@ def downgrade() -> None:
     op.drop_index("ix_dispositions_created", table_name="dispositions")
     op.drop_index("ix_dispositions_attempt", table_name="dispositions")
     op.drop_index("ix_call_attempts_agent_started", table_name="call_attempts")
-    op.drop_index("ix_call_attempts_started", table_name="call_attempts")
     op.drop_table("rollup_marks")
     op.drop_table("disposition_hours")
     op.drop_table("agent_state_hours")

@@ -1,0 +1,89 @@
+"""`dialer serve --demo` as a newcomer runs it (`make demo`): within a minute calls are placed,
+answered and put through to the simulated agents, `dialer status` shows them, the log has a
+line per call, the console answers, and SIGTERM stops it all cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from campaigns import db
+from campaigns.models import CallAttempt
+
+pytestmark = pytest.mark.sip
+ROOT = Path(__file__).parent.parent
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_demo_places_answers_and_connects_calls_within_a_minute(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'dialer.db'}"
+    port = free_tcp_port()
+    env = {**os.environ, "DATABASE_URL": url, "DIALER_ADMIN_PASSWORD": "demo-admin-password-1"}
+    log = tmp_path / "serve.log"
+    started = time.monotonic()
+    with log.open("wb") as out:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "dialer", "serve", "--demo", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    try:
+        connected = 0
+        engine = None
+        while time.monotonic() - started < 60 and serve.poll() is None:
+            time.sleep(1.0)
+            if not (tmp_path / "dialer.db").exists():
+                continue
+            engine = engine or db.make_engine(url)
+            try:
+                with engine.connect() as connection:
+                    connected = connection.scalar(
+                        select(func.count()).where(CallAttempt.bridged_at.is_not(None))
+                    )
+            except Exception:  # the schema is being created
+                continue
+            if connected:
+                break
+        assert serve.poll() is None, log.read_text()[-3000:]
+        assert connected, "no call was put through to an agent within a minute"
+        status = subprocess.run(
+            [sys.executable, "-m", "dialer", "status", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+        )
+        figures = json.loads(status.stdout)
+        [campaign] = figures["campaigns"]
+        assert campaign["name"] == "Demo telemarketing" and campaign["status"] == "active"
+        assert campaign["state"] in ("dialing", "no_leads")
+        assert len(figures["agents"]) == 6
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/auth/login", timeout=5) as page:
+            assert page.status == 200
+        assert "talked with demo" in log.read_text()
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(90) == 0, log.read_text()[-3000:]
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+        if engine is not None:
+            engine.dispose()
