@@ -336,6 +336,14 @@ class CallAttempt(Base):
         # Regulation F's week of calls per debt, whatever the campaign (migration 0007_why).
         Index("ix_call_attempts_debt", "started_at", "account_ref", "phone_e164", "conversation"),
         Index("ix_call_attempts_lead_started", "lead_id", "started_at"),
+        # Call detail of one agent: only the attempts an agent took are in it.
+        Index(
+            "ix_call_attempts_agent_started",
+            "agent_id",
+            "started_at",
+            postgresql_where=text("agent_id IS NOT NULL"),
+            sqlite_where=text("agent_id IS NOT NULL"),
+        ),
         CheckConstraint(
             _in("dial_mode", ("automatic", "manual", "preview", "callback")), name="dial_mode"
         ),
@@ -394,6 +402,12 @@ class DispositionCode(Base):
 
 class Disposition(Base):
     __tablename__ = "dispositions"
+    __table_args__ = (
+        # An attempt's disposition (call detail, the ledger's "dispositioned during the call").
+        Index("ix_dispositions_attempt", "attempt_id"),
+        # Dispositions of a period (the hourly roll-up and the hour not rolled up yet).
+        Index("ix_dispositions_created", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     attempt_id: Mapped[int | None] = mapped_column(
@@ -435,6 +449,8 @@ class DncEntry(Base):
             name="scope_campaign",
         ),
         Index("ix_dnc_entries_phone", "phone_e164"),
+        # Opt-outs of a period (compliance report) among millions of imported numbers.
+        Index("ix_dnc_entries_source_created", "source", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -631,9 +647,7 @@ class AgentStateChange(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    campaign_id: Mapped[int | None] = mapped_column(
-        ForeignKey("campaigns.id", ondelete="SET NULL")
-    )
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
     state: Mapped[str] = mapped_column(String(20))
     pause_code: Mapped[str | None] = mapped_column(String(40))
     at: Mapped[dt.datetime]
@@ -651,3 +665,66 @@ class GateRefusal(Base):
     hour: Mapped[dt.datetime] = mapped_column(primary_key=True)
     reason: Mapped[str] = mapped_column(String(40), primary_key=True)
     count: Mapped[int] = mapped_column(default=0)
+
+
+class ApiToken(Base):
+    """A user's token for the REST API: shown once when made, stored as the SHA-256 of its
+    secret. A request with it acts as its user, with the user's role at that moment."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    # The token's public part, in the token itself: the row is found by it, and the secret's
+    # digest then compared in constant time.
+    key: Mapped[str] = mapped_column(String(24), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class AgentStateHour(Base):
+    """Seconds each agent spent per hour (UTC) in each state and pause code, and how often they
+    entered it (entries into on_call are calls): `campaigns.rollups` sums them from
+    `agent_state_changes` for the agent performance report."""
+
+    __tablename__ = "agent_state_hours"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), primary_key=True)
+    # "" when the state has no code (a primary key column cannot be NULL).
+    pause_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seconds: Mapped[float] = mapped_column(default=0.0)
+    entries: Mapped[int] = mapped_column(default=0)
+
+
+class DispositionHour(Base):
+    """Dispositions per campaign, hour (UTC) and code, with promises to pay: the campaign
+    summary reads these instead of every disposition of the period (`campaigns.rollups`)."""
+
+    __tablename__ = "disposition_hours"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)
+    promises: Mapped[int] = mapped_column(default=0)
+    promised: Mapped[Decimal] = mapped_column(Numeric(16, 2), default=Decimal(0))
+
+
+class RollupMark(Base):
+    """How far a roll-up of `campaigns.rollups` has summed: every hour before `done_until` is
+    final in its table."""
+
+    __tablename__ = "rollup_marks"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    done_until: Mapped[dt.datetime]

@@ -18,6 +18,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from web import config as settings
 from web import db, display, permissions, security, streams
+from web.api.errors import http_error as api_error
+from web.permissions import API_PREFIX
 
 # A lead file of a million rows is about 100 MB.
 MAX_UPLOAD_BYTES = 512 * 2**20
@@ -59,6 +61,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from web import (
         agent_groups,
+        api,
         audit_log,
         auth,
         campaigns,
@@ -68,11 +71,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         imports,
         leads,
         lists,
+        reports,
+        tokens,
         trunks,
         users,
     )
 
     imports.init_app(app)
+    tokens.init_app(app)
+    api.init_app(app)
     for blueprint in (
         auth.bp,
         dashboard.bp,
@@ -85,6 +92,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         audit_log.bp,
         desk.bp,
         agent_groups.bp,
+        tokens.bp,
+        reports.bp,
     ):
         app.register_blueprint(blueprint)
     app.add_url_rule("/", endpoint="index", view_func=dashboard.home)
@@ -118,6 +127,9 @@ def _error_pages(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
+        if request.path.startswith(API_PREFIX):
+            # A path under the API that no route matched: the API's own error shape.
+            return api_error(error)
         if request.path.endswith(".json") or request.accept_mimetypes.best == "application/json":
             return {"error": error.name, "message": error.description}, error.code
         titles = {

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from markupsafe import escape
 
 from campaigns.models import MAX_ABANDON_TARGET
-from campaigns.rollups import OUTCOME_PARTS, DayFigures, HourFigures
+from campaigns.timeline import OUTCOME_PARTS, DayFigures, HourFigures
 
 WIDTH = 640
 # The outcome breakdown spans the dashboard's width: one stacked bar and its legend.

@@ -24,7 +24,7 @@ from flask_login import current_user
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from campaigns import rollups, why
+from campaigns import timeline, why
 from campaigns.models import MAX_ABANDON_TARGET, Campaign, ImportRun, utcnow
 from campaigns.monitor import (
     AgentStatus,
@@ -183,7 +183,7 @@ def agent_view(agent: AgentStatus, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-def charts_version(hours: Sequence[rollups.HourFigures]) -> str:
+def charts_version(hours: Sequence[timeline.HourFigures]) -> str:
     """Changes whenever the scheduler's rollup changes one of these hours: the browser then
     loads the charts again, and not otherwise."""
     digest = hashlib.sha1(usedforsecurity=False)
@@ -221,10 +221,10 @@ class BoardReader:
                 session, now, local_midnight=midnight, dialable=dialable or {}
             )
             ids = [s.id for s in statuses]
-            hours = rollups.read_hours(
-                session, ids, rollups.floor_hour(now - dt.timedelta(hours=24))
+            hours = timeline.read_hours(
+                session, ids, timeline.floor_hour(now - dt.timedelta(hours=24))
             )
-            contacts = rollups.contacts_last_hour(session, ids, now)
+            contacts = timeline.contacts_last_hour(session, ids, now)
             agents = agent_statuses(session, now)
         campaigns = [
             campaign_view(
@@ -324,14 +324,14 @@ def chart(campaign_id: int, chart: str) -> Any:
     now = utcnow()
     zone = viewer_zone()
     if chart == "abandon":
-        since = now - dt.timedelta(days=rollups.TREND_DAYS + 1)
+        since = now - dt.timedelta(days=timeline.TREND_DAYS + 1)
     else:
-        since = rollups.floor_hour(now - dt.timedelta(hours=23))
-    rows = rollups.read_hours(session, [campaign.id], since)[campaign.id]
+        since = timeline.floor_hour(now - dt.timedelta(hours=23))
+    rows = timeline.read_hours(session, [campaign.id], since)[campaign.id]
     if chart == "hourly":
-        svg = charts.hourly_chart(rollups.last_hours(rows, now), zone)
+        svg = charts.hourly_chart(timeline.last_hours(rows, now), zone)
     elif chart == "outcomes":
-        svg = charts.outcome_chart(rollups.outcome_counts(rollups.last_hours(rows, now)))
+        svg = charts.outcome_chart(timeline.outcome_counts(timeline.last_hours(rows, now)))
     else:
-        svg = charts.abandon_chart(rollups.daily_abandons(rows, now, zone), campaign.abandon_target)
+        svg = charts.abandon_chart(timeline.daily_abandons(rows, now, zone), campaign.abandon_target)
     return Response(svg, mimetype="image/svg+xml")

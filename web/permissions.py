@@ -18,6 +18,8 @@ from flask_login import current_user
 from campaigns.models import ROLES
 
 PUBLIC = "public"
+# The REST API: refusals there are JSON, never the sign-in page.
+API_PREFIX = "/api/v1/"
 EVERYONE = frozenset(ROLES)
 STAFF = frozenset({"admin", "manager", "supervisor"})
 MANAGERS = frozenset({"admin", "manager"})
@@ -47,6 +49,18 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "desk.use": EVERYONE,
     # Agent groups: who works which campaigns.
     "agents.manage": MANAGERS,
+    # Reports (call detail, campaign summary, agent performance, compliance) and their exports.
+    "reports.view": STAFF,
+    # Call recordings hold people's voices: for those who coach and check the calls.
+    "recordings.listen": STAFF,
+    # Agents' live state, for the floor.
+    "agents.view": STAFF,
+    # An agent's moves (log in, ready, pause, disposition, dial, hang up, transfer): an agent
+    # makes their own (the view checks it), staff make them for any agent.
+    "agents.act": EVERYONE,
+    # One's own API tokens; the API's description and its interactive documentation.
+    "api.tokens": EVERYONE,
+    "api.docs": EVERYONE,
 }
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -90,7 +104,11 @@ def refuse(permission: str) -> Any:
     if permission == PUBLIC:
         return None
     if not current_user.is_authenticated:
-        if request.accept_mimetypes.best == "application/json" or request.path.endswith(".json"):
+        if (
+            request.path.startswith(API_PREFIX)
+            or request.accept_mimetypes.best == "application/json"
+            or request.path.endswith(".json")
+        ):
             abort(401)
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     if not may(current_user.role, permission):

@@ -17,6 +17,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from campaigns.models import User
 from web import db
+from web.permissions import API_PREFIX
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 256
@@ -85,6 +86,9 @@ def session_key(password_hash: str) -> str:
 
 @login_manager.user_loader
 def load_user(user_id: str) -> ConsoleUser | None:
+    if request.path.startswith(API_PREFIX) and "Authorization" in request.headers:
+        # An API request with a token is authenticated by the token alone (web.tokens).
+        return None
     number, _, key = user_id.partition(":")
     if not number.isdigit():
         return None

@@ -133,6 +133,8 @@ class Console:
 
     def get(self, url: str, **kwargs: Any) -> TestResponse:
         response = self.client.get(url, **kwargs)
+        if response.mimetype != "text/html":
+            return response
         match = CSRF_META.search(response.get_data(as_text=True))
         if match:
             self.token = match.group(1)
@@ -253,9 +255,8 @@ def seed_domain(app: Flask) -> dict[str, Any]:
         )
         session.add(lead)
         session.flush()
-        session.add(
-            CallAttempt(lead_id=lead.id, campaign_id=campaign.id, phone_e164=lead.phone_e164)
-        )
+        attempt = CallAttempt(lead_id=lead.id, campaign_id=campaign.id, phone_e164=lead.phone_e164)
+        session.add(attempt)
         entry = DncEntry(phone_e164="+12125550199", scope="global")
         session.add(entry)
         agent = session.query(User).filter_by(username=USERNAMES["agent"]).one()
@@ -273,4 +274,6 @@ def seed_domain(app: Flask) -> dict[str, Any]:
             "filename": "console.css",
             "group_id": group.id,
             "chart": "hourly",
+            "attempt_id": attempt.id,
+            "token_id": 1,
         }

@@ -31,7 +31,7 @@ from campaigns.models import (
     User,
     utcnow,
 )
-from campaigns.rollups import HOUR, floor_hour
+from campaigns.timeline import HOUR, floor_hour
 from tests.node_harness import add_leads, number, running_node, start, world, zone_in_hours
 from tests.web.conftest import PASSWORD, USERNAMES, console_app
 from tests.web.test_browser import artefacts, browser  # noqa: F401 - fixtures

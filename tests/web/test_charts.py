@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from campaigns.models import MAX_ABANDON_TARGET
-from campaigns.rollups import HOUR, DayFigures, HourFigures, floor_hour, last_hours
+from campaigns.timeline import HOUR, DayFigures, HourFigures, floor_hour, last_hours
 from web.charts import (
     AMBER_FROM,
     abandon_chart,

@@ -25,7 +25,7 @@ from campaigns.models import (
     User,
     utcnow,
 )
-from campaigns.rollups import floor_hour
+from campaigns.timeline import floor_hour
 from tests.web.conftest import Console, seed_domain, signed_in
 from tests.web.sse import Events
 from web import db as web_db

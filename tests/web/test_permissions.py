@@ -8,7 +8,7 @@ from flask import Flask
 
 from campaigns.models import ROLES
 from tests.web.conftest import Console, seed_domain, signed_in
-from web.permissions import PERMISSIONS, PUBLIC, allow, may
+from web.permissions import API_PREFIX, PERMISSIONS, PUBLIC, allow, may
 
 # Sent last: signing out ends the session the other requests use.
 LAST = ("auth.logout",)
@@ -39,7 +39,15 @@ def permission(app: Flask, endpoint: str) -> str:
 def send(console: Console, method: str, url: str):  # type: ignore[no-untyped-def]
     if method == "GET":
         return console.get(url)
-    return console.post(url, {})
+    if method == "POST":
+        return console.post(url, {})
+    if console.token is None:
+        console.get("/auth/login")
+    return console.client.open(url, method=method, data={"csrf_token": console.token})
+
+
+def is_api(url: str) -> bool:
+    return url.startswith(API_PREFIX) or url.endswith(".json")
 
 
 def is_sign_in_redirect(response) -> bool:  # type: ignore[no-untyped-def]
@@ -73,7 +81,7 @@ def test_each_route_refuses_exactly_the_roles_the_table_refuses(
         if needed == PUBLIC:
             assert response.status_code not in (401, 403), where
         elif role is None:
-            if url.endswith(".json"):
+            if is_api(url):
                 assert response.status_code == 401, where
             else:
                 assert is_sign_in_redirect(response), where
@@ -101,12 +109,16 @@ def test_the_decorator_refuses_a_permission_missing_from_the_table() -> None:
 
 def test_every_form_is_refused_without_its_csrf_token(app: Flask) -> None:
     admin = signed_in(app, "admin")
-    posts = [(e, u) for e, m, u in routes(app) if m == "POST"]
-    assert len(posts) >= 15
-    for endpoint, url in posts:
-        response = admin.post(url, {}, csrf=False)
+    writes = [(e, m, u) for e, m, u in routes(app) if m != "GET"]
+    assert len(writes) >= 15
+    for endpoint, method, url in writes:
+        response = admin.client.open(url, method=method, data={})
         assert response.status_code == 400, f"{endpoint}: {response.status_code}"
-        assert "security token" in response.get_data(as_text=True), endpoint
+        if url.startswith(API_PREFIX):
+            # The API with the console's session cookie: CSRF as for a form, in JSON.
+            assert response.get_json()["error"]["code"] == "csrf", endpoint
+        else:
+            assert "security token" in response.get_data(as_text=True), endpoint
 
 
 def test_a_forged_token_is_refused_too(app: Flask) -> None:
