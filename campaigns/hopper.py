@@ -76,6 +76,7 @@ from campaigns.models import (
     LeadList,
     utcnow,
 )
+from campaigns.rollups import floor_hour
 
 DAY = dt.timedelta(hours=24)
 # Leads refused for a passing reason (hours, daily caps) are looked at again after this.
@@ -720,7 +721,7 @@ def count_refusals(
     connection: Connection, campaign_id: int, now: dt.datetime, refused: Counter[str]
 ) -> None:
     """Adds the gate's refusals to the campaign's counts for the hour (`gate_refusals`)."""
-    hour = now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    hour = floor_hour(now)
     rows = [
         {"campaign_id": campaign_id, "hour": hour, "reason": reason[:40], "count": count}
         for reason, count in refused.items()

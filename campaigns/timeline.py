@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from campaigns.models import CallAttempt, CampaignHour
+from campaigns.rollups import HOUR, floor_hour
 
-HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
 # The abandon rule's window (47 CFR 64.1200(a)(7)): the trend chart shows as many days.
 TREND_DAYS = 30
@@ -110,10 +110,6 @@ def contacts_last_hour(
 
 
 # -- pure series
-
-
-def floor_hour(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def last_hours(rows: Iterable[HourFigures], now: dt.datetime, hours: int = 24) -> list[HourFigures]:

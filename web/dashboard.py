@@ -333,5 +333,7 @@ def chart(campaign_id: int, chart: str) -> Any:
     elif chart == "outcomes":
         svg = charts.outcome_chart(timeline.outcome_counts(timeline.last_hours(rows, now)))
     else:
-        svg = charts.abandon_chart(timeline.daily_abandons(rows, now, zone), campaign.abandon_target)
+        svg = charts.abandon_chart(
+            timeline.daily_abandons(rows, now, zone), campaign.abandon_target
+        )
     return Response(svg, mimetype="image/svg+xml")

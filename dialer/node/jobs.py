@@ -44,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 from sqlalchemy.types import String
 
-from campaigns import agents, db
+from campaigns import agents, db, rollups
 from campaigns.compliance import LeadFacts, local_window
 from campaigns.dispositions import record_disposition
 from campaigns.hopper import campaign_rules, release_stale
@@ -392,6 +392,7 @@ JOBS: tuple[tuple[str, Callable[[Engine], int], dict[str, int]], ...] = (
     ("hand_over_callbacks", hand_over_callbacks, {"minutes": 1}),
     ("settle_forgotten_wrap_ups", settle_forgotten_wrap_ups, {"minutes": 1}),
     ("roll_up_hours", roll_up_hours, {"minutes": 1}),
+    ("roll_up_reports", rollups.catch_up, {"minutes": 5}),
     ("apply_schedules", apply_schedules, {"minutes": 1}),
     ("expire_recordings", expire_recordings, {"hours": 1}),
     ("expire_dnc", expire_dnc, {"hours": 1}),
