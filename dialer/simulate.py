@@ -22,6 +22,7 @@ from dialer.pacing import (
     Connected,
     Pacer,
     PacingView,
+    RatioPacer,
     Resolved,
     TalkEnded,
     WrapEnded,
@@ -165,11 +166,20 @@ class _Draws:
 
 
 class Simulation:
-    """One campaign shift under one pacer."""
+    """One campaign shift under one pacer. With `abandon_cap`, the compliance gate's rule as
+    the live node meets it: while the abandons seen so far reach that share of the live
+    answers seen (the campaign's rolling 30 days, which a fresh campaign's shift is), calls
+    are launched one per free agent, as the gate refuses any placed ahead of one."""
 
-    def __init__(self, workload: Workload, pacer: Pacer, seed: int) -> None:
+    def __init__(
+        self, workload: Workload, pacer: Pacer, seed: int, abandon_cap: float | None = None
+    ) -> None:
         self.w = workload
         self.pacer = pacer
+        self.abandon_cap = abandon_cap
+        self.progressive = RatioPacer(1.0)
+        self.seen_live = 0
+        self.seen_abandoned = 0
         # Per lead: pickup (normal), then outcome, greeting or delay, AMD error (uniform).
         self.leads = _Draws(seed, 1, 1, 3)
         # Per connected call: talk, wrap-up (normal), then the time a machine costs (uniform).
@@ -223,7 +233,13 @@ class Simulation:
 
     def _launch(self, now: float) -> None:
         view = self._view(now)
-        count = min(self.pacer.decide(view), view.free_lines)
+        capped = (
+            self.abandon_cap is not None
+            and self.seen_live > 0
+            and self.seen_abandoned >= self.abandon_cap * self.seen_live
+        )
+        pacer = self.progressive if capped else self.pacer
+        count = min(pacer.decide(view), view.free_lines)
         for _ in range(max(0, count)):
             self._dial(now)
 
@@ -279,6 +295,8 @@ class Simulation:
         elif kind == VERDICT:
             started = self.dialing.pop(attempt)
             self.pacer.observe(Resolved("human", now - started))
+            # The node counts what AMD calls a person: a machine it put through too.
+            self.seen_live += 1
             self.queue.append(attempt)
             self.queued_at[attempt] = now
             self._push(self.deadlines[attempt], DEADLINE, attempt)
@@ -288,6 +306,7 @@ class Simulation:
                 self.queue.remove(attempt)
                 del self.deadlines[attempt]
                 del self.queued_at[attempt]
+                self.seen_abandoned += 1  # the node hears no difference: an abandon
                 if attempt in self.false_human:
                     self.false_human.discard(attempt)
                 else:
@@ -336,8 +355,14 @@ class Simulation:
             self._push(now + math.exp(self.talk_mu + self.talk_sigma * talk_z), TALK_END, index)
 
 
-def simulate(workload: Workload, pacer: Pacer, seed: int, mode: str = "") -> Result:
-    result = Simulation(workload, pacer, seed).run()
+def simulate(
+    workload: Workload,
+    pacer: Pacer,
+    seed: int,
+    mode: str = "",
+    abandon_cap: float | None = None,
+) -> Result:
+    result = Simulation(workload, pacer, seed, abandon_cap).run()
     result.mode = mode
     return result
 

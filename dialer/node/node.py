@@ -43,7 +43,7 @@ from campaigns.models import (
 from campaigns.models import (
     Node as NodeRow,
 )
-from dialer.connect import ConnectOutcome, TransferTarget
+from dialer.connect import CONNECTED_VERDICTS, ConnectOutcome, TransferTarget
 from dialer.lines.events import AmdVerdict, Answered, Bridged, Ended, Event, Registration
 from dialer.lines.protocol import Lines
 from dialer.node.board import AgentBoard
@@ -297,6 +297,8 @@ class Node:
         if call.agent_id is not None:
             live.wake_local(by_node=True)
         log.info("%s", _call_line(runner, call, event, flow, self.board))
+        if flow is not None and flow.verdict in CONNECTED_VERDICTS:
+            runner.count_answer(flow.abandoned)
         if flow is not None and flow.abandoned and not call.direct:
             runner.pacer.observe(Abandoned())
         if call.bridged is not None:

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 STEP_EVERY = 1.0
 STEP_AT_MOST = 0.1
 CALLBACK_CHECK_EVERY = 5.0
+# The 30-day abandon window is read again this often (and counted by the node in between).
+WINDOW_REREAD_EVERY = 30.0
+PROGRESSIVE = make_pacer("progressive")
 # Lines per logged-in agent when the campaign sets no limit of its own (the simulator's too).
 LINES_PER_AGENT = 4
 LINES_FOR_ONE_AGENT = 4
@@ -109,6 +112,7 @@ class CampaignRunner:
         self.next_callback_check = 0.0
         self.error: str | None = None
         live, abandoned = self.window()
+        self.live_answers, self.abandons, self.window_read_at = live, abandoned, time.monotonic()
         self.pacer = pacer_for(campaign, live, abandoned)
         self.rules = hopper.campaign_rules(campaign)
         self.connector: Connector | None = None
@@ -210,12 +214,20 @@ class CampaignRunner:
             self.figures.state = self._idle_state()
             return
         started = time.perf_counter()
-        wanted = self.pacer.decide(self.view(now))
+        # Power dialing launches ahead of free agents too: the gate's abandon cap applies.
+        kind = DIAL_MODE_KIND[self.campaign.dial_mode]
+        view = self.view(now)
+        capped = kind == "predictive" and self.over_abandon_cap(now)
+        if capped:
+            # Over the 30-day cap the gate refuses dials placed ahead of a free agent: one
+            # call per free agent until the window's rate is back under the target.
+            kind = "progressive"
+            wanted = PROGRESSIVE.decide(view)
+        else:
+            wanted = self.pacer.decide(view)
         wanted = min(wanted, self.node.trunk_room(self.campaign.trunk_name or ""))
         placed = 0
         if wanted > 0:
-            # Power dialing launches ahead of free agents too: the gate's abandon cap applies.
-            kind = DIAL_MODE_KIND[self.campaign.dial_mode]
             leads = hopper.claim(self.node.engine, self.id, wanted, self.node.name, utcnow(), kind)
             self.figures.last_claim_empty = not leads
             placed = self.dial(leads, kind)
@@ -226,8 +238,29 @@ class CampaignRunner:
             self.figures.state, self.figures.detail = "no_agents", "no agent is logged in"
         elif wanted > 0 and self.figures.last_claim_empty:
             self.figures.state, self.figures.detail = "no_leads", "no lead is dialable now"
+        elif capped:
+            self.figures.state = "dialing"
+            self.figures.detail = (
+                f"progressive: the 30-day abandon rate is at or over "
+                f"{self.campaign.abandon_target:.0%} ({self.abandons} of {self.live_answers})"
+            )
         else:
             self.figures.state, self.figures.detail = "dialing", ""
+
+    def over_abandon_cap(self, now: float) -> bool:
+        """The rolling 30-day abandon rate as the gate judges it (47 CFR 64.1200(a)(7)), read
+        from the database now and then and counted in between."""
+        if now >= self.window_read_at + WINDOW_REREAD_EVERY:
+            self.live_answers, self.abandons = self.window()
+            self.window_read_at = now
+        return self.live_answers > 0 and (
+            self.abandons / self.live_answers >= self.campaign.abandon_target
+        )
+
+    def count_answer(self, abandoned: bool) -> None:
+        """A live answer ended (connected or abandoned): the window moves before its reread."""
+        self.live_answers += 1
+        self.abandons += abandoned
 
     def _idle_state(self) -> str:
         if self.error is not None:
