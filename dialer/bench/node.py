@@ -292,6 +292,13 @@ def _figures(
         "decisions": len(decisions),
         "decision_ms_median": _percentile(decisions, 50),
         "decision_ms_p99": _percentile(decisions, 99),
+        **{
+            f"{part}_ms_median_p99": (_percentile(times, 50), _percentile(times, 99))
+            for part in ("decided", "claimed", "dialled")
+            for times in (
+                sorted(1000 * d for d in (getattr(runner.figures, part) if runner else [])),
+            )
+        },
         "screen_pop_ms_median": _percentile(pops, 50),
         "screen_pop_ms_p99": _percentile(pops, 99),
         "attempt_rows": len(rows),

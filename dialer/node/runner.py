@@ -75,7 +75,12 @@ class RunnerFigures:
 
     state: str = "starting"
     detail: str = ""
-    decisions: list[float] = field(default_factory=list)  # seconds per decision
+    # Seconds per step: the whole of it, and its parts (the pacing decision: view and pacer;
+    # the hopper's claim; the dial: the gate's second look, attempt rows, originate).
+    decisions: list[float] = field(default_factory=list)
+    decided: list[float] = field(default_factory=list)
+    claimed: list[float] = field(default_factory=list)
+    dialled: list[float] = field(default_factory=list)
     last_claim_empty: bool = False
     placed: int = 0
 
@@ -226,11 +231,16 @@ class CampaignRunner:
         else:
             wanted = self.pacer.decide(view)
         wanted = min(wanted, self.node.trunk_room(self.campaign.trunk_name or ""))
+        decided = time.perf_counter()
+        self.figures.decided.append(decided - started)
         placed = 0
         if wanted > 0:
             leads = hopper.claim(self.node.engine, self.id, wanted, self.node.name, utcnow(), kind)
             self.figures.last_claim_empty = not leads
+            claimed = time.perf_counter()
+            self.figures.claimed.append(claimed - decided)
             placed = self.dial(leads, kind)
+            self.figures.dialled.append(time.perf_counter() - claimed)
         self.figures.decisions.append(time.perf_counter() - started)
         self.figures.placed += placed
         agents = self.node.board.logged_in(self.id)
