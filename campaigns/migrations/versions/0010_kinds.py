@@ -138,7 +138,10 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["lead_id"], ["leads.id"], name=op.f("fk_appointments_lead_id_leads"), ondelete="CASCADE"
+            ["lead_id"],
+            ["leads.id"],
+            name=op.f("fk_appointments_lead_id_leads"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["reminder_attempt_id"],
