@@ -838,7 +838,9 @@ def claim_lead(
             history = histories(connection, rules, [lead], now, window)[lead.id]
             verdict = may_dial(lead_facts(lead), rules, now, history, kind)
             if not verdict:
-                count_refusals(connection, campaign_id, now, Counter([verdict.reason or "refused"]))
+                count_refusals(
+                    connection, campaign_id, now, Counter([verdict.reason or "refused"])
+                )
                 return verdict
             connection.execute(
                 _mark_statements(postgres)[0], {"ids": [lead.id], "node": claimant, "now": now}
