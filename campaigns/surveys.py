@@ -164,6 +164,12 @@ def _no_circle(survey: SurveyDefinition) -> None:
         done.add(key)
 
     walk(survey.first, ())
+    for question in survey.questions:
+        if question.key not in done:
+            raise SurveyError(
+                f"question {question.key!r} is never asked: no answer leads to it (branch to "
+                "it, or remove it)"
+            )
 
 
 def from_dict(data: Mapping[str, Any]) -> SurveyDefinition:
