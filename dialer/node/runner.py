@@ -383,7 +383,10 @@ class CampaignRunner:
                     lead.phone_e164,
                     ring_timeout=float(self.campaign.ring_timeout_s),
                     tap=None if call.direct else self.tap,
-                    reserve_agent_slot=True,
+                    # An agentless survey never needs an agent leg beside its call.
+                    reserve_agent_slot=not (
+                        self.ivr is not None and self.campaign.kind == "survey"
+                    ),
                 )
             except (SipConfigError, ValueError) as error:
                 # Never dialled (a trunk setting refused it): on record as failed, saying why.
