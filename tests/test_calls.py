@@ -109,9 +109,7 @@ class Drive:
 
     @property
     def answers(self) -> list[tuple[str, str, str]]:
-        return [
-            (a.question, a.digits, a.status) for a in self.stored if isinstance(a, SaveAnswer)
-        ]
+        return [(a.question, a.digits, a.status) for a in self.stored if isinstance(a, SaveAnswer)]
 
 
 def keyed(*digits: str, first: float = 6.0, gap: float = 4.0) -> list[tuple[float, str]]:
@@ -221,7 +219,11 @@ def call(definition: SurveyDefinition | None = None) -> SurveyCall:
 def test_a_survey_call_asks_each_question_on_the_path_and_stores_each_answer() -> None:
     run = Drive(call(), keyed("1", "2", "1")).run()
     assert run.played == ["intro.wav", "q1.wav", "q2.wav", "q3.wav", "end.wav"]
-    assert run.answers == [("q1", "1", "answered"), ("q2", "2", "answered"), ("q3", "1", "answered")]
+    assert run.answers == [
+        ("q1", "1", "answered"),
+        ("q2", "2", "answered"),
+        ("q3", "1", "answered"),
+    ]
     assert run.ended_by == "dialer"
     assert run.flow.outcome().result == "completed"
     # The other branch: q1=4 goes straight to q3.
@@ -234,7 +236,11 @@ def test_a_survey_call_asks_each_question_on_the_path_and_stores_each_answer() -
 def test_keys_pressed_while_a_question_plays_answer_it() -> None:
     """Type-ahead: the person keys all three answers during the introduction."""
     run = Drive(call(), [(0.5, "1"), (0.7, "1"), (0.9, "2")]).run()
-    assert run.answers == [("q1", "1", "answered"), ("q2", "1", "answered"), ("q3", "2", "answered")]
+    assert run.answers == [
+        ("q1", "1", "answered"),
+        ("q2", "1", "answered"),
+        ("q3", "2", "answered"),
+    ]
     assert run.played == ["intro.wav", "q1.wav", "q2.wav", "q3.wav", "end.wav"]
 
 
