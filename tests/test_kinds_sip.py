@@ -56,14 +56,16 @@ SURVEY_KEYS = ("112", "23", "41", "5", "1", "72", "", "3191", "22", "121")
 REMINDER_KEYS = ("1", "22", "3", "0", "")
 
 
-def timings(patterns: tuple[str, ...], after_keys_s: float = 6.0) -> CarrierTimings:
+def timings(patterns: tuple[str, ...], after_keys_s: float = 10.0) -> CarrierTimings:
     return dataclasses.replace(
         CarrierTimings.quick(),
         survey_fixed=patterns,
         survey_first_key_s=5.0,
-        survey_key_gap=Delay.uniform(2.5, 3.5),
-        # After the last key the person waits 6 s, less than a question and its 5 s for a key:
-        # a survey not over by then is cut half way.
+        # A key every 4-5 s: longer than a question takes to say (about 3.5 s), so the survey
+        # keeps up with the keys, and shorter than a question and its 5 s for a key.
+        survey_key_gap=Delay.uniform(4.0, 5.0),
+        # After the last key the person waits 10 s, less than a question asked twice with its
+        # 5 s for a key each time: a survey not over by then is cut half way.
         survey_hangs_up_after_keys_s=after_keys_s,
         survey_hangs_up_s=60.0,
     )
@@ -149,9 +151,9 @@ def test_an_ivr_survey_of_50_leads_stores_exactly_the_digits_keyed(tmp_path: Pat
     phones = numbers(50)
     with SimulatedCarrier("survey=1", timings=timings(SURVEY_KEYS)) as carrier:
         trunk = carrier.trunk_table(
-            "carrier", caller_id="+12125550100", ring_timeout=15, max_cps=20, max_channels=16
+            "carrier", caller_id="+12125550100", ring_timeout=15, max_cps=20, max_channels=24
         )
-        made = campaign(engine, "Survey", "survey", "carrier", max_lines=16)
+        made = campaign(engine, "Survey", "survey", "carrier", max_lines=24)
         with db.session_factory(engine)() as session:
             row = session.get_one(Campaign, made.id)
             surveys.save(session, row, SURVEY)
@@ -159,7 +161,7 @@ def test_an_ivr_survey_of_50_leads_stores_exactly_the_digits_keyed(tmp_path: Pat
         add_leads(engine, made.id, made.lists[0].id, phones, zone_in_hours())
         with db.session_factory(engine)() as session:
             steer(session, session.get_one(Campaign, made.id), "start")
-        with node_running(engine, trunk, tmp_path / "prompts", workers=4):
+        with node_running(engine, trunk, tmp_path / "prompts", workers=6):
             wait_for_attempts(engine, made.id, 50, within=240)
         invites = by_number(carrier.invites())
     with db.session_factory(engine)() as session:
@@ -180,7 +182,10 @@ def test_an_ivr_survey_of_50_leads_stores_exactly_the_digits_keyed(tmp_path: Pat
         assert keyed == SURVEY_KEYS[int(phone[-1]) % len(SURVEY_KEYS)]
         stored, result = expected(keyed)
         assert attempt.outcome == "human", (phone, attempt.outcome, attempt.failure_reason)
-        assert answers.get(lead.id, []) == stored, (phone, keyed)
+        invite = invites[phone.lstrip("+")]
+        why = (phone, invite.keys, invite.ended, attempt.ivr_result, attempt.answered_at,
+               attempt.ended_at, attempt.amd_ms)  # fmt: skip
+        assert answers.get(lead.id, []) == stored, why
         assert attempt.ivr_result == result, (phone, keyed)
         assert lead.status == ("done" if result == "completed" else "recycled"), phone
         results[result] = results.get(result, 0) + 1
