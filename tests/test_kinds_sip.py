@@ -43,7 +43,9 @@ pytestmark = pytest.mark.sip
 
 SURVEY = SurveyDefinition(
     (
-        Question("q1", "How satisfied were you, from 1 to 5?", "12345", {"1": "q2", "2": "q2"}),
+        Question(
+            "q1", "How satisfied were you, from 1 to 5?", "12345", {"1": "q2", "2": "q2"}, "q3"
+        ),
         Question("q2", "What went wrong? Press 1, 2 or 3.", "123", {"3": END}),
         Question("q3", "Would you recommend us? 1 for yes, 2 for no.", "12"),
     ),
