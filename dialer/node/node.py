@@ -48,6 +48,7 @@ from dialer.connect import CONNECTED_VERDICTS, ConnectOutcome, TransferTarget
 from dialer.lines.events import AmdVerdict, Answered, Bridged, Ended, Event, Registration
 from dialer.lines.protocol import Lines
 from dialer.node.board import AgentBoard
+from dialer.node.kinds import runs_ivr
 from dialer.node.ledger import INTERRUPTED_REASON, AttemptLedger, Settled
 from dialer.node.runner import STEP_AT_MOST, CampaignRunner, LiveCall
 from dialer.pacing import Abandoned, Connected, Resolved, TalkEnded, WrapEnded
@@ -444,6 +445,16 @@ class Node:
             if runner is None:
                 runner = self.runners[campaign.id] = CampaignRunner(self, campaign)
                 log.info("campaign %r: runner started (%s)", campaign.name, campaign.status)
+            elif (
+                campaign.updated_at != runner.campaign.updated_at
+                and runs_ivr(campaign) != (runner.ivr is not None)
+                and not runner.calls
+            ):
+                # Made agentless or given back to agents (or given the survey it lacked): a
+                # runner of the other sort.
+                runner = self.runners[campaign.id] = CampaignRunner(self, campaign)
+                log.info("campaign %r: runner started again (agentless: %s)", campaign.name,
+                         campaign.agentless)  # fmt: skip
             elif campaign.updated_at != runner.campaign.updated_at:
                 was = runner.campaign.status
                 runner.update(campaign)
