@@ -18,6 +18,7 @@ owns the session.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, select, update
 from sqlalchemy.orm import Session
 
-from campaigns import dnc, hopper, live, scripts
+from campaigns import appointments, dnc, hopper, live, scripts, surveys
 from campaigns.compliance import DialKind, Verdict
 from campaigns.db import begin_write as _write
 from campaigns.dispositions import DispositionError, record_disposition
@@ -262,9 +263,15 @@ def disposition(
     personal_callback: bool = False,
     promise_amount: Decimal | None = None,
     promise_date: dt.date | None = None,
+    appointment_slot: int | None = None,
+    survey_answers: Mapping[str, str] | None = None,
 ) -> None:
     """Records what came of the agent's last call, decides its lead's fate (a callback, an
-    opt-out, a retry, done) and makes the agent ready, or paused if they asked during the call."""
+    opt-out, a retry, done) and makes the agent ready, or paused if they asked during the call.
+
+    The kind's data goes with it, in the same transaction: an appointment campaign's BOOKED
+    takes `appointment_slot` (refused when the slot is full); a survey read by the agent keeps
+    `survey_answers` (question key -> digit), checked against the campaign's survey."""
     _write(session)
     row = _session(session, user_id)
     if row.state != "wrap_up" or row.current_attempt_id is None:
@@ -284,6 +291,7 @@ def disposition(
     if code == "CALLBACK" and callback_at is not None and callback_at <= utcnow():
         raise AgentError(f"callback time {callback_at.isoformat()} is in the past")
     attempt = session.get_one(CallAttempt, row.current_attempt_id)
+    _kind_data(session, attempt, user_id, code, appointment_slot, survey_answers)
     try:
         record_disposition(
             session,
@@ -301,6 +309,39 @@ def disposition(
         raise AgentError(str(error)) from None
     _finish_wrap_up(session, row, attempt.id)
     live.commit_and_wake(session)
+
+
+def _kind_data(
+    session: Session,
+    attempt: CallAttempt,
+    user_id: int,
+    code: str,
+    slot: int | None,
+    answers: Mapping[str, str] | None,
+) -> None:
+    """What a disposition carries for its campaign's kind, stored with it (the caller
+    commits, or rolls back when the disposition is refused)."""
+    if code == "BOOKED":
+        if slot is None:
+            raise AgentError("choose the appointment's time (a slot of the calendar) to book it")
+        try:
+            appointments.book(
+                session, attempt.campaign_id, attempt.lead_id, slot, agent_id=user_id,
+                attempt_id=attempt.id,
+            )  # fmt: skip
+        except appointments.AppointmentError as error:
+            session.rollback()
+            raise AgentError(str(error)) from None
+    if answers:
+        survey = surveys.load(session, attempt.campaign_id)
+        if survey is None:
+            raise AgentError("this campaign has no survey to answer")
+        try:
+            checked = surveys.agent_answers(survey, answers)
+        except surveys.SurveyError as error:
+            raise AgentError(str(error)) from None
+        for question, digit in checked.items():
+            surveys.record_answer(session, attempt, question, digit, source="agent")
 
 
 def _finish_wrap_up(session: Session, row: AgentSession, attempt_id: int) -> None:

@@ -49,6 +49,18 @@ DEFAULT_RULES: dict[str, Rule] = {
     # Answered, never connected nor abandoned: the person hung up during the greeting. (A
     # connected call is decided by its agent's disposition, an abandoned one by "abandoned".)
     "human": Rule(2 * HOUR),
+    # What an agentless IVR flow made of a live answer (`call_attempts.ivr_result`).
+    "completed": Rule(None),  # survey: every question on its path answered
+    "partial": Rule(dt.timedelta(hours=24)),  # hung up half way: answers kept, asked again
+    "hung_up": Rule(4 * HOUR),  # hung up before answering anything
+    "no_input": Rule(dt.timedelta(hours=24)),  # no valid key after the tries
+    "confirmed": Rule(None),
+    "cancelled": Rule(None),
+    "rescheduled": Rule(None),
+    "reschedule_refused": Rule(2 * HOUR),  # the slot chosen filled meanwhile
+    "no_free_slot": Rule(dt.timedelta(hours=24)),
+    "no_appointment": Rule(None),
+    "agent": Rule(2 * HOUR),  # asked for someone, the call ended before an agent or message
     # Agent dispositions.
     "SALE": Rule(None),
     "NO_SALE": Rule(None),
@@ -165,6 +177,8 @@ def line_result(attempt: CallAttempt) -> str:
     `abandoned` rule (24 h; the gate adds the UK's 72 h), not closed as a conversation."""
     if attempt.abandoned:
         return "abandoned"
+    if attempt.ivr_result is not None and attempt.ivr_result in DEFAULT_RULES:
+        return attempt.ivr_result
     return attempt.outcome or "failed"
 
 

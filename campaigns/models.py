@@ -168,6 +168,9 @@ class Campaign(Base):
     # paused when it has closed in all; `schedule_paused` tells that pause from a manager's.
     auto_schedule: Mapped[bool] = mapped_column(default=False)
     schedule_paused: Mapped[bool] = mapped_column(default=False)
+    # Survey and appointment campaigns: the calls run an IVR flow (the survey's questions, the
+    # appointment reminder's menu) instead of going to agents (`dialer.calls`).
+    agentless: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -375,6 +378,9 @@ class CallAttempt(Base):
     conversation: Mapped[bool] = mapped_column(default=False)
     recording_path: Mapped[str | None] = mapped_column(String(500))
     failure_reason: Mapped[str | None] = mapped_column(Text)
+    # What an agentless IVR flow made of the call (`dialer.calls`: completed, partial,
+    # no_input, confirmed, rescheduled, cancelled, agent ...): the lead's recycling rule.
+    ivr_result: Mapped[str | None] = mapped_column(String(40))
 
 
 # The terms of the 30-day abandon rule (47 CFR 64.1200(a)(7)) as attempts record them: a live
@@ -728,3 +734,98 @@ class RollupMark(Base):
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     done_until: Mapped[dt.datetime]
+
+
+# Campaign kinds' own data (ARCHITECTURE §1): survey questions and answers, appointment
+# calendars. A survey's answers and an appointment's fate are written as the call goes, so a
+# call cut half way keeps what it got.
+SURVEY_ANSWER_STATUSES = ("answered", "no_input")
+APPOINTMENT_STATUSES = ("booked", "confirmed", "cancelled")
+
+
+class Survey(Base):
+    """A campaign's survey as data: its questions, branches and messages, as
+    `campaigns.surveys.SurveyDefinition` validates them (stored as its JSON form)."""
+
+    __tablename__ = "surveys"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    definition: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SurveyAnswer(Base):
+    """One question's answer by one lead on one call: the digits keyed (or chosen by the agent
+    reading the survey), or no_input when no valid key came after the tries."""
+
+    __tablename__ = "survey_answers"
+    __table_args__ = (
+        CheckConstraint(_in("status", SURVEY_ANSWER_STATUSES), name="status"),
+        CheckConstraint(_in("source", ("ivr", "agent")), name="source"),
+        UniqueConstraint("attempt_id", "question"),
+        Index("ix_survey_answers_campaign_question", "campaign_id", "question"),
+        Index("ix_survey_answers_lead", "lead_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    attempt_id: Mapped[int | None] = mapped_column(
+        ForeignKey("call_attempts.id", ondelete="SET NULL")
+    )
+    question: Mapped[str] = mapped_column(String(40))
+    digits: Mapped[str] = mapped_column(String(16), default="")
+    status: Mapped[str] = mapped_column(String(20), default="answered")
+    source: Mapped[str] = mapped_column(String(10), default="ivr")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AppointmentSlot(Base):
+    """A time in a campaign's calendar that takes up to `capacity` appointments. `booked` is
+    moved by one conditional UPDATE per booking, so two agents never overfill a slot."""
+
+    __tablename__ = "appointment_slots"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "starts_at"),
+        CheckConstraint("capacity >= 1", name="capacity"),
+        CheckConstraint("booked >= 0 AND booked <= capacity", name="booked"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    starts_at: Mapped[dt.datetime]
+    minutes: Mapped[int] = mapped_column(default=30)
+    capacity: Mapped[int] = mapped_column(default=1)
+    booked: Mapped[int] = mapped_column(default=0)
+
+
+class Appointment(Base):
+    """A lead's appointment in a slot, and what its reminder call made of it."""
+
+    __tablename__ = "appointments"
+    __table_args__ = (
+        CheckConstraint(_in("status", APPOINTMENT_STATUSES), name="status"),
+        Index("ix_appointments_campaign_lead", "campaign_id", "lead_id"),
+        Index("ix_appointments_slot", "slot_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    slot_id: Mapped[int] = mapped_column(ForeignKey("appointment_slots.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20), default="booked")
+    booked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    booked_attempt_id: Mapped[int | None] = mapped_column(
+        ForeignKey("call_attempts.id", ondelete="SET NULL")
+    )
+    # The last reminder call: its attempt and what came of it (confirmed, rescheduled,
+    # cancelled, agent, no_input, hung_up ...).
+    reminder_attempt_id: Mapped[int | None] = mapped_column(
+        ForeignKey("call_attempts.id", ondelete="SET NULL")
+    )
+    reminder_result: Mapped[str | None] = mapped_column(String(40))
+    reminded_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

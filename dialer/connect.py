@@ -511,6 +511,16 @@ class Connector:
             return call.outcome()
         return None
 
+    def take(self, customer: str) -> None:
+        """A person another flow is talking to (an IVR menu's "speak to someone") is put
+        through like a live answer from now on: an agent within the 2 s, else the safe-harbor
+        message. The call's `Ended` then brings its outcome back from `handle`."""
+        now = self.clock()
+        call = self.calls.setdefault(customer, CallConnect(customer, self.settings))
+        self._carry_out(
+            call.on_verdict("human", "asked for an agent", now, self.pick_agent(customer))
+        )
+
     def tick(self) -> None:
         now = self.clock()
         waiting = [call for call in self.calls.values() if call.state == "waiting"]

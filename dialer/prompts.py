@@ -61,7 +61,15 @@ OPT_OUT_TEXT = f" To be added to our do-not-call list now, press {OPT_OUT_DIGIT}
 PROMPT_TEXTS: Mapping[str, str] = {
     "survey_scale": "Please answer on a scale of one to five. Press a key from one to five now.",
     "appointment_menu": (
-        "To confirm your appointment, press 1. To reschedule, press 2. To cancel, press 3."
+        "To confirm your appointment, press 1. To reschedule, press 2. To cancel, press 3. "
+        "To speak to someone, press 0."
+    ),
+    "appointment_confirmed": "Thank you. Your appointment is confirmed. Goodbye.",
+    "appointment_cancelled": "Your appointment has been cancelled. Goodbye.",
+    "appointment_moved": "Thank you. Your appointment has been moved. Goodbye.",
+    "appointment_taken": ("Sorry, that time has just been taken. We will call you again. Goodbye."),
+    "appointment_no_slots": (
+        "Sorry, there is no other free time just now. We will call you again. Goodbye."
     ),
     "collections_agent": "To speak to an agent about your account, press 1.",
     "not_understood": "Sorry, I did not get that.",
@@ -70,7 +78,16 @@ PROMPT_TEXTS: Mapping[str, str] = {
 KIND_PROMPTS: Mapping[str, tuple[str, ...]] = {
     "telemarketing": (),
     "survey": ("survey_scale", "not_understood", "goodbye"),
-    "appointment": ("appointment_menu", "not_understood", "goodbye"),
+    "appointment": (
+        "appointment_menu",
+        "appointment_confirmed",
+        "appointment_cancelled",
+        "appointment_moved",
+        "appointment_taken",
+        "appointment_no_slots",
+        "not_understood",
+        "goodbye",
+    ),
     "collections": ("collections_agent", "not_understood", "goodbye"),
 }
 

@@ -1,6 +1,7 @@
 """`dialer serve --demo` as a newcomer runs it (`make demo`): within a minute calls are placed,
 answered and put through to the simulated agents, `dialer status` shows them, the log has a
-line per call, the console answers, and SIGTERM stops it all cleanly."""
+line per call, the console answers, and SIGTERM stops it all cleanly. Beside the telemarketing
+campaign, the agentless survey collects answers and the reminders settle appointments."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from campaigns import db
-from campaigns.models import CallAttempt
+from campaigns.models import Appointment, CallAttempt, SurveyAnswer
 
 pytestmark = pytest.mark.sip
 ROOT = Path(__file__).parent.parent
@@ -63,6 +64,19 @@ def test_the_demo_places_answers_and_connects_calls_within_a_minute(tmp_path: Pa
                 break
         assert serve.poll() is None, log.read_text()[-3000:]
         assert connected, "no call was put through to an agent within a minute"
+        # The agentless campaigns: a person keys the survey's first answer about 9 s after
+        # the answer, a reminder's menu takes about 12 s.
+        answered = reminded = 0
+        while time.monotonic() - started < 120 and not (answered and reminded):
+            assert engine is not None
+            with engine.connect() as connection:
+                answered = connection.scalar(select(func.count()).select_from(SurveyAnswer))
+                reminded = connection.scalar(
+                    select(func.count()).where(Appointment.reminder_result.is_not(None))
+                )
+            time.sleep(1.0)
+        assert answered, "the survey stored no answer within two minutes"
+        assert reminded, "no reminder call settled an appointment within two minutes"
         status = subprocess.run(
             [sys.executable, "-m", "dialer", "status", "--json"],
             env=env,
@@ -72,10 +86,17 @@ def test_the_demo_places_answers_and_connects_calls_within_a_minute(tmp_path: Pa
             check=True,
         )
         figures = json.loads(status.stdout)
-        [campaign] = figures["campaigns"]
-        assert campaign["name"] == "Demo telemarketing" and campaign["status"] == "active"
-        assert campaign["state"] in ("dialing", "no_leads")
-        assert len(figures["agents"]) == 6
+        campaigns = {campaign["name"]: campaign for campaign in figures["campaigns"]}
+        assert set(campaigns) == {
+            "Demo telemarketing",
+            "Demo survey",
+            "Demo reminders",
+            "Demo collections",
+        }
+        for campaign in campaigns.values():
+            assert campaign["status"] == "active"
+            assert campaign["state"] in ("dialing", "no_leads"), campaign
+        assert len(figures["agents"]) == 8
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/auth/login", timeout=5) as page:
             assert page.status == 200
         assert "put through to demo" in log.read_text()

@@ -51,7 +51,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from campaigns import live, scripts
+from campaigns import live, scripts, surveys
 from campaigns.dispositions import (
     CATALOGUES,
     DEFAULT_RULES,
@@ -69,11 +69,12 @@ from campaigns.models import (
     Campaign,
     Lead,
     LeadList,
+    SurveyAnswer,
 )
 from dialer.amd import AmdSettings
 from dialer.prompts import safe_harbor_text
 from web import audit, db
-from web.permissions import allow
+from web.permissions import allow, may
 from web.trunks import configured_trunks
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
@@ -167,6 +168,7 @@ SETTINGS = (
     "default_disposition",
     "pause_codes",
     "auto_schedule",
+    "agentless",
 )
 PAUSE_CODE = re.compile(r"^[A-Z0-9_]{1,40}$")
 
@@ -251,6 +253,12 @@ class CampaignForm(FlaskForm):
         "column of the lead file in braces are filled in for the agent.",
     )
     record_calls = BooleanField("Record calls")
+    agentless = BooleanField(
+        "Agentless (IVR)",
+        description="Survey: the questions are asked by the IVR, answered on the keypad. "
+        "Appointment: reminders (1 confirm, 2 reschedule, 3 cancel, 0 someone). Lines: as many "
+        "as 'Most lines at once' (0: the trunk's channels).",
+    )
     max_lines = IntegerField(
         "Most lines at once",
         default=0,
@@ -415,6 +423,7 @@ def form_data(campaign: Campaign) -> dict[str, Any]:
         "default_disposition": campaign.default_disposition,
         "pause_codes": "\n".join(campaign.pause_codes),
         "auto_schedule": campaign.auto_schedule,
+        "agentless": campaign.agentless,
     }
     rules = recycling_rules_for(campaign.recycling_rules)
     for key in rule_keys(campaign.kind):
@@ -498,6 +507,17 @@ def apply_form(campaign: Campaign, form: CampaignForm, kind: str) -> None:
     campaign.default_disposition = form.default_disposition.data
     campaign.pause_codes = parse_pause_codes(form.pause_codes.data or "")
     campaign.auto_schedule = form.auto_schedule.data
+    if (
+        campaign.agentless != bool(form.agentless.data)
+        and form.agentless.data
+        and kind
+        not in (
+            "survey",
+            "appointment",
+        )
+    ):
+        raise ValueError("agentless: only survey and appointment campaigns run without agents")
+    campaign.agentless = bool(form.agentless.data)
 
 
 def _trunk_choices(form: CampaignForm, current: str | None) -> str | None:
@@ -786,3 +806,128 @@ def script_preview() -> Any:
     # render() leaves a placeholder as written when the lead has no value for it.
     unknown = [name for name in names if fields.get(name) in (None, "")]
     return jsonify(text=scripts.render(script, fields), unknown=unknown, source=source)
+
+
+# -- the survey (survey campaigns)
+
+SURVEY_ROWS_FREE = 3
+
+
+def survey_rows(survey: surveys.SurveyDefinition | None) -> list[dict[str, str]]:
+    """The editor's rows: the survey's questions, then a few empty ones to add more."""
+    rows = []
+    for question in survey.questions if survey is not None else ():
+        branches = " ".join(f"{d}={t}" for d, t in question.branches.items())
+        rows.append(
+            {
+                "key": question.key,
+                "text": question.text,
+                "digits": question.digits,
+                "branches": branches,
+                "then": question.then or "",
+            }
+        )
+    start = len(rows) + 1
+    rows += [
+        {"key": f"q{start + i}", "text": "", "digits": "", "branches": "", "then": ""}
+        for i in range(SURVEY_ROWS_FREE)
+    ]
+    return rows
+
+
+def survey_from_form(form: Any) -> surveys.SurveyDefinition:
+    """The editor's rows as a survey: a row without text is left out."""
+    questions = []
+    keys, texts = form.getlist("key"), form.getlist("text")
+    digits, branches, thens = form.getlist("digits"), form.getlist("branches"), form.getlist("then")
+    for index, text in enumerate(texts):
+        if not text.strip():
+            continue
+        key = keys[index].strip() if index < len(keys) else ""
+        where = f"question {key or index + 1!r}"
+        then = thens[index].strip() if index < len(thens) else ""
+        questions.append(
+            surveys.Question(
+                key=key,
+                text=text.strip(),
+                digits=(digits[index] if index < len(digits) else "").replace(" ", ""),
+                branches=surveys.parse_branches(
+                    branches[index] if index < len(branches) else "", where
+                ),
+                then=then or None,
+            )
+        )
+    tries = form.get("tries", "2").strip()
+    if not tries.isdigit():
+        raise surveys.SurveyError(f"tries: {tries!r}; expected a whole number from 1 to 5")
+    return surveys.SurveyDefinition(
+        tuple(questions),
+        intro=form.get("intro", "").strip(),
+        end_message=form.get("end_message", "").strip(),
+        tries=int(tries),
+    )
+
+
+@bp.route("/<int:campaign_id>/survey", methods=["GET", "POST"])
+@allow("campaigns.view")
+def survey(campaign_id: int) -> Any:
+    """The campaign's questions, their answers (keys) and where each answer leads."""
+    session = db.session()
+    campaign = _campaign(session, campaign_id)
+    if campaign.kind != "survey":
+        abort(404)
+    current = surveys.load(session, campaign.id)
+    rows = survey_rows(current)
+    intro = current.intro if current else surveys.DEFAULT_INTRO
+    end = current.end_message if current else surveys.DEFAULT_END
+    tries = current.tries if current else 2
+    status = 200
+    if request.method == "POST":
+        if not may_edit():
+            abort(403)
+        try:
+            edited = survey_from_form(request.form)
+        except surveys.SurveyError as error:
+            flash(f"Not saved: {error}.", "error")
+            rows = [
+                dict(zip(("key", "text", "digits", "branches", "then"), values, strict=True))
+                for values in zip(
+                    *(
+                        request.form.getlist(n)
+                        for n in ("key", "text", "digits", "branches", "then")
+                    ),
+                    strict=False,
+                )
+            ]
+            intro, end = request.form.get("intro", ""), request.form.get("end_message", "")
+            tries = request.form.get("tries", "2")
+            status = 422
+        else:
+            surveys.save(session, campaign, edited)
+            audit.record(session, "update", "survey", campaign.id, after=edited.to_dict())
+            live.commit_and_wake(session)
+            flash("Survey saved: new calls ask these questions.", "success")
+            return redirect(url_for("campaigns.survey", campaign_id=campaign.id))
+    answered = dict(
+        session.execute(
+            select(SurveyAnswer.question, func.count())
+            .where(SurveyAnswer.campaign_id == campaign.id, SurveyAnswer.status == "answered")
+            .group_by(SurveyAnswer.question)
+        ).all()
+    )
+    return (
+        render_template(
+            "campaigns/survey.html",
+            campaign=campaign,
+            rows=rows,
+            intro=intro,
+            end_message=end,
+            tries=tries,
+            answered=answered,
+        ),
+        status,
+    )
+
+
+def may_edit() -> bool:
+    return may(getattr(current_user, "role", None), "campaigns.edit")

@@ -36,7 +36,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from campaigns import agents
+from campaigns import agents, appointments, surveys
 from campaigns.agents import AgentError
 from campaigns.dispositions import NO_DISPOSITION
 from campaigns.models import (
@@ -388,12 +388,56 @@ def promise_to_pay(form: Mapping[str, str], code: str) -> dict[str, Any]:
     return {"promise_amount": Decimal(amount_text), "promise_date": date}
 
 
+def appointment_slot(form: Mapping[str, str], code: str) -> dict[str, Any]:
+    """Appointment setting: the slot a lead is booked into (only with BOOKED)."""
+    if code != "BOOKED":
+        return {}
+    raw = form.get("appointment_slot", "").strip()
+    if not raw.isdigit():
+        raise AgentError(f"choose the appointment's time (got {raw!r})")
+    return {"appointment_slot": int(raw)}
+
+
+def survey_answers(form: Mapping[str, str], code: str) -> dict[str, Any]:
+    """A survey read by the agent: the answer picked for each question (answer_<key>)."""
+    answers = {
+        name.removeprefix("answer_"): str(form.get(name, "")).strip()
+        for name in form
+        if name.startswith("answer_")
+    }
+    answers = {key: digit for key, digit in answers.items() if digit}
+    return {"survey_answers": answers} if answers else {}
+
+
 # What each campaign kind's disposition form adds to the code, the notes and the callback: a
 # template of fields (templates/desk/kind_<kind>.html) and a reader that turns them into
-# `agents.disposition` keyword arguments. Survey answers and appointment slots join here.
+# `agents.disposition` keyword arguments.
 KIND_FORMS: dict[str, Callable[[Mapping[str, str], str], dict[str, Any]]] = {
     "collections": promise_to_pay,
+    "appointment": appointment_slot,
+    "survey": survey_answers,
 }
+FREE_SLOTS_SHOWN = 30
+
+
+def kind_context(session: Session, campaign: Campaign, zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
+    """What a kind's form shows: the calendar's free slots, the survey's questions."""
+    if campaign.kind == "appointment":
+        free = appointments.free_slots(session, campaign.id, utcnow(), limit=FREE_SLOTS_SHOWN)
+        return {
+            "slots": [
+                (
+                    slot.id,
+                    f"{slot.starts_at.astimezone(zone):%a %d %b %H:%M}",
+                    slot.capacity - slot.booked,
+                )
+                for slot in free
+            ]
+        }
+    if campaign.kind == "survey":
+        survey = surveys.load(session, campaign.id)
+        return {"questions": list(survey.questions) if survey is not None else []}
+    return {}
 
 
 # -- pages
@@ -443,6 +487,7 @@ def index() -> Any:
         extra_codes=codes[len(SHORTCUTS) :],
         callback_code=CALLBACK_CODE,
         kind_form=f"desk/kind_{campaign.kind}.html",
+        kind=kind_context(session, campaign, viewer_zone()),
         agent_zone=viewer_zone().key,
     )
 

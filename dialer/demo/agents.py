@@ -16,7 +16,7 @@ from decimal import Decimal
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from campaigns import agents
+from campaigns import agents, appointments, surveys
 from campaigns.db import session_factory
 from campaigns.models import (
     AgentGroupMember,
@@ -158,7 +158,26 @@ class SimulatedAgents:
         if code == "PTP":
             extra["promise_amount"] = Decimal(self.rng.randrange(20, 500))
             extra["promise_date"] = utcnow().date() + dt.timedelta(days=self.rng.randrange(1, 14))
+        if code == "BOOKED":  # into the calendar's next free slot, as an agent would offer
+            free = appointments.free_slots(session, self.campaign_id, utcnow(), limit=1)
+            if free:
+                extra["appointment_slot"] = free[0].id
+            else:
+                code = "NOT_INTERESTED"
+        if self.kind == "survey" and code == "COMPLETED":
+            extra["survey_answers"] = self._read_survey(session)
         agents.disposition(session, user_id, code, notes="simulated agent", **extra)  # type: ignore[arg-type]
+
+    def _read_survey(self, session: Session) -> dict[str, str]:
+        """The person's answers as the agent reads the survey to them, branches followed."""
+        survey = surveys.load(session, self.campaign_id)
+        answers: dict[str, str] = {}
+        key = survey.first if survey is not None else surveys.END
+        while survey is not None and key != surveys.END:
+            digit = self.rng.choice(survey.question(key).digits)
+            answers[key] = digit
+            key = survey.next_after(key, digit)
+        return answers
 
     def run(self, stop: threading.Event, every: float = 0.2) -> None:
         """Steps until `stop` is set (in a thread of its own)."""

@@ -104,17 +104,30 @@ class SurveyAnswers:
 
 
 def survey_answers(timings: CarrierTimings) -> tuple[SurveyAnswers, ...]:
-    """The survey patterns: each draws its digits and gaps from a stream of its own."""
+    """The survey patterns: each draws its digits and gaps from a stream of its own (or keys
+    the fixed digits it was given, with drawn gaps)."""
     patterns = []
-    for index in range(timings.survey_patterns):
+    fixed = timings.survey_fixed
+    for index in range(len(fixed) if fixed else timings.survey_patterns):
         rng = random.Random(f"survey-{index}")
         at = timings.survey_first_key_s
         keys = []
-        for _ in range(timings.survey_keys):
-            keys.append((round(at, 2), rng.choice(timings.survey_digits)))
+        count = len(fixed[index]) if fixed else timings.survey_keys
+        for position in range(count):
+            digit = fixed[index][position] if fixed else rng.choice(timings.survey_digits)
+            keys.append((round(at, 2), digit))
             at += rng.choice(timings.survey_key_gap.points)
-        patterns.append(SurveyAnswers(f"survey{index}", tuple(keys)))
+        name = f"fixed{index}" if fixed else f"survey{index}"
+        patterns.append(SurveyAnswers(name, tuple(keys)))
     return tuple(patterns)
+
+
+def survey_hold_s(timings: CarrierTimings, answers: SurveyAnswers) -> float:
+    """How long the person stays on after answering, unless the dialer hangs up first."""
+    after = timings.survey_hangs_up_after_keys_s
+    if after is None or not answers.keys:
+        return timings.survey_hangs_up_s
+    return answers.keys[-1][0] + after
 
 
 @dataclass(frozen=True)
@@ -165,7 +178,7 @@ def _render_survey(plan: GreetingPlan, answers: SurveyAnswers, pcap: Path) -> No
     """The person's greeting, line noise while the questions play, and the keyed answers."""
     with tempfile.TemporaryDirectory(prefix="survey-") as folder:
         greeting = _greeting_samples(plan, Path(folder)).astype(np.float64)
-    last_key_s = answers.keys[-1][0]
+    last_key_s = answers.keys[-1][0] if answers.keys else 0.0
     total = round((last_key_s + KEY_FRAMES * 0.02 + 0.5) * SAMPLE_RATE)
     rng = np.random.default_rng(7)
     samples = rng.normal(0.0, 2.0, max(total, len(greeting)))

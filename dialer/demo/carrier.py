@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from dialer.demo.audio import CarrierAudio, build_carrier_audio
+from dialer.demo.audio import CarrierAudio, build_carrier_audio, survey_hold_s
 from dialer.demo.mix import DEFAULT_MIX, CarrierTimings, Mix, parse_mix
 from dialer.demo.scenario import (
     CarrierMedia,
@@ -98,6 +98,12 @@ class SimulatedCarrier(SippPeer):
             machine=linked("machine", self.audio.machine),
             invalid=linked("invalid", self.audio.invalid),
             survey=linked("survey", self.audio.survey),
+            survey_holds=()
+            if self.timings.survey_hangs_up_after_keys_s is None
+            else tuple(
+                survey_hold_s(self.timings, self.audio.answers[name]) for name in self.audio.survey
+            ),
+            survey_by_number=bool(self.timings.survey_fixed),
         )
         scenario = carrier_scenario(self.mix, self.timings, media)
         return SippUas(

@@ -196,6 +196,13 @@ class CarrierTimings:
     survey_first_key_s: float = 9.0
     survey_key_gap: Delay = SURVEY_KEY_GAP
     survey_patterns: int = 12
+    # Fixed answers instead of drawn ones: each string is one pattern's digits (an empty one
+    # keys nothing), and a call's pattern is the one its number's last digit picks (digit d:
+    # pattern d mod their count), so a test knows beforehand which lead answers what.
+    survey_fixed: tuple[str, ...] = ()
+    # The person hangs up this long after their last key (a survey cut half way); a pattern
+    # without keys stays until survey_hangs_up_s. None: until the dialer's BYE.
+    survey_hangs_up_after_keys_s: float | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -212,6 +219,16 @@ class CarrierTimings:
             raise ValueError(f"survey_keys={self.survey_keys!r}: expected 1 to 10")
         if not self.survey_digits or any(d not in "0123456789*#" for d in self.survey_digits):
             raise ValueError(f"survey_digits={self.survey_digits!r}: expected digits, * or #")
+        if len(self.survey_fixed) > 10 or any(
+            len(p) > 10 or any(d not in "0123456789*#" for d in p) for p in self.survey_fixed
+        ):
+            raise ValueError(
+                f"survey_fixed={self.survey_fixed!r}: expected at most 10 patterns of at most 10 "
+                "digits, * or #"
+            )
+        after = self.survey_hangs_up_after_keys_s
+        if after is not None and not (math.isfinite(after) and after >= 1):
+            raise ValueError(f"survey_hangs_up_after_keys_s={after!r}: expected at least 1 s")
         if not 1 <= self.survey_patterns <= 50:
             raise ValueError(f"survey_patterns={self.survey_patterns!r}: expected 1 to 50")
         if not self.survey_first_key_s >= 1:

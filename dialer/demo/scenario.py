@@ -157,6 +157,10 @@ class CarrierMedia:
     machine: tuple[tuple[str, str], ...]
     invalid: tuple[tuple[str, str], ...]
     survey: tuple[tuple[str, str], ...]
+    # Seconds each survey variant stays on after the answer (default: survey_hangs_up_s).
+    survey_holds: tuple[float, ...] = ()
+    # The survey's variant is the one the called number's last digit picks (d mod count).
+    survey_by_number: bool = False
 
 
 def _invite_line(branch: str, wait_ms: int) -> str:
@@ -189,12 +193,53 @@ def _variants(scenario: _Scenario, branch: str, variants: Sequence[tuple[str, st
         )
 
 
-def _play(scenario: _Scenario, branch: str, variants: Sequence[tuple[str, str]]) -> None:
+def _variants_by_number(
+    scenario: _Scenario, branch: str, variants: Sequence[tuple[str, str]]
+) -> None:
+    """Pick the variant by the called number's last digit (`last_digit`, "5@"), and set the
+    flags `_play` reads as `choose` would have."""
+    labels = [f"{branch}_variant{i}" for i in range(len(variants))]
+    for digit in range(10):
+        scenario.action(
+            f'<strcmp assign_to="digit_cmp" variable="last_digit" value="{digit}@"/>',
+            f'<test assign_to="digit_is_{digit}" variable="digit_cmp" compare="equal" value="0"/>',
+        )
+        scenario.add(f'  <nop test="digit_is_{digit}" next="{labels[digit % len(labels)]}"/>')
+    scenario.jump(labels[0])
+    for index, (label, (name, _)) in enumerate(zip(labels, variants, strict=True)):
+        scenario.label(label)
+        flags = "".join(
+            f'<test assign_to="{branch}_v_{j}" variable="variant_index" compare="less_than" '
+            f'value="{j + 0.5!r}"/>'
+            for j in range(len(variants) - 1)
+        )
+        scenario.action(
+            f'<assign assign_to="variant_index" value="{index}"/>',
+            flags,
+            f'<assignstr assign_to="variant" value="{name}"/>',
+            next_label=f"{branch}_wait",
+        )
+
+
+def _play(
+    scenario: _Scenario,
+    branch: str,
+    variants: Sequence[tuple[str, str]],
+    holds: Sequence[float] = (),
+) -> None:
+    """Play the variant's capture, then hold (each variant its own time, when given)."""
     labels = [f"{branch}_play{i}" for i in range(len(variants))]
     scenario.choose_again(f"{branch}_v", labels)
-    for label, (_, pcap) in zip(labels, variants, strict=True):
+    for index, (label, (_, pcap)) in enumerate(zip(labels, variants, strict=True)):
         scenario.label(label)
-        scenario.action(f'<exec play_pcap_audio="{pcap}"/>', next_label=f"{branch}_hold")
+        hold = f"{branch}_hold{index}" if holds else f"{branch}_hold"
+        scenario.action(f'<exec play_pcap_audio="{pcap}"/>', next_label=hold)
+    for index, seconds in enumerate(holds):
+        scenario.label(f"{branch}_hold{index}")
+        scenario.add(
+            f'  <recv request="BYE" timeout="{round(seconds * 1000)}" ontimeout="customer_bye" '
+            'next="dialer_bye"/>'
+        )
 
 
 def _wait(scenario: _Scenario, branch: str, delay: Delay, then: str) -> None:
@@ -219,13 +264,13 @@ def _wait(scenario: _Scenario, branch: str, delay: Delay, then: str) -> None:
 
 
 def _answered(scenario: _Scenario, branch: str, media: Sequence[tuple[str, str]],
-              hangs_up_s: float) -> None:  # fmt: skip
+              hangs_up_s: float, holds: Sequence[float] = ()) -> None:  # fmt: skip
     scenario.label(f"{branch}_answer")
     scenario.add(_response("200 OK", sdp=True, retrans=True))
     # A ring timeout firing as the 200 leaves: the dialer's CANCEL crosses it.
     scenario.add('  <recv request="CANCEL" optional="true" next="late_cancel"/>')
     scenario.add(_ACK)
-    _play(scenario, branch, media)
+    _play(scenario, branch, media, holds)
     scenario.label(f"{branch}_hold")
     scenario.add(
         f'  <recv request="BYE" timeout="{round(hangs_up_s * 1000)}" ontimeout="customer_bye" '
@@ -245,6 +290,12 @@ def carrier_scenario(mix: Mix, timings: CarrierTimings, media: CarrierMedia) -> 
         '      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_from"/>',
         '      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="local_to"/>',
         '      <ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="inv_cseq"/>',
+        # The Request-URI's last digit and the @ after it: the first such match in the message.
+        *(
+            ['      <ereg regexp="[0-9]@" search_in="msg" assign_to="last_digit"/>']
+            if media.survey_by_number and "survey" in dict(mix.shares)
+            else []
+        ),
         '      <gettimeofday assign_to="secs,usecs"/>',
         # Branches without variants log a dash.
         '      <assignstr assign_to="variant" value="-"/>',
@@ -263,9 +314,12 @@ def carrier_scenario(mix: Mix, timings: CarrierTimings, media: CarrierMedia) -> 
     if "survey" in branches:
         scenario.label("survey")
         scenario.add(_response("180 Ringing"))
-        _variants(scenario, "survey", media.survey)
+        if media.survey_by_number:
+            _variants_by_number(scenario, "survey", media.survey)
+        else:
+            _variants(scenario, "survey", media.survey)
         _wait(scenario, "survey", timings.human_pickup, "survey_answer")
-        _answered(scenario, "survey", media.survey, timings.survey_hangs_up_s)
+        _answered(scenario, "survey", media.survey, timings.survey_hangs_up_s, media.survey_holds)
     if "machine" in branches:
         scenario.label("machine")
         scenario.add(_response("180 Ringing"))

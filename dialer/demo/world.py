@@ -12,12 +12,14 @@ from sqlalchemy import Engine
 
 from dialer.demo.agents import Range, SimulatedAgents
 from dialer.demo.carrier import SimulatedCarrier
-from dialer.demo.mix import DEFAULT_MIX
 from dialer.demo.phones import AgentPhones
-from dialer.demo.seed import seed_demo
+from dialer.demo.seed import DEMO_COLLECTIONS, seed_demo, seed_kinds
 from sip_config import SipConfig, loads
 
 TRUNK = "demo-carrier"
+# A quarter of the people key answers (the survey and the reminders hear them; an agent's
+# caller keying digits is still a person to talk to).
+DEMO_MIX = "human=.25,machine=.15,busy=.1,no_answer=.2,invalid=.05,survey=.25"
 
 
 @dataclass
@@ -36,7 +38,7 @@ class DemoWorld:
 
 
 def start_demo(
-    engine: Engine, *, mix: str = DEFAULT_MIX, talk: str = "20-60", wrap: str = "5-15"
+    engine: Engine, *, mix: str = DEMO_MIX, talk: str = "20-60", wrap: str = "5-15"
 ) -> DemoWorld:
     """Starts the carrier and the phones, seeds the demo campaign and sets its agents to work;
     the caller runs a node with `world.config` and stops the world when done."""
@@ -54,10 +56,10 @@ def start_demo(
         )
     )
     campaign_id, summary = seed_demo(engine, phones.uri, TRUNK)
-    world = DemoWorld(carrier, phones, config, summary)
-    bots = SimulatedAgents(engine, campaign_id, talk=Range.parse(talk), wrap=Range.parse(wrap))
-    world.bots.append(bots)
-    threading.Thread(
-        target=bots.run, args=(world.stop_bots,), name="demo-agents", daemon=True
-    ).start()
+    kinds, kinds_summary = seed_kinds(engine, phones.uri, TRUNK)
+    world = DemoWorld(carrier, phones, config, f"{summary}; {kinds_summary}")
+    for name, worked in (("demo-agents", campaign_id), ("collectors", kinds[DEMO_COLLECTIONS])):
+        bots = SimulatedAgents(engine, worked, talk=Range.parse(talk), wrap=Range.parse(wrap))
+        world.bots.append(bots)
+        threading.Thread(target=bots.run, args=(world.stop_bots,), name=name, daemon=True).start()
     return world

@@ -22,10 +22,11 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from campaigns import agents, db
+from campaigns import agents, appointments, db
 from campaigns.dispositions import opt_out, record_outcome
 from campaigns.hopper import ClaimedLead
-from campaigns.models import CallAttempt, Lead
+from campaigns.models import Appointment, CallAttempt, Lead
+from dialer.calls.flow import IvrOutcome
 from dialer.connect import ConnectOutcome
 from dialer.lines.events import AmdVerdict, Answered, Bridged, Ended, Event
 
@@ -157,6 +158,7 @@ class AttemptLedger:
         *,
         agent_id: int | None = None,
         hung_up_because: str | None = None,
+        ivr: IvrOutcome | None = None,
     ) -> Settled | None:
         """The customer leg ended: the SIP result, the flow's result, the agent back to wrap-up
         (or ready when the call never reached them) and the lead's fate, in one transaction."""
@@ -182,6 +184,12 @@ class AttemptLedger:
                     lead = session.get_one(Lead, attempt.lead_id)
                     why = "pressed the opt-out key after the safe-harbor message"
                     opt_out(session, lead, attempt.campaign_id, "opt_out_key", why)
+            if ivr is not None:  # an agentless call's flow: its result recycles the lead
+                attempt.ivr_result = ivr.result
+                if ivr.appointment_id is not None:
+                    appointment = session.get(Appointment, ivr.appointment_id)
+                    if appointment is not None:
+                        appointments.record_reminder(session, appointment, row_id, ivr.result)
             if agent_id is not None:
                 ended_at = attempt.ended_at or now
                 agents.call_ended(session, agent_id, row_id, connected=connected, at=ended_at)

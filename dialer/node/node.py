@@ -43,10 +43,12 @@ from campaigns.models import (
 from campaigns.models import (
     Node as NodeRow,
 )
+from dialer.calls.flow import IvrOutcome
 from dialer.connect import CONNECTED_VERDICTS, ConnectOutcome, TransferTarget
 from dialer.lines.events import AmdVerdict, Answered, Bridged, Ended, Event, Registration
 from dialer.lines.protocol import Lines
 from dialer.node.board import AgentBoard
+from dialer.node.kinds import runs_ivr
 from dialer.node.ledger import INTERRUPTED_REASON, AttemptLedger, Settled
 from dialer.node.runner import STEP_AT_MOST, CampaignRunner, LiveCall
 from dialer.pacing import Abandoned, Connected, Resolved, TalkEnded, WrapEnded
@@ -179,7 +181,9 @@ class Node:
             event = self.lines.next_event(timeout=0)
         now = time.monotonic()
         for runner in self.runners.values():
-            if runner.connector is not None:
+            if runner.ivr is not None:  # ticks the connector too
+                runner.ivr.tick()
+            elif runner.connector is not None:
                 runner.connector.tick()
         if self._stop_asked.is_set() and not self.stopping:
             self._begin_stopping(now)
@@ -245,7 +249,14 @@ class Node:
             connector.handle(event_verdict)
             self.ledger.observe(event)
             return
-        flow = connector.handle(event)
+        ivr: IvrOutcome | None = None
+        if runner.ivr is not None:
+            # An agentless campaign's flow, which hands the call to the connector when the
+            # person asks for someone: both results come back with the call's end.
+            end = runner.ivr.handle(event)
+            flow, ivr = (end.connect, end.ivr) if end is not None else (None, None)
+        else:
+            flow = connector.handle(event)
         now = time.monotonic()
         if isinstance(event, Answered | AmdVerdict):
             self.ledger.observe(event)
@@ -256,7 +267,7 @@ class Node:
         elif isinstance(event, Bridged):
             self._bridged(runner, call, event, now)
         elif isinstance(event, Ended):
-            self._ended(runner, call, event, flow, now)
+            self._ended(runner, call, event, flow, now, ivr)
 
     def _bridged(self, runner: CampaignRunner, call: LiveCall, event: Bridged, now: float) -> None:
         first = call.bridged is None  # else a transfer's target
@@ -286,17 +297,18 @@ class Node:
         event: Ended,
         flow: ConnectOutcome | None,
         now: float,
+        ivr: IvrOutcome | None = None,
     ) -> None:
         if not call.resolved and not call.direct:
             call.resolved = True
             outcome = PACING_OUTCOME.get(event.outcome, "failed")
             runner.pacer.observe(Resolved(outcome, now - call.dialed))
         settled: Settled | None = self.ledger.end(
-            event, flow, agent_id=call.agent_id, hung_up_because=call.hung_up_because
+            event, flow, agent_id=call.agent_id, hung_up_because=call.hung_up_because, ivr=ivr
         )
         if call.agent_id is not None:
             live.wake_local(by_node=True)
-        log.info("%s", _call_line(runner, call, event, flow, self.board))
+        log.info("%s", _call_line(runner, call, event, flow, self.board, ivr))
         if flow is not None and flow.verdict in CONNECTED_VERDICTS:
             runner.count_answer(flow.abandoned)
         if flow is not None and flow.abandoned and not call.direct:
@@ -433,6 +445,16 @@ class Node:
             if runner is None:
                 runner = self.runners[campaign.id] = CampaignRunner(self, campaign)
                 log.info("campaign %r: runner started (%s)", campaign.name, campaign.status)
+            elif (
+                campaign.updated_at != runner.campaign.updated_at
+                and runs_ivr(campaign) != (runner.ivr is not None)
+                and not runner.calls
+            ):
+                # Made agentless or given back to agents (or given the survey it lacked): a
+                # runner of the other sort.
+                runner = self.runners[campaign.id] = CampaignRunner(self, campaign)
+                log.info("campaign %r: runner started again (agentless: %s)", campaign.name,
+                         campaign.agentless)  # fmt: skip
             elif campaign.updated_at != runner.campaign.updated_at:
                 was = runner.campaign.status
                 runner.update(campaign)
@@ -631,10 +653,14 @@ def _call_line(
     ended: Ended,
     flow: ConnectOutcome | None,
     board: AgentBoard,
+    ivr: IvrOutcome | None = None,
 ) -> str:
     """One log line per call: what a manager tailing the log wants to see."""
     what = ended.outcome
-    if flow is not None and flow.connect_delay_ms is not None:
+    if ivr is not None and flow is None:
+        answers = " ".join(f"{key}={digits}" for key, digits in ivr.answers)
+        what = f"IVR {ivr.result}" + (f" ({answers})" if answers else "")
+    elif flow is not None and flow.connect_delay_ms is not None:
         agent = board.agents.get(call.agent_id or -1)
         name = agent.username if agent is not None else "an agent"
         what = f"talked with {name} (connected in {flow.connect_delay_ms / 1000:.2f} s)"

@@ -26,8 +26,10 @@ from campaigns.compliance import (
 from campaigns.hopper import ClaimedLead
 from campaigns.models import ABANDONED, LIVE_ANSWER, CallAttempt, Campaign, DncEntry, utcnow
 from dialer.amd import AmdSettings
+from dialer.calls.shell import IvrFlows
 from dialer.connect import Connector, amd_tap, campaign_connect_settings
 from dialer.lines.events import Ended, Timings
+from dialer.node.kinds import KindFlows, render_pool, runs_ivr
 from dialer.node.ledger import CANCELLED_REASON
 from dialer.pacing import Pacer, PacingView, make_pacer
 from sip_config import SipConfigError
@@ -130,6 +132,19 @@ class CampaignRunner:
             log.error("%s", self.error)
             return
         self.connector = Connector(node.lines, settings, self._pick_agent)
+        # Agentless survey and reminder campaigns: the IVR flow takes each answered call (and
+        # hands it to the connector when the person asks for someone).
+        self.kinds: KindFlows | None = None
+        self.ivr: IvrFlows | None = None
+        if runs_ivr(campaign):
+            try:
+                self.kinds = KindFlows(node.engine, campaign, node.prompts_dir, render_pool())
+            except Exception as error:
+                self.error = f"campaign {campaign.name!r} cannot dial: {error}"
+                log.error("%s", self.error)
+                self.connector = None
+                return
+            self.ivr = IvrFlows(node.lines, self.connector, self.kinds)
 
     # -- state
 
@@ -166,6 +181,11 @@ class CampaignRunner:
                 self.tap = amd_tap(AmdSettings(**campaign.amd_settings))
             except Exception as error:  # a bad new setting: keep dialing with the old ones
                 log.error("campaign %r: new settings refused: %s", campaign.name, error)
+        if self.kinds is not None:
+            try:
+                self.kinds.update(campaign)
+            except Exception as error:  # a survey made unusable: keep the one that worked
+                log.error("campaign %r: new survey refused: %s", campaign.name, error)
         if (campaign.dial_mode, campaign.dial_ratio) != (
             self.campaign.dial_mode,
             self.campaign.dial_ratio,
@@ -186,10 +206,12 @@ class CampaignRunner:
     def max_lines(self) -> int:
         """Lines this campaign may hold: its own limit, else four per agent logged in."""
         limit = self.campaign.max_lines
+        trunk = self.node.config.trunk(self.campaign.trunk_name or "")
+        if self.ivr is not None:  # agentless: the campaign's lines, else the trunk's
+            return min(limit or trunk.max_channels, trunk.max_channels)
         if not limit:
             agents = self.node.board.logged_in(self.id)
             limit = max(LINES_FOR_ONE_AGENT, LINES_PER_AGENT * agents) if agents else 0
-        trunk = self.node.config.trunk(self.campaign.trunk_name or "")
         return min(limit, trunk.max_channels)
 
     def view(self, now: float) -> PacingView:
@@ -215,6 +237,9 @@ class CampaignRunner:
         if now >= self.next_callback_check:
             self.next_callback_check = now + CALLBACK_CHECK_EVERY
             self.dial_personal_callbacks()
+        if self.ivr is not None:
+            self.step_agentless()
+            return
         if self.campaign.dial_mode == "preview":  # agents ask for each lead themselves
             self.figures.state = self._idle_state()
             return
@@ -256,6 +281,27 @@ class CampaignRunner:
             )
         else:
             self.figures.state, self.figures.detail = "dialing", ""
+
+    def step_agentless(self) -> None:
+        """An agentless campaign keeps its lines busy: nobody waits for an agent, so no call
+        can be abandoned by dialing ahead (a person who asks for someone waits like any live
+        answer, within the 2 s, then hears the safe-harbor message)."""
+        started = time.perf_counter()
+        wanted = max(0, self.max_lines() - len(self.calls))
+        wanted = min(wanted, self.node.trunk_room(self.campaign.trunk_name or ""))
+        placed = 0
+        if wanted > 0:
+            leads = hopper.claim(
+                self.node.engine, self.id, wanted, self.node.name, utcnow(), "progressive"
+            )
+            self.figures.last_claim_empty = not leads
+            placed = self.dial(leads, "progressive")
+        self.figures.decisions.append(time.perf_counter() - started)
+        self.figures.placed += placed
+        if wanted > 0 and self.figures.last_claim_empty:
+            self.figures.state, self.figures.detail = "no_leads", "no lead is dialable now"
+        else:
+            self.figures.state, self.figures.detail = "dialing", "agentless"
 
     def over_abandon_cap(self, now: float) -> bool:
         """The rolling 30-day abandon rate as the gate judges it (47 CFR 64.1200(a)(7)), read
@@ -336,6 +382,8 @@ class CampaignRunner:
             call = LiveCall(attempt_id, self.id, lead, call_kind, now, agent_id, direct)
             self.calls[attempt_id] = call
             self.node.calls[attempt_id] = call
+            if self.kinds is not None:
+                self.kinds.prepare(attempt_id, lead.id)
             if call.agent_id is not None:
                 self.node.board.set(call.agent_id, state="reserved", attempt_id=int(attempt_id))
             try:
@@ -345,7 +393,10 @@ class CampaignRunner:
                     lead.phone_e164,
                     ring_timeout=float(self.campaign.ring_timeout_s),
                     tap=None if call.direct else self.tap,
-                    reserve_agent_slot=True,
+                    # An agentless survey never needs an agent leg beside its call.
+                    reserve_agent_slot=not (
+                        self.ivr is not None and self.campaign.kind == "survey"
+                    ),
                 )
             except (SipConfigError, ValueError) as error:
                 # Never dialled (a trunk setting refused it): on record as failed, saying why.

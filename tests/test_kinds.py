@@ -1,0 +1,108 @@
+"""The kinds' data on the database (SQLite and PostgreSQL): an agent books a lead into a slot
+with the disposition and a full slot is refused, saying so, with nothing half-written; a
+reminder's move and cancel give places back; a survey read by the agent keeps its answers,
+checked against the survey; the survey's editor in the console."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns import agents, appointments, surveys
+from campaigns.models import (
+    Appointment,
+    AppointmentSlot,
+    CallAttempt,
+    Campaign,
+    Disposition,
+    Lead,
+    SurveyAnswer,
+    utcnow,
+)
+from tests.conftest import make_campaign
+from tests.test_agents import a_lead, logged_in, state
+
+
+def in_wrap_up(session: Session, campaign: Campaign, phone: str) -> tuple[int, Lead, int]:
+    """An agent (logged in once) whose call with a new lead has just ended."""
+    existing = session.scalar(select(agents.AgentSession.user_id))
+    user_id = existing if existing is not None else logged_in(session, campaign)
+    agents.ready(session, user_id)
+    lead = a_lead(session, campaign, phone)
+    attempt = CallAttempt(lead_id=lead.id, campaign_id=campaign.id, phone_e164=phone)
+    session.add(attempt)
+    session.commit()
+    pop = agents.screen_pop(lead, campaign, "new", agent="ana")
+    assert agents.reserve_for_call(session, user_id, attempt.id, pop)
+    agents.bridged(session, user_id, attempt.id, utcnow())
+    agents.call_ended(session, user_id, attempt.id, connected=True, at=utcnow())
+    session.commit()
+    return user_id, lead, attempt.id
+
+
+def test_an_agent_books_into_a_slot_and_a_full_one_is_refused(session: Session) -> None:
+    campaign = make_campaign(session, "Dental", kind="appointment")
+    start = (utcnow() + dt.timedelta(days=1)).replace(microsecond=0)
+    [slot] = appointments.add_slots(session, campaign, start, 1, capacity=1)
+    session.commit()
+    user_id, lead, attempt_id = in_wrap_up(session, campaign, "+12125550101")
+    with pytest.raises(agents.AgentError, match="choose the appointment's time"):
+        agents.disposition(session, user_id, "BOOKED")
+    agents.disposition(session, user_id, "BOOKED", appointment_slot=slot.id)
+    booked = session.scalars(select(Appointment)).one()
+    assert (booked.lead_id, booked.slot_id, booked.booked_by) == (lead.id, slot.id, user_id)
+    assert booked.booked_attempt_id == attempt_id
+    # The next lead wants the same time: the slot has no place left.
+    user_id, other, _ = in_wrap_up(session, campaign, "+12125550102")
+    with pytest.raises(agents.AgentError, match=r"full \(1 of 1 places booked\)"):
+        agents.disposition(session, user_id, "BOOKED", appointment_slot=slot.id)
+    session.rollback()
+    assert state(session, user_id).state == "wrap_up", "the agent can choose another time"
+    assert session.scalars(select(Appointment)).all() == [booked]
+    assert session.scalar(select(Disposition).where(Disposition.lead_id == other.id)) is None
+    assert session.get_one(AppointmentSlot, slot.id).booked == 1
+
+
+def test_moving_and_cancelling_give_the_places_back(session: Session) -> None:
+    campaign = make_campaign(session, "Dental", kind="appointment")
+    start = (utcnow() + dt.timedelta(days=1)).replace(microsecond=0)
+    first, second = appointments.add_slots(session, campaign, start, 2, capacity=1)
+    lead = a_lead(session, campaign)
+    appointment = appointments.book(session, campaign.id, lead.id, first.id)
+    session.commit()
+    assert appointments.free_slots(session, campaign.id, utcnow()) == [second]
+    appointments.move(session, appointment, second.id)
+    session.commit()
+    session.expire_all()
+    assert (first.booked, second.booked, appointment.slot_id) == (0, 1, second.id)
+    appointments.cancel(session, appointment)
+    session.commit()
+    session.expire_all()
+    assert (second.booked, appointment.status) == (0, "cancelled")
+    assert appointments.current(session, campaign.id, lead.id) is None
+
+
+def test_a_survey_read_by_the_agent_keeps_its_answers(session: Session) -> None:
+    campaign = make_campaign(session, "Feedback", kind="survey")
+    survey = surveys.SurveyDefinition(
+        (
+            surveys.Question("q1", "Happy?", "12", {"2": "q2"}),
+            surveys.Question("q2", "Why not?", "123"),
+        )
+    )
+    surveys.save(session, campaign, survey)
+    session.commit()
+    user_id, lead, attempt_id = in_wrap_up(session, campaign, "+12125550103")
+    with pytest.raises(agents.AgentError, match="answer to 'q2': '7' is not one of"):
+        agents.disposition(session, user_id, "COMPLETED", survey_answers={"q1": "2", "q2": "7"})
+    session.rollback()
+    agents.disposition(session, user_id, "COMPLETED", survey_answers={"q1": "2", "q2": "3"})
+    rows = session.scalars(select(SurveyAnswer).order_by(SurveyAnswer.id)).all()
+    assert [(r.question, r.digits, r.source, r.attempt_id) for r in rows] == [
+        ("q1", "2", "agent", attempt_id),
+        ("q2", "3", "agent", attempt_id),
+    ]
+    assert session.get_one(Lead, lead.id).status == "done"
