@@ -17,6 +17,8 @@ import dataclasses
 import datetime as dt
 import math
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -31,7 +33,7 @@ from campaigns.manage import add_agent, create_campaign, steer
 from campaigns.models import CallAttempt, Campaign, Lead, utcnow
 from dialer.bench.connect import _percentile, _uptime
 from dialer.bench.sip import _cpu_seconds
-from dialer.demo.agents import Range, SimulatedAgents
+from dialer.demo.agents import Range
 from dialer.demo.carrier import SimulatedCarrier
 from dialer.demo.mix import DEFAULT_MIX, Mix
 from dialer.demo.phones import AgentPhones
@@ -131,15 +133,33 @@ def _run(
                 for phone, region, zone in numbers_in_hours(leads, utcnow())
             ],
         )
-    bots = SimulatedAgents(
-        engine, campaign_id, talk=Range.parse(talk), wrap=Range.parse(wrap), seed=seed
-    )
-    stop_bots = threading.Event()
-    bot_thread = threading.Thread(target=bots.run, args=(stop_bots, 0.2), daemon=True)
+    for seconds in (talk, wrap):
+        Range.parse(seconds)  # a bad range is refused here, not in the agents' process
     node = build_node(engine, config, name="bench", workers=workers or _workers(lines))
     node_thread = threading.Thread(target=node.run, name="node", daemon=True)
     node_thread.start()
-    bot_thread.start()
+    # The agents work in a process of their own, as people at their desktops do through the
+    # console: their work does not share the node's interpreter.
+    bots = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dialer",
+            "simulate",
+            "agents",
+            "--campaign",
+            "Bench",
+            "--talk",
+            talk,
+            "--wrap",
+            wrap,
+            "--seed",
+            str(seed),
+        ],
+        env={**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         pool = node.lines
         while not all(pool.worker_pids()):  # type: ignore[attr-defined]
@@ -164,8 +184,8 @@ def _run(
     finally:
         node.request_stop()
         node_thread.join(60)
-        stop_bots.set()
-        bot_thread.join(10)
+        bots.terminate()
+        bots.wait(10)
     time.sleep(1.0)  # SIPp writes its last lines
     figures = _figures(
         engine, campaign_id, agents, started_wall, ended_wall, elapsed, node, carrier

@@ -56,7 +56,9 @@ from sip_config import SipConfig
 
 log = logging.getLogger(__name__)
 
-SYNC_EVERY = 0.5
+# Also what an agent in another process (the console, the API) waits at most for their
+# ready, pause or hang-up to reach the node, where no NOTIFY wakes it (SQLite).
+SYNC_EVERY = 0.25
 HEARTBEAT_EVERY = 1.0
 # The connector's 2-s window is checked at every tick.
 TICK = 0.02
