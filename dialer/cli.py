@@ -1354,11 +1354,6 @@ def bench_sit(
 # -- simulated telephony peers (dialer/demo): rehearse a campaign on loopback
 
 
-@main.group()
-def simulate() -> None:
-    """Simulated carrier and agents' phones on loopback, for demos and rehearsals."""
-
-
 def _run_peer(
     peer: SippPeer,
     started: str,

@@ -19,3 +19,10 @@ def test_serve_once_migrates_and_runs_every_scheduler_job(tmp_path, monkeypatch)
     for job in ("release_orphaned_claims", "roll_up_hours", "settle_forgotten_wrap_ups"):
         assert f"ran job {job}" in result.output
     assert current_revision(url) is not None
+
+
+def test_simulate_offers_agents_carrier_and_phones() -> None:
+    result = CliRunner().invoke(main, ["simulate", "--help"])
+    assert result.exit_code == 0, result.output
+    for command in ("agents", "carrier", "phones"):
+        assert f"  {command} " in result.output

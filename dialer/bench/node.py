@@ -24,7 +24,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import insert, select
 
@@ -60,7 +60,11 @@ def run(
     seed: int = 1,
     forecast_seeds: int = 20,
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-node-") as folder:
+    # The simulated agents' log is read if they die.
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-node-") as folder,
+        tempfile.TemporaryFile() as bots_log,
+    ):
         url = f"sqlite:///{Path(folder) / 'bench.db'}"
         db.upgrade(url)
         engine = db.make_engine(url)
@@ -70,7 +74,17 @@ def run(
         phones.start()
         try:
             return _run(
-                engine, carrier, phones, agents, minutes, talk, wrap, workers, seed, forecast_seeds
+                engine,
+                carrier,
+                phones,
+                bots_log,
+                agents,
+                minutes,
+                talk,
+                wrap,
+                workers,
+                seed,
+                forecast_seeds,
             )
         finally:
             carrier.stop()
@@ -82,6 +96,7 @@ def _run(
     engine: Any,
     carrier: SimulatedCarrier,
     phones: AgentPhones,
+    bots_log: IO[bytes],
     agents: int,
     minutes: float,
     talk: str,
@@ -158,7 +173,7 @@ def _run(
         ],
         env={**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False)},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=bots_log,
     )
     try:
         pool = node.lines
@@ -171,7 +186,7 @@ def _run(
         started_wall, started = utcnow(), time.monotonic()
         cpu_before = _cpu(pool.worker_pids())  # type: ignore[attr-defined]
         sipp_before = _sipp_cpu(carrier, phones)
-        samples = _sample(node, campaign_id, minutes * 60)
+        samples = _sample(node, campaign_id, minutes * 60, bots, bots_log)
         ended_wall = utcnow()
         cpu_after = _cpu(pool.worker_pids())  # type: ignore[attr-defined]
         sipp_after = _sipp_cpu(carrier, phones)
@@ -207,13 +222,24 @@ def _run(
     return figures
 
 
-def _sample(node: Any, campaign_id: int, seconds: float, every: float = 30.0) -> list[str]:
+def _sample(
+    node: Any,
+    campaign_id: int,
+    seconds: float,
+    bots: subprocess.Popen[bytes],
+    bots_log: IO[bytes],
+    every: float = 30.0,
+) -> list[str]:
     """What the campaign looked like every `every` seconds: agents idle/talk/wrap, calls
-    dialing, up, and people waiting for an agent."""
+    dialing, up, and people waiting for an agent. A run whose agents died means nothing."""
     samples = []
     started = time.monotonic()
     while (elapsed := time.monotonic() - started) < seconds:
         time.sleep(min(every, seconds - elapsed))
+        if bots.poll() is not None:
+            bots_log.seek(0)
+            error = bots_log.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"the simulated agents stopped (exit {bots.returncode}):\n{error}")
         runner = node.runners.get(campaign_id)
         if runner is None or runner.connector is None:
             continue
