@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Engine, and_, case, func, select, update
 from sqlalchemy.orm import Session
 
 from campaigns import appointments, dnc, hopper, live, scripts, surveys
-from campaigns.compliance import DialKind, Verdict
+from campaigns.compliance import REG_F_WINDOW, DialKind, Verdict
 from campaigns.db import begin_write as _write
 from campaigns.dispositions import DispositionError, record_disposition
 from campaigns.leads import PhoneAnalyzer
@@ -265,13 +265,16 @@ def disposition(
     promise_date: dt.date | None = None,
     appointment_slot: int | None = None,
     survey_answers: Mapping[str, str] | None = None,
+    party: str | None = None,
 ) -> None:
     """Records what came of the agent's last call, decides its lead's fate (a callback, an
     opt-out, a retry, done) and makes the agent ready, or paused if they asked during the call.
 
     The kind's data goes with it, in the same transaction: an appointment campaign's BOOKED
     takes `appointment_slot` (refused when the slot is full); a survey read by the agent keeps
-    `survey_answers` (question key -> digit), checked against the campaign's survey."""
+    `survey_answers` (question key -> digit), checked against the campaign's survey; a
+    collections agent's `party` (who they spoke with) is refused with a code only the debtor
+    can be given (a promise to pay from a third party, say)."""
     _write(session)
     row = _session(session, user_id)
     if row.state != "wrap_up" or row.current_attempt_id is None:
@@ -303,6 +306,7 @@ def disposition(
             promise_amount=promise_amount,
             promise_date=promise_date,
             personal_callback=personal_callback,
+            party=party,
         )
     except DispositionError as error:
         session.rollback()
@@ -585,6 +589,39 @@ def screen_pop(lead: Lead, campaign: Campaign, reason: str, *, agent: str | None
         "custom_fields": dict(lead.custom_fields or {}),
         "script": scripts.render(campaign.script or "", fields),
     }
+
+
+@dataclass(frozen=True)
+class DebtCalls:
+    """Regulation F's counters for the debt a collections call is about (12 CFR 1006.14(b)):
+    calls about it in the last 7 days, the current one included, and its last conversation."""
+
+    week: int
+    last_conversation: dt.datetime | None
+
+
+def debt_calls(session: Session, lead_id: int, now: dt.datetime) -> DebtCalls:
+    """The counters of the lead's debt: its account in every campaign, or its number when it
+    has none (as the hopper counts them), read from the week's attempts (`ix_call_attempts_debt`);
+    a conversation older than the week is looked for among the lead's own calls."""
+    lead = session.get_one(Lead, lead_id)
+    if lead.account_ref:
+        debt = CallAttempt.account_ref == lead.account_ref
+    else:
+        debt = and_(CallAttempt.account_ref.is_(None), CallAttempt.phone_e164 == lead.phone_e164)
+    week, talked = session.execute(
+        select(
+            func.count(),
+            func.max(case((CallAttempt.conversation, CallAttempt.started_at))),
+        ).where(debt, CallAttempt.started_at >= now - REG_F_WINDOW, CallAttempt.started_at <= now)
+    ).one()
+    if talked is None:
+        talked = session.scalar(
+            select(func.max(CallAttempt.started_at)).where(
+                CallAttempt.lead_id == lead.id, CallAttempt.conversation
+            )
+        )
+    return DebtCalls(int(week), talked)
 
 
 # -- the owning node's moves

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from campaigns import dnc
 from campaigns.models import (
+    PARTIES,
     CallAttempt,
     Callback,
     Campaign,
@@ -111,6 +112,12 @@ CATALOGUES: dict[str, tuple[tuple[str, str, bool, bool], ...]] = {
     ),
 }
 
+# Collections: who the agent is speaking with, asked before the debt is discussed (a debt is
+# discussed with the debtor alone, 15 U.S.C. 1692c(b)), as the agent desktop offers it.
+PARTY_LABELS = {"right": "Right party confirmed", "wrong": "Wrong party", "third": "Third party"}
+# Codes that say the debt was discussed with the debtor: never with another party.
+RIGHT_PARTY_CODES = frozenset({"RPC", "PTP", "REFUSED"})
+
 
 class DispositionError(ValueError):
     pass
@@ -156,6 +163,17 @@ def next_state(
         return LeadState("done", attempts, None)
     status = "callback" if result == "CALLBACK" else "recycled"
     return LeadState(status, attempts, now + rule.retry_after)
+
+
+def party_problem(code: str, party: str | None) -> str | None:
+    """Why `code` cannot be recorded with `party` (None when it can); no party is no claim."""
+    if party is None:
+        return None
+    if party not in PARTIES:
+        return f"party {party!r} is not one of {', '.join(PARTIES)}"
+    if party != "right" and code in RIGHT_PARTY_CODES:
+        return f"{code} needs the right party (the debtor); the agent recorded {party} party"
+    return None
 
 
 def install_catalogue(session: Session, campaign: Campaign) -> None:
@@ -236,10 +254,11 @@ def record_disposition(
     promise_amount: Decimal | None = None,
     promise_date: dt.date | None = None,
     personal_callback: bool = False,
+    party: str | None = None,
 ) -> Disposition:
     """An agent's disposition: recycles the lead, books a callback (for this agent alone with
     `personal_callback`), and for an opt-out adds the number to the campaign's do-not-call list
-    at once. The caller commits."""
+    at once. A collections agent's `party` goes with it. The caller commits."""
     campaign = session.get_one(Campaign, attempt.campaign_id)
     lead = session.get_one(Lead, attempt.lead_id)
     known = session.scalars(
@@ -249,6 +268,9 @@ def record_disposition(
     ).first()
     if known is None:
         raise DispositionError(f"{code!r} is not a disposition of campaign {campaign.name!r}")
+    problem = party_problem(code, party)
+    if problem is not None:
+        raise DispositionError(problem)
     now = utcnow()
     disposition = Disposition(
         attempt_id=attempt.id,
@@ -258,9 +280,12 @@ def record_disposition(
         notes=notes,
         promise_amount=promise_amount,
         promise_date=promise_date,
+        party=party,
     )
     session.add(disposition)
-    attempt.conversation = known.is_conversation
+    # Regulation F's 7 quiet days follow a conversation with the debtor (12 CFR
+    # 1006.14(b)(2)(ii)), not one with a wrong or third party.
+    attempt.conversation = known.is_conversation and party in (None, "right")
     if known.is_opt_out:
         opt_out(session, lead, campaign.id, "disposition", f"{code} by agent {agent_id}")
         return disposition

@@ -21,6 +21,13 @@ from typing import IO
 # return are skipped by some readers, which then meet the formula behind them.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
+# Where a spreadsheet may start a cell inside a CSV value: after a delimiter other than ours
+# (`;` in much of Europe, a tab) or a line break. Quoting every cell does not stop it there: a
+# reader splitting on `;` pairs the quotes of a comma-separated line differently and reads the
+# rest of the line unquoted. A trigger behind such a character (and any spaces or quotes)
+# gets the `'` a leading one gets.
+INNER_CELL_START = re.compile(r"([;\t\r\n])(?=[\s\"]*[=+\-@])")
+
 # An exported value: text from the database, or a typed column. Numbers stay numbers: a number
 # written by us (a balance of -12.50, a row number) cannot hold a formula, and a report whose
 # amounts were text would not add up.
@@ -38,13 +45,19 @@ def neutralise(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
 
 
+def csv_text(value: str) -> str:
+    """Text as a CSV cell: neutralised at its start and wherever a spreadsheet reading the file
+    with another delimiter would start a cell inside it."""
+    return INNER_CELL_START.sub(r"\1'", neutralise(value))
+
+
 def cell_text(value: Cell) -> str:
-    """A value as a CSV cell: text neutralised, numbers, dates and times as written by
-    Python (ISO 8601), nothing as an empty cell."""
+    """A value as a CSV cell: text neutralised (`csv_text`), numbers, dates and times as
+    written by Python (ISO 8601), nothing as an empty cell."""
     if value is None:
         return ""
     if isinstance(value, str):
-        return neutralise(value)
+        return csv_text(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dt.date):  # dt.datetime too
@@ -54,15 +67,25 @@ def cell_text(value: Cell) -> str:
     raise TypeError(f"cannot export a {type(value).__name__} ({value!r}): not a cell value")
 
 
+class CsvRows:
+    """Rows written as CSV to `out` (opened with newline=""), cell by cell as `cell_text` has
+    them. Every cell is quoted, so that a reader splitting on commas keeps each value whole."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._writer = csv.writer(out, quoting=csv.QUOTE_ALL)
+
+    def write(self, row: Sequence[Cell]) -> None:
+        self._writer.writerow([cell_text(value) for value in row])
+
+
 def write_csv(rows: Iterable[Sequence[Cell]], header: Sequence[str], out: IO[str]) -> int:
     """Writes the header and the rows as CSV to `out` (opened with newline=""); returns the
-    number of rows. Every cell is quoted: a spreadsheet that splits on another delimiter (`;`
-    in much of Europe) then cannot start a new cell, formula and all, inside a value."""
-    writer = csv.writer(out, quoting=csv.QUOTE_ALL)
-    writer.writerow([neutralise(name) for name in header])
+    number of rows."""
+    writer = CsvRows(out)
+    writer.write(header)
     count = 0
     for row in rows:
-        writer.writerow([cell_text(value) for value in row])
+        writer.write(row)
         count += 1
     return count
 

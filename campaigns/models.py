@@ -58,6 +58,9 @@ ATTEMPT_OUTCOMES = (
     "abandoned",
 )
 ROLES = ("admin", "manager", "supervisor", "agent")
+# Who a collections agent found on the line, recorded with the disposition: the debtor
+# ("right" party), someone with the wrong number, or a third party who knows the debtor.
+PARTIES = ("right", "wrong", "third")
 # The FCC caps abandonment at 3% of live answers (47 CFR 64.1200(a)(7)); ring at least 15 s.
 MAX_ABANDON_TARGET = 0.03
 MIN_RING_TIMEOUT_S = 15
@@ -413,6 +416,7 @@ class Disposition(Base):
         Index("ix_dispositions_attempt", "attempt_id"),
         # Dispositions of a period (the hourly roll-up and the hour not rolled up yet).
         Index("ix_dispositions_created", "created_at"),
+        CheckConstraint(_in("party", PARTIES), name="party"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -425,6 +429,8 @@ class Disposition(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     promise_amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     promise_date: Mapped[dt.date | None]
+    # Collections: who the agent confirmed they spoke with (PARTIES); None elsewhere.
+    party: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from campaigns.exports import neutralise, write_csv, write_xlsx
+from campaigns.exports import csv_text, neutralise, write_csv, write_xlsx
 from campaigns.imports import import_leads
 from campaigns.models import Lead
 from tests.conftest import hostile_leads_csv, make_campaign
@@ -30,6 +30,10 @@ texts = st.one_of(
     st.text(),
     st.tuples(st.sampled_from(TRIGGERS), st.text()).map("".join),
 )
+# Text made of the characters that start cells, quote them and start formulas, to look for a
+# way round the quotes.
+tricky = st.text(alphabet=";\t\r\n\" =+-@a,'", max_size=12)
+FORMULA_STARTS = ("=", "+", "-", "@")
 
 
 @given(texts)
@@ -47,8 +51,25 @@ def test_csv_cells_read_back_as_the_neutralised_values(rows: list[list[str]]) ->
     out = io.StringIO(newline="")
     assert write_csv(rows, ["a", "b", "c", "d"], out) == len(rows)
     read = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
-    assert read == [["a", "b", "c", "d"], *([neutralise(v) for v in row] for row in rows)]
+    assert read == [["a", "b", "c", "d"], *([csv_text(v) for v in row] for row in rows)]
     assert not any(cell.startswith(TRIGGERS) for row in read for cell in row)
+
+
+@given(
+    st.lists(st.lists(st.one_of(texts, tricky), min_size=1, max_size=4), max_size=5),
+    st.sampled_from([";", "\t"]),
+)
+def test_no_cell_starts_a_formula_whatever_delimiter_a_spreadsheet_splits_on(
+    rows: list[list[str]], delimiter: str
+) -> None:
+    """Much of Europe opens CSV splitting on `;`: the quotes then pair up differently, and a
+    value's `;=1+1` or a line break before `@SUM(...)` would start a cell of its own."""
+    out = io.StringIO(newline="")
+    write_csv(rows, ["a", "b", "c", "d"], out)
+    read = csv.reader(io.StringIO(out.getvalue(), newline=""), delimiter=delimiter)
+    for row in read:
+        for cell in row:
+            assert not cell.lstrip("\t\r\n").startswith(FORMULA_STARTS), (cell, rows)
 
 
 def test_csv_quotes_every_cell_and_keeps_numbers_and_dates_as_they_are() -> None:
@@ -61,8 +82,8 @@ def test_csv_quotes_every_cell_and_keeps_numbers_and_dates_as_they_are() -> None
     assert out.getvalue().splitlines() == [
         '"note","n","balance","day","empty","flag"',
         '"\'-- call after 5pm","-12","-12.50","2027-01-02","","true"',
-        # Quoted: a spreadsheet splitting on ";" cannot start a cell "=1+1".
-        '"a;=1+1","3","0.5","2027-01-02T09:30:00+00:00","","false"',
+        # A spreadsheet splitting on ";" would start a cell "=1+1", quotes or not.
+        '"a;\'=1+1","3","0.5","2027-01-02T09:30:00+00:00","","false"',
     ]
 
 

@@ -37,8 +37,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns import agents, appointments, surveys
-from campaigns.agents import AgentError
-from campaigns.dispositions import NO_DISPOSITION
+from campaigns.agents import AgentError, DebtCalls
+from campaigns.compliance import REG_F_MAX_ATTEMPTS, REG_F_WINDOW
+from campaigns.dispositions import NO_DISPOSITION, PARTY_LABELS, RIGHT_PARTY_CODES
 from campaigns.models import (
     AgentGroupMember,
     AgentSession,
@@ -255,7 +256,27 @@ def pop_view(pop: Mapping[str, Any]) -> dict[str, Any]:
         "custom": [[str(k), str(v)] for k, v in (pop.get("custom_fields") or {}).items()],
         "script": str(pop.get("script") or ""),
         "preview": pop.get("preview_lead_id") is not None,
+        "reg_f": pop.get("reg_f") or [],
     }
+
+
+def reg_f_lines(calls: DebtCalls, now: dt.datetime) -> list[list[Any]]:
+    """Regulation F's counters as a collections screen pop shows them: label, value, and
+    whether the rule binds now (the week's calls at the cap, a conversation within 7 days)."""
+    lines: list[list[Any]] = [
+        [
+            "Calls about this debt, last 7 days",
+            f"{calls.week} of {REG_F_MAX_ATTEMPTS}",
+            calls.week >= REG_F_MAX_ATTEMPTS,
+        ]
+    ]
+    if calls.last_conversation is None:
+        lines.append(["Last conversation about it", "none recorded", False])
+        return lines
+    since = now - calls.last_conversation
+    ago = {0: "today", 1: "1 day ago"}.get(since.days, f"{since.days} days ago")
+    lines.append(["Last conversation about it", ago, since < REG_F_WINDOW])
+    return lines
 
 
 def _shown(key: str, value: Any) -> str:
@@ -324,6 +345,9 @@ def desk_look(app: Any, user_id: int) -> Callable[[], dict[str, Any]]:
             if seat is not None and seat.state in agents.IN_CALL:
                 with factory() as session:
                     pop = agents.current(session, user_id).screen_pop or None
+                    if pop and pop.get("kind") == "collections" and pop.get("lead_id"):
+                        counted = agents.debt_calls(session, int(pop["lead_id"]), now)
+                        pop["reg_f"] = reg_f_lines(counted, now)
             loaded.update(key=key, pop=pop)
         others = []
         if seat is not None and seat.campaign_id is not None:
@@ -371,6 +395,17 @@ def callback_time(form: Mapping[str, str], zone: zoneinfo.ZoneInfo) -> dt.dateti
     return local.replace(tzinfo=zone).astimezone(dt.UTC)
 
 
+def collections_form(form: Mapping[str, str], code: str) -> dict[str, Any]:
+    """Collections: who the agent is speaking with, which a code about the debt needs
+    confirmed first, and the promise to pay."""
+    party = form.get("party", "").strip() or None
+    if party is None and code in RIGHT_PARTY_CODES:
+        raise AgentError(
+            f"confirm you are speaking with the debtor (right party) before recording {code}"
+        )
+    return {"party": party, **promise_to_pay(form, code)}
+
+
 def promise_to_pay(form: Mapping[str, str], code: str) -> dict[str, Any]:
     """Collections: the amount and date a debtor promised to pay (only with PTP)."""
     if code != "PTP":
@@ -413,7 +448,7 @@ def survey_answers(form: Mapping[str, str], code: str) -> dict[str, Any]:
 # template of fields (templates/desk/kind_<kind>.html) and a reader that turns them into
 # `agents.disposition` keyword arguments.
 KIND_FORMS: dict[str, Callable[[Mapping[str, str], str], dict[str, Any]]] = {
-    "collections": promise_to_pay,
+    "collections": collections_form,
     "appointment": appointment_slot,
     "survey": survey_answers,
 }
@@ -421,7 +456,10 @@ FREE_SLOTS_SHOWN = 30
 
 
 def kind_context(session: Session, campaign: Campaign, zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
-    """What a kind's form shows: the calendar's free slots, the survey's questions."""
+    """What a kind's form shows: the calendar's free slots, the survey's questions, the
+    parties a collections agent may be speaking with."""
+    if campaign.kind == "collections":
+        return {"parties": list(PARTY_LABELS.items()), "right_party_codes": RIGHT_PARTY_CODES}
     if campaign.kind == "appointment":
         free = appointments.free_slots(session, campaign.id, utcnow(), limit=FREE_SLOTS_SHOWN)
         return {

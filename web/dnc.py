@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import tempfile
@@ -19,7 +18,7 @@ from wtforms import DateField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from campaigns import dnc
-from campaigns.exports import neutralise
+from campaigns.exports import CsvRows
 from campaigns.models import Campaign, DncEntry, utcnow
 from web import audit, db
 from web.display import viewer_zone
@@ -217,24 +216,14 @@ def export() -> Any:
 
     def rows() -> Iterator[str]:
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["phone", "scope", "campaign", "source", "reason", "added", "expires"])
+        writer = CsvRows(buffer)
+        writer.write(["phone", "scope", "campaign", "source", "reason", "added", "expires"])
         with engine.connect() as connection:
             result = connection.execute(
                 query.order_by(DncEntry.id).execution_options(yield_per=5000)
             )
-            for phone, entry_scope, campaign, source, reason, created, expires in result:
-                writer.writerow(
-                    [
-                        neutralise(phone),
-                        entry_scope,
-                        neutralise(campaign or ""),
-                        neutralise(source),
-                        neutralise(reason),
-                        created.isoformat(),
-                        expires.isoformat() if expires else "",
-                    ]
-                )
+            for row in result:
+                writer.write(tuple(row))
                 if buffer.tell() > 64 * 1024:
                     yield buffer.getvalue()
                     buffer.seek(0)

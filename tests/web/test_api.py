@@ -535,6 +535,12 @@ def test_an_agent_works_through_the_api_for_themselves_only(app: Flask) -> None:
     )
     assert "no ended call" in error["message"]
     error = error_of(
+        agent.post(f"{ROOT}/agents/{me}/disposition", json={"code": "RPC", "party": "boss"}),
+        422,
+        "invalid",
+    )
+    assert error["field"] == "party" and error["value"] == "boss"
+    error = error_of(
         agent.post(f"{ROOT}/agents/{me}/dial", json={"number": "+12125550199"}), 409, "agent_state"
     )
     assert "node" in error["message"]

@@ -1,8 +1,9 @@
 """The live pages in Debian's headless Chromium: an agent takes a real call (a dialer node in
 this process, SIPp as the carrier answering with a person's greeting and as the agent's
 phone) and dispositions it from the keyboard while a manager watches the dashboard; the
-dashboard moves within a second of a change in the database; a collections agent records a
-promise to pay. Screenshots go with the console's others ($DIALER_ARTEFACTS/console)."""
+dashboard moves within a second of a change in the database; a collections agent confirms
+they speak with the debtor, sees the debt's Regulation F counters and records a promise to
+pay. Screenshots go with the console's others ($DIALER_ARTEFACTS/console)."""
 
 from __future__ import annotations
 
@@ -296,22 +297,41 @@ def test_a_collections_agent_records_a_promise_to_pay_and_managers_keep_groups(
         shoot(page, artefacts, "27-desk-ready")
         attempt = connect_call(app, ids)
         expect(page.locator("#pop-name")).to_have_text("Jane <img src=x onerror=alert(1)>")
+        expect(page.locator("#call-controls")).to_be_visible()
+        # The account stays closed until the agent confirms they speak with the debtor.
+        expect(page.locator("#party-choice")).to_be_visible()
+        expect(page.locator("#pop-debt")).to_be_hidden()
+        expect(page.locator("#pop-details")).to_be_hidden()
+        page.check("input[name=party][value=right]")
         expect(page.locator("#pop-custom")).to_contain_text('"><script>alert(2)</script>')
         expect(page.locator("#call-pop img, #call-pop script")).to_have_count(0)
         expect(page.locator("#pop-highlights")).to_contain_text("1,234.50")
-        expect(page.locator("#call-controls")).to_be_visible()
+        # Regulation F's counters for the debt: this call is its first of the week.
+        expect(page.locator("#pop-reg-f")).to_contain_text("1 of 7")
+        expect(page.locator("#pop-reg-f")).to_contain_text("none recorded")
         end_call(app, ids, attempt)
         expect(page.locator("#state-label")).to_have_text("Wrap-up")
+        promise = page.locator("button.disposition:has-text('Promise to pay')")
+        expect(promise).to_be_enabled()
+        # A wrong party takes no promise to pay, by button or by key.
+        page.check("input[name=party][value=wrong]")
+        expect(promise).to_be_disabled()
+        expect(page.locator("#promise_amount")).to_be_disabled()
+        page.keyboard.press("2")
+        expect(page.locator("#state-label")).to_have_text("Wrap-up")
+        page.check("input[name=party][value=right]")
         promised = (utcnow() + dt.timedelta(days=10)).date()
         page.fill("#promise_amount", "250.00")
         page.fill("#promise_date", promised.isoformat())
         shoot(page, artefacts, "28-desk-collections-wrap-up")
-        page.click("button.disposition:has-text('Promise to pay')")
+        # The shortcut key works with the party's radio button in focus.
+        page.focus("input[name=party][value=right]")
+        page.keyboard.press("2")
         expect(page.locator("#state-label")).to_have_text("Ready")
         with Session(app.extensions[web_db.ENGINE]) as session:
             disposition = session.scalars(select(Disposition)).one()
             assert (disposition.code, str(disposition.promise_amount)) == ("PTP", "250.00")
-            assert disposition.promise_date == promised
+            assert (disposition.promise_date, disposition.party) == (promised, "right")
         # A refusal by the gate is shown with its reason.
         with Session(app.extensions[web_db.ENGINE]) as session:
             session.execute(

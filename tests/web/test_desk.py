@@ -35,7 +35,7 @@ from dialer.connect import AUTO_ANSWER_HEADERS
 from tests.web.conftest import USERNAMES, Console, seed_domain, signed_in
 from tests.web.sse import Events
 from web import db as web_db
-from web.desk import callback_time, pop_view, promise_to_pay
+from web.desk import callback_time, pop_view, promise_to_pay, reg_f_lines
 
 JSON = {"Accept": "application/json"}
 
@@ -88,7 +88,12 @@ def connect_call(app: Flask, ids: dict[str, Any], reason: str = "new") -> int:
     with session_of(app) as session:
         lead = session.get_one(Lead, ids["lead_id"])
         campaign = session.get_one(Campaign, ids["campaign_id"])
-        attempt = CallAttempt(lead_id=lead.id, campaign_id=campaign.id, phone_e164=lead.phone_e164)
+        attempt = CallAttempt(
+            lead_id=lead.id,
+            campaign_id=campaign.id,
+            phone_e164=lead.phone_e164,
+            account_ref=lead.account_ref,
+        )
         session.add(attempt)
         session.flush()
         pop = agents.screen_pop(lead, campaign, reason, agent=USERNAMES["agent"])
@@ -129,6 +134,8 @@ def test_an_agent_chooses_a_campaign_of_their_groups_and_logs_in_paused(app: Fla
     # The campaign's pause codes and its catalogue with their keys; not the timeout's default.
     assert '<option value="LUNCH">LUNCH</option>' in page
     assert "<kbd>1</kbd> Sale" in page and "NO_DISPOSITION" not in page
+    # Only collections ask who the agent is speaking with.
+    assert 'name="party"' not in page and "data-right-party" not in page
     with session_of(app) as session:
         row = session.get_one(AgentSession, ids["agent_id"])
         assert (row.state, row.pause_code, row.phone_uri) == (
@@ -303,32 +310,114 @@ def test_a_callback_is_typed_in_the_leads_own_time_and_can_be_personal(app: Flas
         assert session.get_one(Lead, ids["lead_id"]).callback_agent_id == ids["agent_id"]
 
 
-def test_collections_record_a_promise_to_pay(app: Flask) -> None:
+def test_collections_record_a_promise_to_pay_from_the_right_party(app: Flask) -> None:
     ids = desk_world(app, kind="collections")
     agent = logged_in(app, ids)
     page = agent.get("/desk/").get_data(as_text=True)
     assert "Promise to pay" in page and 'name="promise_amount"' in page
+    # The agent confirms who they speak with; the codes about the debt wait for the debtor.
+    assert page.count('name="party"') == 3 and "Right party confirmed" in page
+    assert page.count("data-right-party") == 3
     agent.post("/desk/ready", headers=JSON)
     end_call(app, ids, connect_call(app, ids))
+    when = (utcnow() + dt.timedelta(days=7)).date()
+    promise = {"code": "PTP", "promise_amount": "1,250.50", "promise_date": when.isoformat()}
+    response = agent.post("/desk/disposition", promise, headers=JSON)
+    assert response.status_code == 422
+    assert response.get_json()["error"] == (
+        "confirm you are speaking with the debtor (right party) before recording PTP"
+    )
+    response = agent.post("/desk/disposition", {**promise, "party": "third"}, headers=JSON)
+    assert response.get_json()["error"] == (
+        "PTP needs the right party (the debtor); the agent recorded third party"
+    )
     response = agent.post(
-        "/desk/disposition", {"code": "PTP", "promise_amount": "12,x"}, headers=JSON
+        "/desk/disposition", {**promise, "party": "right", "promise_amount": "12,x"}, headers=JSON
     )
     assert response.status_code == 422
     assert response.get_json()["error"] == ("promise amount '12,x' is not an amount such as 150.00")
-    when = (utcnow() + dt.timedelta(days=7)).date()
-    response = agent.post(
-        "/desk/disposition",
-        {"code": "PTP", "promise_amount": "1,250.50", "promise_date": when.isoformat()},
-        headers=JSON,
-    )
+    response = agent.post("/desk/disposition", {**promise, "party": "right"}, headers=JSON)
     assert response.status_code == 200, response.get_json()
     with session_of(app) as session:
         disposition = session.scalars(select(Disposition)).one()
-        assert (disposition.code, disposition.promise_amount, disposition.promise_date) == (
-            "PTP",
-            Decimal("1250.50"),
-            when,
-        )
+        assert (
+            disposition.code,
+            disposition.promise_amount,
+            disposition.promise_date,
+            disposition.party,
+        ) == ("PTP", Decimal("1250.50"), when, "right")
+        assert session.get_one(CallAttempt, disposition.attempt_id).conversation
+    history = signed_in(app, "supervisor").get(f"/leads/{ids['lead_id']}")
+    assert "PTP · right party (1250.50 by" in history.get_data(as_text=True)
+
+
+def test_a_call_back_asked_by_a_third_party_is_no_conversation_about_the_debt(
+    app: Flask,
+) -> None:
+    """Regulation F's 7 quiet days follow a conversation with the debtor only."""
+    ids = desk_world(app, kind="collections")
+    agent = logged_in(app, ids)
+    agent.post("/desk/ready", headers=JSON)
+    end_call(app, ids, connect_call(app, ids))
+    response = agent.post("/desk/disposition", {"code": "CALLBACK", "party": "boss"}, headers=JSON)
+    assert response.get_json()["error"] == "party 'boss' is not one of right, wrong, third"
+    response = agent.post("/desk/disposition", {"code": "CALLBACK", "party": "third"}, headers=JSON)
+    assert response.status_code == 200, response.get_json()
+    with session_of(app) as session:
+        disposition = session.scalars(select(Disposition)).one()
+        assert disposition.party == "third"
+        assert not session.get_one(CallAttempt, disposition.attempt_id).conversation
+
+
+def test_a_collections_pop_counts_the_debts_calls_for_regulation_f(app: Flask) -> None:
+    ids = desk_world(app, kind="collections")
+    now = utcnow()
+    with session_of(app) as session:
+        lead = session.get_one(Lead, ids["lead_id"])
+        # The debt's calls of the week, from any campaign and number, one of them a
+        # conversation three days ago; a call of another debt and one of last month do not
+        # count.
+        for days, conversation, account in (
+            (3, True, "AC-1"),
+            (5, False, "AC-1"),
+            (2, False, "AC-2"),
+            (30, True, "AC-1"),
+        ):
+            session.add(
+                CallAttempt(
+                    lead_id=lead.id,
+                    campaign_id=lead.campaign_id,
+                    phone_e164="+13055550100",
+                    account_ref=account,
+                    started_at=now - dt.timedelta(days=days),
+                    conversation=conversation,
+                )
+            )
+        session.commit()
+    agent = logged_in(app, ids)
+    agent.post("/desk/ready", headers=JSON)
+    events = stream(app, agent)
+    connect_call(app, ids)
+    _, state = events.next("desk")
+    while state["pop"] is None:
+        _, state = events.next("desk")
+    events.close()
+    assert state["pop"]["reg_f"] == [
+        ["Calls about this debt, last 7 days", "3 of 7", False],
+        ["Last conversation about it", "3 days ago", True],
+    ]
+
+
+def test_regulation_f_counters_say_when_the_rule_binds() -> None:
+    now = dt.datetime(2030, 1, 10, 12, 0, tzinfo=dt.UTC)
+    assert reg_f_lines(agents.DebtCalls(7, None), now) == [
+        ["Calls about this debt, last 7 days", "7 of 7", True],
+        ["Last conversation about it", "none recorded", False],
+    ]
+    last_week = agents.DebtCalls(1, now - dt.timedelta(days=7, hours=1))
+    assert reg_f_lines(last_week, now)[1] == ["Last conversation about it", "7 days ago", False]
+    today = agents.DebtCalls(1, now - dt.timedelta(hours=3))
+    assert reg_f_lines(today, now)[1] == ["Last conversation about it", "today", True]
 
 
 def test_a_manual_dial_refused_by_the_gate_says_why(app: Flask) -> None:

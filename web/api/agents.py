@@ -223,6 +223,7 @@ def disposition(body: dict[str, Any], user_id: int) -> Any:
             personal_callback=body["personal_callback"],
             promise_amount=body.get("promise_amount"),
             promise_date=body.get("promise_date"),
+            party=body.get("party"),
         ),
         code=body["code"],
     )

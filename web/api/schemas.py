@@ -18,6 +18,7 @@ from campaigns.models import (
     LEAD_STATUSES,
     MAX_ABANDON_TARGET,
     MIN_RING_TIMEOUT_S,
+    PARTIES,
 )
 from campaigns.reporting import CALL_OUTCOMES
 from web.api.paging import PageArgs, PaginationSchema
@@ -300,6 +301,7 @@ class DispositionSchema(ma.Schema):
     notes = f.String()
     promise_amount = f.Decimal(as_string=True, allow_none=True)
     promise_date = f.Date(allow_none=True)
+    party = f.String(allow_none=True)
     created_at = f.DateTime()
 
 
@@ -433,6 +435,14 @@ class DispositionCreateSchema(ma.Schema):
         allow_none=True, places=2, as_string=True, **described("A promise to pay: above 0.")
     )
     promise_date = f.Date(allow_none=True)
+    party = f.String(
+        allow_none=True,
+        validate=v.OneOf(PARTIES),
+        **described(
+            "Collections: who the agent spoke with (right, wrong or third party); RPC, PTP "
+            "and REFUSED are refused with another than the right party."
+        ),
+    )
 
 
 # -- agents

@@ -114,6 +114,15 @@
     show(byId("pop-fields-block"), pop.fields.length > 0);
     fillList(byId("pop-custom"), pop.custom);
     show(byId("pop-custom-block"), pop.custom.length > 0);
+    const regF = byId("pop-reg-f");
+    fillList(regF, pop.reg_f);
+    pop.reg_f.forEach(([, , binds], i) => regF.children[2 * i + 1].classList.toggle("binds", binds));
+    show(regF, pop.reg_f.length > 0);
+    // A new call starts unconfirmed: the last call's party is not this one's.
+    for (const radio of desk.querySelectorAll('input[name="party"]')) {
+      radio.checked = false;
+    }
+    gateParty();
     byId("pop-script").textContent = pop.script || "This campaign has no script.";
     const clockBox = byId("pop-clock");
     clockBox.replaceChildren();
@@ -150,6 +159,24 @@
       clockBox.append(unknown);
     }
     tick();
+  }
+
+  // Collections: the debt is discussed with the debtor alone. Until the agent confirms the
+  // right party, the account, its counters and the promise to pay stay closed, and so do the
+  // codes only the debtor can be given (their shortcut keys too: a disabled button is skipped).
+  function gateParty() {
+    if (!byId("party-choice")) {
+      return;
+    }
+    const checked = desk.querySelector('input[name="party"]:checked');
+    const confirmed = Boolean(checked) && checked.value === "right";
+    show(byId("pop-debt"), confirmed);
+    show(byId("pop-details"), confirmed);
+    byId("promise-to-pay").disabled = !confirmed;
+    const wrapping = Boolean(current) && current.state === "wrap_up";
+    for (const button of desk.querySelectorAll("button.disposition[data-right-party]")) {
+      button.disabled = !wrapping || !confirmed;
+    }
   }
 
   function renderTransfer(names) {
@@ -216,6 +243,7 @@
     enable("#transfer-go, #transfer-agent, #transfer-number", state.state === "on_call");
     show(byId("disposition-card"), state.state === "on_call" || state.state === "wrap_up");
     enable("button.disposition", state.state === "wrap_up");
+    gateParty();
     byId("disposition-card").classList.toggle("attention", state.state === "wrap_up");
     byId("disposition-hint").textContent = state.state === "wrap_up" ? "Keys 1–9 (outside the notes)" : "After the call ends";
     show(byId("dial-tools"), idle);
@@ -303,11 +331,18 @@
     send(form, event.submitter);
   });
 
+  document.addEventListener("change", (event) => {
+    if (event.target.name === "party") {
+      gateParty();
+    }
+  });
+
   document.addEventListener("keydown", (event) => {
     if (!current || current.state !== "wrap_up" || event.ctrlKey || event.metaKey || event.altKey) {
       return;
     }
-    if (event.target.closest && event.target.closest("input, textarea, select")) {
+    // Keys typed into a field are the field's; a radio or a checkbox takes no digits.
+    if (event.target.closest && event.target.closest('textarea, select, input:not([type="radio"]):not([type="checkbox"])')) {
       return;
     }
     const button = desk.querySelector('button.disposition[data-key="' + event.key + '"]');
