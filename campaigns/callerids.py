@@ -398,7 +398,7 @@ class CallerIdReport:
             f"Caller IDs of {self.campaign!r}, the last {self.days} days: "
             f"{self.ended:,} calls ended, {percent(self.answer_rate)} answered by a person "
             f"(default caller ID: {default})",
-            f"{'number':<16} {'area':>4} {'state':>5} {'cap':>6} {'today':>6} {'calls':>7} "
+            f"{'number':<16} {'area':>4} {'state':>5} {'cap':>6} {'today':>6} {'ended':>7} "
             f"{'answered':>8} {'rate':>6}",
         ]
         for n in self.numbers:

@@ -254,3 +254,36 @@ def test_removing_a_number_keeps_its_calls_in_the_report(engine: Engine, session
     assert (row.phone_e164, row.in_pool, row.live) == ("+12125550100", False, 1)
     with pytest.raises(CallerIdError, match=r"number: \+12125550100 is not in the pool"):
         callerids.remove(session, campaign, "+12125550100")
+
+
+def test_a_manager_keeps_the_pool_from_the_command_line(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from click.testing import CliRunner
+
+    from dialer.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'dialer.db'}")
+
+    def dialer(*args: str) -> str:
+        result = CliRunner().invoke(main, list(args))
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    dialer("db", "upgrade")
+    dialer("campaign", "create", "Spring sale", "--kind", "telemarketing")
+    assert "(at most 150 calls a day)" in dialer(
+        "callerid", "add", "Spring sale", "+1 212 555 0100", "--daily-cap", "150"
+    )
+    dialer("callerid", "add", "Spring sale", "+13105550100")
+    refused = CliRunner().invoke(main, ["callerid", "add", "Spring sale", "555"])
+    assert refused.exit_code == 1 and "number: '555'" in refused.output
+    assert dialer("callerid", "list", "Spring sale").split() == [
+        *("+12125550100", "212", "NY", "150"),
+        *("+13105550100", "310", "CA", "no", "cap"),
+    ]
+    dialer("callerid", "remove", "Spring sale", "+13105550100")
+    report = json.loads(dialer("callerid", "report", "Spring sale", "--json"))
+    assert [(n["number"], n["daily_cap"], n["used_today"]) for n in report["numbers"]] == [
+        ("+12125550100", 150, 0)
+    ]
