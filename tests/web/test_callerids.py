@@ -11,6 +11,7 @@ from sqlalchemy import insert, select
 
 from campaigns.callerids import number_day
 from campaigns.models import AuditLog, CallerId, CallerIdDay, utcnow
+from tests.web.api_helpers import api_as, error_of
 from tests.web.conftest import Console, seed_domain
 from web import db as web_db
 
@@ -116,3 +117,29 @@ def test_the_page_shows_each_numbers_answer_rate_against_the_campaigns(
     )
     assert refused.status_code == 403
     assert pool(app, campaign_id) == {new_york: 100, miami: None}
+
+
+def test_programs_keep_the_pool_and_read_the_figures_through_the_api(app: Flask) -> None:
+    campaign_id = seed_domain(app)["campaign_id"]
+    root = f"/api/v1/campaigns/{campaign_id}/caller-ids"
+    manager = api_as(app, "manager")
+    added = manager.post(root, json={"phone": "(305) 555-0100", "daily_cap": 80})
+    assert added.status_code == 201, added.get_data(as_text=True)
+    assert (added.get_json()["phone_e164"], added.get_json()["daily_cap"]) == ("+13055550100", 80)
+    error = error_of(manager.post(root, json={"phone": "305"}), 422, "invalid")
+    assert error["field"] == "phone" and "'305'" in error["message"]
+    error = error_of(
+        manager.post(root, json={"phone": "+13055550100", "daily_cap": 0}), 422, "invalid"
+    )
+    assert error["field"] == "daily_cap"
+    figures = api_as(app, "supervisor").get(f"{root}?days=30").get_json()
+    assert figures["days"] == 30
+    assert [(n["phone_e164"], n["daily_cap"]) for n in figures["pool"]] == [
+        ("+12125550100", 100),
+        ("+13055550100", 80),
+    ]
+    assert [n["number"] for n in figures["numbers"]] == ["+12125550100", "+13055550100"]
+    error_of(api_as(app, "supervisor").delete(f"{root}/{added.get_json()['id']}"), 403, "forbidden")
+    assert manager.delete(f"{root}/{added.get_json()['id']}").status_code == 204
+    error_of(manager.delete(f"{root}/{added.get_json()['id']}"), 404, "not_found")
+    assert pool(app, campaign_id) == {"+12125550100": 100}
