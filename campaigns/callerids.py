@@ -241,44 +241,47 @@ def remove(session: Session, campaign: Campaign, number: str) -> CallerId:
 def pool_for_dialing(session: Session, campaign_id: int, now: dt.datetime) -> list[PoolNumber]:
     """The pool with each number's calls today, its rows locked until the caller's transaction
     ends (PostgreSQL; SQLite's writer holds the database): two nodes never both see a number's
-    last call of the day free."""
-    entries = session.execute(
-        select(CallerId.phone_e164, CallerId.daily_cap)
-        .where(CallerId.campaign_id == campaign_id)
-        .with_for_update()
-    ).all()
-    if not entries:
-        return []
-    today = {phone: number_day(phone, now) for phone, _ in entries}
-    used = {
-        (phone, day): dials
-        for phone, day, dials in session.execute(
-            select(CallerIdDay.phone_e164, CallerIdDay.day, CallerIdDay.dials).where(
-                CallerIdDay.campaign_id == campaign_id,
-                CallerIdDay.day.in_(set(today.values())),
-                CallerIdDay.phone_e164.in_(list(today)),
-            )
+    last call of the day free. One statement: every number's today is within a day of UTC's."""
+    utc_day = now.astimezone(dt.UTC).date()
+    days = [utc_day + dt.timedelta(days=d) for d in (-1, 0, 1)]
+    rows = session.execute(
+        select(CallerId.phone_e164, CallerId.daily_cap, CallerIdDay.day, CallerIdDay.dials)
+        .outerjoin(
+            CallerIdDay,
+            (CallerIdDay.campaign_id == CallerId.campaign_id)
+            & (CallerIdDay.phone_e164 == CallerId.phone_e164)
+            & CallerIdDay.day.in_(days),
         )
-    }
-    return [PoolNumber(phone, cap, used.get((phone, today[phone]), 0)) for phone, cap in entries]
+        .where(CallerId.campaign_id == campaign_id)
+        .with_for_update(of=CallerId)
+    ).all()
+    caps: dict[str, int | None] = {}
+    used: dict[str, int] = {}
+    for phone, cap, day, dials in rows:
+        caps[phone] = cap
+        if day == number_day(phone, now):
+            used[phone] = dials
+    return [PoolNumber(phone, cap, used.get(phone, 0)) for phone, cap in caps.items()]
+
+
+@functools.cache
+def _add_statement(dialect: str) -> Any:
+    """Adds a row's counts to the day's (built once: making `excluded` costs ~2 ms)."""
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    statement = insert(CallerIdDay)
+    return statement.on_conflict_do_update(
+        index_elements=["campaign_id", "day", "phone_e164"],
+        set_={
+            name: getattr(CallerIdDay, name) + statement.excluded[name]
+            for name in ("dials", "ended", "live")
+        },
+    )
 
 
 def _add_to_days(session: Session, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    connection = session.connection()
-    insert = sqlite_insert if connection.dialect.name == "sqlite" else postgresql_insert
-    statement = insert(CallerIdDay)
-    connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=["campaign_id", "day", "phone_e164"],
-            set_={
-                name: getattr(CallerIdDay, name) + statement.excluded[name]
-                for name in ("dials", "ended", "live")
-            },
-        ),
-        rows,
-    )
+    if rows:
+        connection = session.connection()
+        connection.execute(_add_statement(connection.dialect.name), rows)
 
 
 def count_dials(

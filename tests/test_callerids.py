@@ -24,7 +24,7 @@ from campaigns.callerids import (
     state_of,
 )
 from campaigns.hopper import ClaimedLead
-from campaigns.models import CallAttempt, Campaign, Lead
+from campaigns.models import CallAttempt, CallerIdDay, Campaign, Lead
 from dialer.lines.events import Ended, Timings
 from dialer.node.ledger import AttemptLedger
 from tests.conftest import make_campaign
@@ -191,6 +191,10 @@ def end(ledger: AttemptLedger, attempt_id: str, outcome: str) -> None:
 def test_the_daily_cap_holds_across_a_node_restart(engine: Engine, session: Session) -> None:
     campaign = make_campaign(session, caller_id=DEFAULT)
     callerids.add(session, campaign, "+1 212 555 0100", "2")
+    # Yesterday's calls (New York's yesterday) do not count against today's cap.
+    yesterday = number_day("+12125550100", dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)
+    session.add(CallerIdDay(campaign_id=campaign.id, day=yesterday, phone_e164="+12125550100",
+                            dials=5, ended=5, live=1))  # fmt: skip
     session.commit()
     first = AttemptLedger(engine, "node-1")
     lead = claimed_leads(session, campaign, ["+12125550001"])
