@@ -446,8 +446,9 @@ def report(
         ).where(CallerIdDay.campaign_id == campaign.id, CallerIdDay.day >= earliest)
     ).all()
     totals: dict[str, list[int]] = {phone: [0, 0, 0, 0] for phone in entries}
+    todays: dict[str, dt.date] = {}
     for phone, day, dials, ended, live in rows:
-        today = number_day(phone, now)
+        today = todays.get(phone) or todays.setdefault(phone, number_day(phone, now))
         if not today - dt.timedelta(days=days - 1) <= day <= today:
             continue
         figures = totals.setdefault(phone, [0, 0, 0, 0])
