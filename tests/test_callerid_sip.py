@@ -51,7 +51,8 @@ def test_each_invite_carries_the_number_chosen_for_its_leads_area(tmp_path: Path
 
             assert wait_for(all_ended, 90), (w.carrier.logged(), w.carrier.errors())
         with w.session() as session:
-            shown = dict(session.execute(select(CallAttempt.phone_e164, CallAttempt.caller_id)))
+            rows = session.execute(select(CallAttempt.phone_e164, CallAttempt.caller_id)).all()
+            shown = dict(rows)
     # The carrier saw, for each number dialled, the attempt's caller ID in From and PAI.
     seen = {}
     for line in w.carrier.logged():
