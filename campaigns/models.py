@@ -384,6 +384,9 @@ class CallAttempt(Base):
     # What an agentless IVR flow made of the call (`dialer.calls`: completed, partial,
     # no_input, confirmed, rescheduled, cancelled, agent ...): the lead's recycling rule.
     ivr_result: Mapped[str | None] = mapped_column(String(40))
+    # The number the called party saw (`campaigns.callerids`: a pool number of their area
+    # code or state, else the campaign's or the trunk's caller ID).
+    caller_id: Mapped[str | None] = mapped_column(String(20))
 
 
 # The terms of the 30-day abandon rule (47 CFR 64.1200(a)(7)) as attempts record them: a live
@@ -835,3 +838,38 @@ class Appointment(Base):
     reminded_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CallerId(Base):
+    """A number of a campaign's caller-ID pool: calls show one of the lead's own area code, else
+    of their state (`campaigns.callerids`), at most `daily_cap` calls a day (None: no cap)."""
+
+    __tablename__ = "caller_ids"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "phone_e164"),
+        CheckConstraint("daily_cap IS NULL OR daily_cap >= 1", name="daily_cap"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    daily_cap: Mapped[int | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CallerIdDay(Base):
+    """A campaign's calls per caller ID and calendar day (the number's own day): dials, counted
+    when the attempt row is written (the daily cap reads them), and calls ended and answered by
+    a person, counted when the attempt ends (the answer-rate report reads them, never the
+    attempts)."""
+
+    __tablename__ = "caller_id_days"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    phone_e164: Mapped[str] = mapped_column(String(20), primary_key=True)
+    dials: Mapped[int] = mapped_column(default=0)
+    ended: Mapped[int] = mapped_column(default=0)
+    live: Mapped[int] = mapped_column(default=0)

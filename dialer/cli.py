@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
+    from campaigns.models import Campaign
     from dialer.demo.sipp import SippPeer
 
 
@@ -272,6 +273,106 @@ def report_campaign(name: str, at: str | None, zone: str, as_json: bool) -> None
     finally:
         engine.dispose()
     click.echo(json.dumps(result.as_json()) if as_json else result.text())
+
+
+@main.group("callerid")
+def callerid_group() -> None:
+    """A campaign's caller-ID pool: local presence, daily caps, answer rates."""
+
+
+def _pool_change(campaign_name: str, change: Callable[[Session, Campaign], str]) -> None:
+    from sqlalchemy.orm import Session
+
+    from campaigns.callerids import CallerIdError
+    from campaigns.manage import SetupError, campaign_named
+
+    with Session(_engine()) as session:
+        try:
+            message = change(session, campaign_named(session, campaign_name))
+        except (SetupError, CallerIdError) as error:
+            raise click.ClickException(str(error)) from None
+        session.commit()  # nodes read the pool with each call they place
+    click.echo(message)
+
+
+@callerid_group.command("add")
+@click.argument("campaign_name", metavar="CAMPAIGN")
+@click.argument("number")
+@click.option("--daily-cap", type=int, default=None, help="Calls a day at most (default: no cap).")
+def callerid_add(campaign_name: str, number: str, daily_cap: int | None) -> None:
+    """Add a number to the campaign's pool (or change its cap)."""
+    from campaigns import callerids
+
+    def change(session: Session, campaign: Campaign) -> str:
+        entry = callerids.add(session, campaign, number, daily_cap)
+        cap = f"at most {entry.daily_cap} calls a day" if entry.daily_cap else "no daily cap"
+        return f"{entry.phone_e164} is in the caller-ID pool of {campaign.name!r} ({cap})"
+
+    _pool_change(campaign_name, change)
+
+
+@callerid_group.command("remove")
+@click.argument("campaign_name", metavar="CAMPAIGN")
+@click.argument("number")
+def callerid_remove(campaign_name: str, number: str) -> None:
+    """Take a number out of the campaign's pool (its calls stay in the report)."""
+    from campaigns import callerids
+
+    def change(session: Session, campaign: Campaign) -> str:
+        entry = callerids.remove(session, campaign, number)
+        return f"{entry.phone_e164} removed from the caller-ID pool of {campaign.name!r}"
+
+    _pool_change(campaign_name, change)
+
+
+@callerid_group.command("list")
+@click.argument("campaign_name", metavar="CAMPAIGN")
+def callerid_list(campaign_name: str) -> None:
+    """The campaign's pool: number, area code, state, daily cap."""
+    from sqlalchemy.orm import Session
+
+    from campaigns import callerids
+    from campaigns.manage import SetupError, campaign_named
+
+    with Session(_engine()) as session:
+        try:
+            campaign = campaign_named(session, campaign_name)
+        except SetupError as error:
+            raise click.ClickException(str(error)) from None
+        entries = callerids.pool(session, campaign.id)
+    for entry in entries:
+        cap = entry.daily_cap if entry.daily_cap is not None else "no cap"
+        click.echo(
+            f"{entry.phone_e164:16} {callerids.area_code(entry.phone_e164) or '—':>4} "
+            f"{callerids.state_of(entry.phone_e164) or '—':>3}  {cap}"
+        )
+    if not entries:
+        click.echo(f"the caller-ID pool of {campaign_name!r} is empty: calls show its caller ID")
+
+
+@callerid_group.command("report")
+@click.argument("campaign_name", metavar="CAMPAIGN")
+@click.option("--days", default=7, show_default=True, help="Days counted (1-90).")
+@click.option("--at", "at", default=None, help="As of this instant (ISO 8601; UTC if no offset).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def callerid_report(campaign_name: str, days: int, at: str | None, as_json: bool) -> None:
+    """Each number's calls today and its answer rate against the campaign's: burnt numbers
+    (labelled as spam, or blocked) answer far less."""
+    from sqlalchemy.orm import Session
+
+    from campaigns import callerids
+    from campaigns.manage import SetupError, campaign_named
+    from campaigns.models import utcnow
+
+    moment = _instant(at) if at else utcnow()
+    with Session(_engine()) as session:
+        try:
+            found = callerids.report(session, campaign_named(session, campaign_name), moment, days)
+        except SetupError as error:
+            raise click.ClickException(str(error)) from None
+        except callerids.CallerIdError as error:
+            raise click.BadParameter(str(error), param_hint="--days") from None
+    click.echo(json.dumps(found.as_json()) if as_json else found.text())
 
 
 @bench.command("why")

@@ -99,6 +99,30 @@ class Trunk:
         user = self.caller_id or self.username or "dialer"
         return f"sip:{user}@{self.host}"
 
+    def caller_identity(self, caller_id: str) -> CallerIdentity:
+        """How a call shows `caller_id` (a campaign's choice) on this trunk: in From, except on
+        a registering trunk, whose INVITEs come From the registered account; and in
+        P-Asserted-Identity when the trunk asserts one or registers (RFC 3325: the carrier
+        passes the asserted number on as the caller's). The trunk's own caller ID goes out as
+        the configuration says."""
+        if not E164.match(caller_id):
+            raise SipConfigError(
+                f"caller ID {caller_id!r} is not an E.164 number (+ then 7-15 digits)"
+            )
+        if caller_id == self.caller_id:  # the trunk's own goes out as configured
+            return CallerIdentity(None, self.p_asserted_identity)
+        uri = f"sip:{caller_id}@{self.host}"
+        asserted = f"<{uri}>" if self.p_asserted_identity or self.register else None
+        return CallerIdentity(None if self.register else uri, asserted)
+
+
+@dataclass(frozen=True)
+class CallerIdentity:
+    """A call's From URI (None: the account's) and P-Asserted-Identity (None: none)."""
+
+    from_uri: str | None
+    p_asserted_identity: str | None
+
 
 @dataclass(frozen=True)
 class SipConfig:

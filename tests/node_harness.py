@@ -115,12 +115,17 @@ def world(
     kind: str = "telemarketing",
     url: str | None = None,
     scenario: str = "answer",
+    carrier_logs: bool = False,
 ) -> Iterator[World]:
     url = url or f"sqlite:///{tmp_path / 'dialer.db'}"
     db.upgrade(url)
     engine = db.make_engine(url)
     carrier = Carrier(tmp_path, "carrier").start(
-        scenario, calls=calls, timeout=300, PCAP=str(human_greeting_pcap(tmp_path))
+        scenario,
+        calls=calls,
+        timeout=300,
+        trace_logs=carrier_logs,
+        PCAP=str(human_greeting_pcap(tmp_path)),
     )
     phones = Carrier(tmp_path, "phones").start(
         "agent_autoanswer", calls=calls, timeout=300, rtp_echo=True, MEDIA=""

@@ -67,6 +67,7 @@ class Carrier:
         self.port = free_udp_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log = workdir / f"sipp-{name}-{self.port}.log"
+        self.calls_log = workdir / f"sipp-{name}-{self.port}-calls.log"
 
     def start(
         self,
@@ -76,6 +77,7 @@ class Carrier:
         timeout: float = 40.0,
         rtp_echo: bool = False,
         transport: str = "udp",
+        trace_logs: bool = False,
         **placeholders: str,
     ) -> Carrier:
         sipp = shutil.which("sipp")
@@ -102,6 +104,8 @@ class Carrier:
         ]  # fmt: skip
         if rtp_echo:
             command.append("-rtp_echo")
+        if trace_logs:  # the scenario's <log> lines, for `logged()`
+            command += ["-trace_logs", "-log_file", str(self.calls_log)]
         if transport == "tcp":
             command += ["-t", "t1"]  # one TCP connection per remote, as a carrier would
         with self.log.open("wb") as out:
@@ -122,6 +126,12 @@ class Carrier:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+    def logged(self) -> list[str]:
+        """The lines the scenario's <log> actions wrote (started with `trace_logs`)."""
+        if not self.calls_log.exists():
+            return []
+        return [line for line in self.calls_log.read_text(errors="replace").splitlines() if line]
 
     def errors(self) -> str:
         path = self.workdir / f"sipp-{self.name}-errors.log"

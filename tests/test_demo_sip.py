@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from campaigns import db
-from campaigns.models import Appointment, CallAttempt, SurveyAnswer
+from campaigns.models import Appointment, CallAttempt, Campaign, SurveyAnswer
 
 pytestmark = pytest.mark.sip
 ROOT = Path(__file__).parent.parent
@@ -97,6 +97,18 @@ def test_the_demo_places_answers_and_connects_calls_within_a_minute(tmp_path: Pa
             assert campaign["status"] == "active"
             assert campaign["state"] in ("dialing", "no_leads"), campaign
         assert len(figures["agents"]) == 8
+        # Calls show the pool's number of the lead's area or state, else the campaign's own.
+        local = {"+1212": "+12125550101", "+1312": "+13125550101", "+1213": "+14155550101"}
+        assert engine is not None
+        with engine.connect() as connection:
+            shown = connection.execute(
+                select(CallAttempt.phone_e164, CallAttempt.caller_id)
+                .join(Campaign, Campaign.id == CallAttempt.campaign_id)
+                .where(Campaign.name == "Demo telemarketing")
+            ).all()
+        assert shown and all(
+            caller_id == local.get(phone[:5], "+12125550100") for phone, caller_id in shown
+        ), shown
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/auth/login", timeout=5) as page:
             assert page.status == 200
         assert "put through to demo" in log.read_text()

@@ -44,8 +44,8 @@ def a_lead(session: Session) -> tuple[int, int]:
 
 def opened(ledger: AttemptLedger, campaign_id: int, lead_id: int) -> str:
     lead = ClaimedLead(lead_id, campaign_id, NUMBER, None, None, None, 0, False)
-    [attempt_id] = ledger.open([lead], trunk="carrier1")
-    return attempt_id
+    [attempt] = ledger.open([lead], trunk="carrier1")
+    return attempt.attempt_id
 
 
 def test_a_connected_call_is_stored_with_its_timings_verdict_and_connect_delay(

@@ -157,3 +157,29 @@ def test_tls_trunks_share_one_ca_bundle_and_policy(tmp_path: Path) -> None:
     with pytest.raises(SipConfigError) as raised:
         loads(trunks.format(second))
     assert str(raised.value).startswith("trunks.b.tls_ca_file: differs from trunks.a.tls_ca_file")
+
+
+def test_a_calls_caller_id_goes_in_from_and_where_the_carrier_asserts_identity() -> None:
+    config = loads(
+        '[trunks.plain]\nhost = "sip.example"\n'
+        '[trunks.asserting]\nhost = "sip.example"\ncaller_id = "+12125550100"\n'
+        'p_asserted_identity = "\\"Acme\\" <sip:+12125550100@sip.example>"\n'
+        '[trunks.registering]\nhost = "sip.example"\nusername = "acct1"\nregister = true\n'
+    )
+    plain = config.trunk("plain").caller_identity("+13055550100")
+    assert (plain.from_uri, plain.p_asserted_identity) == ("sip:+13055550100@sip.example", None)
+    asserting = config.trunk("asserting").caller_identity("+13055550100")
+    assert asserting.from_uri == "sip:+13055550100@sip.example"
+    assert asserting.p_asserted_identity == "<sip:+13055550100@sip.example>"
+    # The trunk's own number goes out as the file says: From the account, its own assertion.
+    own = config.trunk("asserting").caller_identity("+12125550100")
+    assert (own.from_uri, own.p_asserted_identity) == (
+        None,
+        '"Acme" <sip:+12125550100@sip.example>',
+    )
+    # A registering trunk's INVITEs come From its account: the number goes in the assertion.
+    registering = config.trunk("registering").caller_identity("+13055550100")
+    assert registering.from_uri is None
+    assert registering.p_asserted_identity == "<sip:+13055550100@sip.example>"
+    with pytest.raises(SipConfigError, match=r"caller ID '3055550100' is not an E\.164 number"):
+        config.trunk("plain").caller_identity("3055550100")

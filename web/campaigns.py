@@ -201,7 +201,8 @@ class CampaignForm(FlaskForm):
     caller_id = StringField(
         "Caller ID",
         validators=[Optional(), Regexp(E164, message=E164_MESSAGE)],
-        description="Sent as the calling number; it must take do-not-call requests.",
+        description="Sent as the calling number when the campaign's caller-ID pool has no "
+        "number local to the lead; it must take do-not-call requests.",
     )
     seller_name = StringField(
         "Seller name",

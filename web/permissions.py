@@ -33,6 +33,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "campaigns.edit": MANAGERS,
     # Start, pause and stop: a supervisor on the floor may pause a campaign that misbehaves.
     "campaigns.control": STAFF,
+    # A campaign's caller-ID pool: which numbers its calls show, and how often a day.
+    "callerids.manage": MANAGERS,
     "leads.view": STAFF,
     # Upload lead lists, enable and disable them.
     "lists.manage": MANAGERS,

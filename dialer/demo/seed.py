@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from campaigns import appointments, surveys
+from campaigns import appointments, callerids, surveys
 from campaigns.imports import import_leads
 from campaigns.manage import add_agent, create_campaign, steer
 from campaigns.models import Appointment, Campaign, Lead, utcnow
@@ -42,6 +42,9 @@ SCRIPT = (
     "Hi {first_name}, this is {agent} calling for {seller}. We are offering our customers a "
     "free review of their energy plan this month. Do you have two minutes?"
 )
+# The agent campaigns' caller-ID pools: New York's leads see a 212 number, Chicago's a 312, Los
+# Angeles' (213) one of California (415); Denver, Honolulu and abroad the campaign's own.
+CALLER_ID_POOL = (("+12125550101", 400), ("+13125550101", 400), ("+14155550101", 200))
 FIRST_NAMES = ("Ana", "Ben", "Chloe", "Dev", "Emma", "Farid", "Grace", "Hiro", "Ines", "Jon")
 # The other kinds, each working beside the telemarketing campaign on the same carrier: an
 # agentless survey, agentless appointment reminders, and collections with agents of their own.
@@ -127,6 +130,7 @@ def seed_demo(
             )
             said.append(f"created campaign {DEMO_CAMPAIGN!r}")
         campaign.trunk_name = trunk
+        _caller_id_pool(session, campaign)
         for i in range(1, DEMO_AGENTS + 1):
             add_agent(session, f"demo{i}", phone_uri(f"demo{i}"), campaign)
         left = session.scalar(
@@ -144,6 +148,13 @@ def seed_demo(
         steer(session, session.get_one(Campaign, campaign_id), "start")
     said.append(f"{DEMO_AGENTS} agents, campaign started")
     return campaign_id, f"demo campaign {DEMO_CAMPAIGN!r}: " + ", ".join(said)
+
+
+def _caller_id_pool(session: Session, campaign: Campaign) -> None:
+    """The demo pool, for a campaign whose pool is empty."""
+    if not callerids.pool(session, campaign.id):
+        for number, daily_cap in CALLER_ID_POOL:
+            callerids.add(session, campaign, number, daily_cap)
 
 
 def _import(engine: Engine, count: int, start: int) -> int:
@@ -216,6 +227,7 @@ def seed_kinds(
             session, DEMO_COLLECTIONS, "collections", trunk, dial_mode="progressive",
             script=COLLECTIONS_SCRIPT,
         )  # fmt: skip
+        _caller_id_pool(session, collections)
         for i in range(1, COLLECTIONS_AGENTS + 1):
             add_agent(session, f"collector{i}", phone_uri(f"collector{i}"), collections)
         ids = {

@@ -50,6 +50,8 @@ class Originate:
     # headers (auto-answer); `trunk` and `number` are then empty.
     uri: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    # The number the called party sees (E.164; `Trunk.caller_identity`); None: the trunk's.
+    caller_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,7 @@ class LinePool:
         tap: ev.TapSpec | None = None,
         near: str | None = None,
         reserve_agent_slot: bool = False,
+        caller_id: str | None = None,
     ) -> None:
         """Dial `number` over `trunk`; the outcome arrives as an `Ended` event.
 
@@ -209,14 +210,20 @@ class LinePool:
         `reserve_agent_slot` places the call only in a worker with a second free slot and keeps
         that slot for its agent leg (`call_agent(near=...)`) until the call ends: otherwise a
         worker full of customers would leave a live answer no room for its agent.
+        `caller_id` is the number the called party sees (`Trunk.caller_identity`), else the
+        trunk's own.
         """
         spec = self.config.trunk(trunk)
+        if caller_id is not None:
+            spec.caller_identity(caller_id)  # refused here, before the call is queued
         ring = spec.ring_timeout if ring_timeout is None else ring_timeout
         if ring < MIN_RING_TIMEOUT:
             raise SipConfigError(
                 f"ring timeout {ring:g} s is below {MIN_RING_TIMEOUT:g} s (regulators want 15 s)"
             )
-        command = ev.Originate(attempt_id, trunk, number, ring, spec.no_response_timeout, tap)
+        command = ev.Originate(
+            attempt_id, trunk, number, ring, spec.no_response_timeout, tap, caller_id=caller_id
+        )
         with self._lock:
             if reserve_agent_slot:
                 self._reserving.add(attempt_id)

@@ -23,9 +23,11 @@ class Lines(Protocol):
         tap: TapSpec | None = None,
         near: str | None = None,
         reserve_agent_slot: bool = False,
+        caller_id: str | None = None,
     ) -> None:
         """Dial; exactly one `Ended` event follows for `attempt_id`, whatever happens.
-        `reserve_agent_slot`: keep room next to this call for the agent leg it may need."""
+        `reserve_agent_slot`: keep room next to this call for the agent leg it may need;
+        `caller_id`: the number the called party sees (default: the trunk's)."""
 
     def call_agent(
         self,

@@ -33,6 +33,7 @@ from dialer.lines.outcome import classify
 from dialer.lines.sdp import offer_codecs
 from dialer.lines.transport import KINDS, transport_config
 from sip_config import Trunk
+from sip_config.trunks import CallerIdentity
 
 SLOTS = 4
 # makeCall raises PJ_ETOOMANY for a moment after a DISCONNECTED, until pjsua frees the slot.
@@ -610,6 +611,7 @@ class Worker:
     def place(self, command: ev.Originate) -> bool:
         trunk = self.settings.trunks.get(command.trunk)
         attempt = Attempt(command=command, dialed_at=time.time(), started=time.monotonic())
+        identity: CallerIdentity | None = None
         try:
             if command.uri is not None:
                 uri, account = command.uri, self.agent_account()
@@ -619,6 +621,8 @@ class Worker:
                 if trunk.register and not self._registered(command, trunk):
                     return False
                 uri, account = trunk.request_uri(command.number), self.account(trunk)
+                if command.caller_id is not None:
+                    identity = trunk.caller_identity(command.caller_id)
         except Exception as error:
             self._end_unplaced(command, f"cannot dial: {error}")
             return False
@@ -628,8 +632,14 @@ class Worker:
         attempt.call = call
         prm = pj.CallOpParam(True)
         headers = list(command.headers)
-        if trunk is not None and command.uri is None and trunk.p_asserted_identity:
-            headers.append(("P-Asserted-Identity", trunk.p_asserted_identity))
+        if trunk is not None and command.uri is None:
+            asserted = trunk.p_asserted_identity
+            if identity is not None:
+                if identity.from_uri is not None:
+                    prm.txOption.localUri = identity.from_uri
+                asserted = identity.p_asserted_identity
+            if asserted:
+                headers.append(("P-Asserted-Identity", asserted))
         for name, value in headers:
             header = pj.SipHeader()
             header.hName = name

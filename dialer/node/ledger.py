@@ -2,7 +2,9 @@
 INVITE until after the hang-up, written from the line pool's events.
 
 - `open` commits the rows before the dial (and moves their leads from claimed to dialing):
-  whatever fails afterwards, the attempt is on record. Its id is the pool's attempt id.
+  whatever fails afterwards, the attempt is on record. Its id is the pool's attempt id. Each
+  call's caller ID is chosen there from the campaign's pool (`campaigns.callerids`) and counted
+  against the number's daily cap in the same transaction.
 - `observe` records the answer, the AMD (or SIT) verdict and the bridge to an agent.
 - `end` records the SIP result and the outcome together with what the call's flow decided
   (connected, abandoned, safe-harbor message played, a key-press opt-out, which puts the number
@@ -22,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from campaigns import agents, appointments, db
+from campaigns import agents, appointments, callerids, db
 from campaigns.dispositions import opt_out, record_outcome
 from campaigns.hopper import ClaimedLead
 from campaigns.models import Appointment, CallAttempt, Lead
@@ -37,6 +39,14 @@ CANCELLED_REASON = "cancelled: the campaign was stopped while the call was ringi
 
 def utc(epoch_seconds: float | None) -> dt.datetime | None:
     return None if epoch_seconds is None else dt.datetime.fromtimestamp(epoch_seconds, dt.UTC)
+
+
+@dataclass(frozen=True)
+class Opened:
+    """An attempt on record, and the caller ID its INVITE carries."""
+
+    attempt_id: str
+    caller_id: str | None
 
 
 @dataclass(frozen=True)
@@ -63,27 +73,41 @@ class AttemptLedger:
         dial_mode: str = "automatic",
         agent_id: int | None = None,
         screen_pop: dict[str, Any] | None = None,
-    ) -> list[str]:
+        default_caller_id: str | None = None,
+    ) -> list[Opened]:
         """The attempts' rows, committed in one transaction, their leads now "dialing" (a
-        claim the node holds while the call lasts); the ids are what `originate` is given.
-        With `agent_id` (one lead, dialled for that agent) the agent is reserved for the call
-        in the same transaction, or nothing is opened when they are no longer there."""
+        claim the node holds while the call lasts); the ids are what `originate` is given,
+        with the caller ID chosen for each (the campaign's pool, else `default_caller_id`).
+        All leads are of one campaign. With `agent_id` (one lead, dialled for that agent)
+        the agent is reserved for the call in the same transaction, or nothing is opened when
+        they are no longer there."""
         if not leads:
             return []
+        campaign_id = leads[0].campaign_id
+        now = dt.datetime.now(dt.UTC)
         with self.sessions() as session:
+            numbers = callerids.pool_for_dialing(session, campaign_id, now)
+            choices = callerids.choose_caller_ids(
+                ((lead.phone_e164, lead.facts.state if lead.facts else None) for lead in leads),
+                numbers,
+                default_caller_id,
+            )
             attempts = [
                 CallAttempt(
                     lead_id=lead.id,
-                    campaign_id=lead.campaign_id,
+                    campaign_id=campaign_id,
                     phone_e164=lead.phone_e164,
                     account_ref=lead.account_ref,
                     node=self.node,
                     trunk_name=trunk,
                     dial_mode=dial_mode,
+                    started_at=now,
+                    caller_id=choice.caller_id,
                 )
-                for lead in leads
+                for lead, choice in zip(leads, choices, strict=True)
             ]
             session.add_all(attempts)
+            callerids.count_dials(session, campaign_id, (c.caller_id for c in choices), now)
             session.execute(
                 update(Lead)
                 # An opt-out that came meanwhile stays (the gate's second look saw it too).
@@ -107,9 +131,9 @@ class AttemptLedger:
                     session.rollback()
                     return []
             session.commit()
-            ids = [attempt.id for attempt in attempts]
-        self.open_ids.update(ids)
-        return [str(attempt_id) for attempt_id in ids]
+            opened = [Opened(str(attempt.id), attempt.caller_id) for attempt in attempts]
+        self.open_ids.update(int(o.attempt_id) for o in opened)
+        return opened
 
     def _ours(self, attempt_id: str) -> int | None:
         row_id = int(attempt_id) if attempt_id.isdigit() else None
@@ -169,6 +193,8 @@ class AttemptLedger:
         connected = flow is not None and flow.connect_delay_ms is not None
         with self.sessions() as session:
             attempt = session.get_one(CallAttempt, row_id)
+            # The day the call counted against its caller ID's cap: when the row was opened.
+            opened_at = attempt.started_at
             self._record_line(attempt, ended)
             if hung_up_because is not None:  # the node ended the call, not the line
                 attempt.failure_reason = hung_up_because
@@ -194,6 +220,9 @@ class AttemptLedger:
                 ended_at = attempt.ended_at or now
                 agents.call_ended(session, agent_id, row_id, connected=connected, at=ended_at)
             record_outcome(session, attempt, now, awaiting_disposition=connected)
+            callerids.count_end(
+                session, attempt.campaign_id, attempt.caller_id, opened_at, _live(attempt)
+            )
             session.commit()
             outcome = attempt.outcome or "failed"
         self.open_ids.discard(row_id)
@@ -232,5 +261,13 @@ class AttemptLedger:
                         session, attempt.agent_id, attempt.id, connected=connected, at=now
                     )
                 record_outcome(session, attempt, now, awaiting_disposition=connected)
+                callerids.count_end(
+                    session, attempt.campaign_id, attempt.caller_id, attempt.started_at, False
+                )
             session.commit()
         return len(orphans)
+
+
+def _live(attempt: CallAttempt) -> bool:
+    """A live answer (47 CFR 64.1200(a)(7)), as `campaigns.models.LIVE_ANSWER` counts it."""
+    return attempt.outcome == "human" or attempt.abandoned

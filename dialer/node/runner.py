@@ -365,19 +365,23 @@ class CampaignRunner:
         automatic = {"predictive": "automatic", "progressive": "automatic"}
         dial_mode = automatic.get(kind, kind)
         trunk = self.campaign.trunk_name or ""
+        # Each call shows a number of the campaign's pool local to the lead, else this.
+        default_caller_id = self.campaign.caller_id or self.node.config.trunk(trunk).caller_id
         opened = self.node.ledger.open(
             passing,
             trunk=trunk,
             dial_mode=dial_mode,
             agent_id=agent_id,
             screen_pop=None if agent_id is None else self._pop_for(passing[0], kind, agent_id),
+            default_caller_id=default_caller_id,
         )
         if not opened:  # the agent it was for is gone
             hopper.release(self.node.engine, [lead.id for lead in passing])
             return 0
         now = time.monotonic()
         direct = agent_id is not None
-        for attempt_id, lead in zip(opened, passing, strict=True):
+        for attempt, lead in zip(opened, passing, strict=True):
+            attempt_id = attempt.attempt_id
             call_kind: DialKind = "callback" if lead.is_callback and not direct else kind
             call = LiveCall(attempt_id, self.id, lead, call_kind, now, agent_id, direct)
             self.calls[attempt_id] = call
@@ -393,6 +397,7 @@ class CampaignRunner:
                     lead.phone_e164,
                     ring_timeout=float(self.campaign.ring_timeout_s),
                     tap=None if call.direct else self.tap,
+                    caller_id=attempt.caller_id,
                     # An agentless survey never needs an agent leg beside its call.
                     reserve_agent_slot=not (
                         self.ivr is not None and self.campaign.kind == "survey"

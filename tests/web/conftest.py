@@ -208,6 +208,7 @@ def seed_domain(app: Flask) -> dict[str, Any]:
     from campaigns.dispositions import install_catalogue
     from campaigns.models import (
         CallAttempt,
+        CallerId,
         Campaign,
         DncEntry,
         ImportRowError,
@@ -261,6 +262,8 @@ def seed_domain(app: Flask) -> dict[str, Any]:
         session.add(entry)
         agent = session.query(User).filter_by(username=USERNAMES["agent"]).one()
         group = add_to_campaign(session, agent.id, campaign)
+        number = CallerId(campaign_id=campaign.id, phone_e164="+12125550100", daily_cap=100)
+        session.add(number)
         session.commit()
         return {
             "campaign_id": campaign.id,
@@ -276,4 +279,5 @@ def seed_domain(app: Flask) -> dict[str, Any]:
             "chart": "hourly",
             "attempt_id": attempt.id,
             "token_id": 1,
+            "number_id": number.id,
         }

@@ -156,6 +156,7 @@ def test_pages_have_no_inline_script_or_style(app: Flask) -> None:
         "/desk/phone",
         "/agent-groups/",
         f"/agent-groups/{samples['group_id']}",
+        f"/campaigns/{samples['campaign_id']}/caller-ids/",
     ):
         page = admin.get(url).get_data(as_text=True)
         assert "<script>" not in page and "style=" not in page and " on" + "click=" not in page, url

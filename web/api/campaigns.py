@@ -8,16 +8,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from campaigns import live
+from campaigns import callerids, live
 from campaigns.dispositions import install_catalogue
 from campaigns.manage import ACTIONS, SetupError, steer
-from campaigns.models import Campaign, DispositionCode, LeadList, utcnow
+from campaigns.models import CallerId, Campaign, DispositionCode, LeadList, utcnow
 from dialer.prompts import safe_harbor_text
 from web import audit, db
 from web.api import schemas
 from web.api.base import blueprint, found
 from web.api.errors import fail, invalid
 from web.api.paging import decode, page
+from web.callerids import AUDITED as CALLER_ID_AUDITED
 from web.campaigns import BUTTONS, SETTINGS, new_campaign_defaults, start_problems
 from web.permissions import allow
 from web.trunks import configured_trunks
@@ -236,3 +237,57 @@ def catalogue(campaign_id: int) -> Any:
         )
         .all()
     )
+
+
+@bp.route("/<int:campaign_id>/caller-ids")
+@allow("campaigns.view")
+@bp.arguments(schemas.CallerIdArgs, location="query")
+@bp.response(200, schemas.CallerIdReportSchema)
+def caller_ids(args: dict[str, Any], campaign_id: int) -> Any:
+    """The caller-ID pool, and each number's calls today and answer rate against the
+    campaign's over the last `days` days (numbers the calls showed outside the pool too)."""
+    campaign = found(Campaign, campaign_id)
+    session = db.session()
+    figures = callerids.report(session, campaign, utcnow(), args["days"]).as_json()
+    return {**figures, "pool": callerids.pool(session, campaign.id)}
+
+
+@bp.route("/<int:campaign_id>/caller-ids", methods=["POST"])
+@allow("callerids.manage")
+@bp.arguments(schemas.CallerIdCreateSchema)
+@bp.response(201, schemas.CallerIdSchema)
+def add_caller_id(body: dict[str, Any], campaign_id: int) -> Any:
+    """Adds a number to the pool (a number there already gets the new cap)."""
+    campaign = found(Campaign, campaign_id)
+    session = db.session()
+    try:
+        e164 = callerids.parse_number(body["phone"])
+    except callerids.CallerIdError as error:
+        invalid("phone", body["phone"], f"{error}; a phone number, e.g. +12125550100")
+    existing = session.scalar(
+        select(CallerId).where(CallerId.campaign_id == campaign.id, CallerId.phone_e164 == e164)
+    )
+    before = audit.snapshot(existing, CALLER_ID_AUDITED) if existing is not None else None
+    entry = callerids.add(session, campaign, e164, body.get("daily_cap"))
+    after = audit.snapshot(entry, CALLER_ID_AUDITED)
+    audit.record(
+        session, "update" if before else "add", "caller_id", entry.id, before=before, after=after
+    )
+    session.commit()
+    return entry, 201
+
+
+@bp.route("/<int:campaign_id>/caller-ids/<int:number_id>", methods=["DELETE"])
+@allow("callerids.manage")
+@bp.response(204)
+def remove_caller_id(campaign_id: int, number_id: int) -> Any:
+    """Takes a number out of the pool (its calls stay in the figures)."""
+    session = db.session()
+    entry = found(CallerId, number_id, "caller ID")
+    if entry.campaign_id != campaign_id:
+        fail(404, "not_found", f"campaign {campaign_id} has no caller ID with id {number_id}")
+    before = audit.snapshot(entry, CALLER_ID_AUDITED)
+    session.delete(entry)
+    audit.record(session, "remove", "caller_id", number_id, before=before)
+    session.commit()
+    return None

@@ -162,6 +162,55 @@ class DispositionCodeSchema(ma.Schema):
     is_opt_out = f.Boolean()
 
 
+class CallerIdSchema(ma.Schema):
+    id = f.Integer()
+    phone_e164 = f.String()
+    daily_cap = f.Integer(allow_none=True, **described("Calls a day at most; null: no cap."))
+    created_at = f.DateTime()
+
+
+class CallerIdCreateSchema(ma.Schema):
+    phone = f.String(required=True, validate=v.Length(1, 40), **described("e.g. +12125550100"))
+    daily_cap = f.Integer(
+        allow_none=True,
+        validate=v.Range(1, 100_000),
+        **described("Calls a day at most (the number's own day); null or absent: no cap."),
+    )
+
+
+class CallerIdArgs(ma.Schema):
+    days = f.Integer(load_default=7, validate=v.Range(1, 90), **described("Days counted."))
+
+
+class CallerIdFiguresSchema(ma.Schema):
+    number = f.String()
+    in_pool = f.Boolean()
+    area_code = f.String(allow_none=True)
+    state = f.String(allow_none=True)
+    daily_cap = f.Integer(allow_none=True)
+    used_today = f.Integer(**described("Calls placed with it today (its own calendar day)."))
+    calls = f.Integer(**described("Calls placed with it in the days counted."))
+    ended = f.Integer()
+    answered = f.Integer(**described("Calls a person answered."))
+    answer_rate = f.Float(allow_none=True)
+    burnt = f.Boolean(
+        **described("Enough calls, and an answer rate under burnt_below of the campaign's.")
+    )
+
+
+class CallerIdReportSchema(ma.Schema):
+    campaign = f.String()
+    days = f.Integer()
+    default_caller_id = f.String(allow_none=True)
+    ended = f.Integer()
+    answered = f.Integer()
+    answer_rate = f.Float(allow_none=True)
+    burnt_below = f.Float()
+    min_calls_to_judge = f.Integer()
+    numbers = f.List(f.Nested(CallerIdFiguresSchema))
+    pool = f.List(f.Nested(CallerIdSchema))
+
+
 # -- lists and imports
 
 
