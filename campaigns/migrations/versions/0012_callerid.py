@@ -12,7 +12,7 @@ from alembic import op
 from campaigns.models import UTCDateTime
 
 revision = "0012_callerid"
-down_revision = "0010_kinds"
+down_revision = "0011_party"
 branch_labels = None
 depends_on = None
 
