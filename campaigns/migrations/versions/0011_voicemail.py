@@ -1,0 +1,36 @@
+"""voicemail drop: what a campaign does when an answering machine picks up (hang up, or leave
+its voicemail message after the beep)
+
+Revision ID: 0011_voicemail
+Revises: 0010_kinds
+Create Date: 2026-12-03 21:00:00.000000
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011_voicemail"
+down_revision = "0010_kinds"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # Batch: SQLite adds a check constraint only by rebuilding the table.
+    with op.batch_alter_table("campaigns") as batch:
+        batch.add_column(
+            sa.Column("amd_action", sa.String(length=10), nullable=False, server_default="hangup")
+        )
+        batch.add_column(
+            sa.Column("voicemail_message", sa.Text(), nullable=False, server_default="")
+        )
+        batch.create_check_constraint(
+            op.f("ck_campaigns_amd_action"), "amd_action IN ('hangup', 'message')"
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("campaigns") as batch:
+        batch.drop_constraint(op.f("ck_campaigns_amd_action"), type_="check")
+        batch.drop_column("voicemail_message")
+        batch.drop_column("amd_action")
