@@ -6,20 +6,33 @@ that hears the beep or the greeting's end, the message's text, the lead's fate."
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
+from campaigns.db import make_engine, session_factory
 from campaigns.dispositions import DEFAULT_RULES, next_state, rules_for
+from campaigns.models import CallAttempt, Campaign, Lead
 from dialer.amd import FRAME_BYTES, GreetingEndDetector, greeting_end_factory
 from dialer.calls.voicemail import (
     HangUp,
     Listen,
     PlayMessage,
     VoicemailDrop,
+    VoicemailOutcome,
     VoicemailSettings,
 )
+from dialer.cli import main
+from dialer.lines.events import AmdVerdict, Ended, Timings
+from dialer.node.ledger import AttemptLedger
 from dialer.prompts import voicemail_text
 from tests.test_amd import pcm, silence, tone, voice
+from tests.test_ledger import a_lead, opened
 
 SETTINGS = VoicemailSettings(message_prompt="/prompts/voicemail.wav", max_wait_s=12.0)
 MESSAGE = PlayMessage("c1", SETTINGS.message_prompt)
@@ -178,3 +191,64 @@ def test_a_message_left_recycles_the_lead_as_the_campaign_recycles_machines() ->
     closed = rules_for({"machine_message": {"retry_minutes": None}})
     assert next_state(1, "machine_message", closed, 6, now).status == "done"
     assert next_state(1, "machine", closed, 6, now).status == "recycled"
+
+
+# -- the attempt ledger, the report and the command line
+
+
+def test_a_machine_given_the_whole_message_ends_machine_message_and_is_reported(
+    engine: Engine, session: Session, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    campaign_id, lead_id = a_lead(session)
+    ledger = AttemptLedger(engine, "node-1")
+    left, cut = opened(ledger, campaign_id, lead_id), opened(ledger, campaign_id, lead_id)
+    now = time.time()
+    timings = Timings(now, now + 1, now + 5, now + 25)
+    for attempt_id, played in ((left, True), (cut, False)):
+        ledger.observe(AmdVerdict(attempt_id, "machine", now + 7.5, "long greeting", 2500))
+        # The greeting-end tap's verdict is not the attempt's: the node keeps it from the ledger.
+        voicemail = VoicemailOutcome(attempt_id, played, "beep", 6.0 if played else None)
+        ended = Ended(attempt_id, 200, "hung up by the dialer", "machine", timings, "machine")
+        settled = ledger.end(ended, None, voicemail=voicemail)
+        assert settled is not None
+        assert settled.outcome == ("machine_message" if played else "machine")
+    session.rollback()
+    row = session.get_one(CallAttempt, int(left))
+    assert (row.outcome, row.amd_verdict, row.amd_ms) == ("machine_message", "machine", 2500)
+    lead = session.get_one(Lead, lead_id)
+    assert lead.status == "recycled" and lead.last_outcome == "machine"
+    wait = lead.next_dial_at - dt.datetime.now(dt.UTC)  # type: ignore[operator]
+    assert dt.timedelta(hours=3) < wait <= dt.timedelta(hours=4), "the machine rule: 4 h"
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    result = CliRunner().invoke(main, ["report", "campaign", "Spring sale", "--json"])
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.output)["today"]["by_outcome"]
+    assert counts == {"machine": 1, "machine_message": 1}
+
+
+def test_campaign_create_takes_the_amd_action_and_refuses_a_message_without_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'dialer.db'}")
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    base = ["campaign", "create", "Spring sale", "--kind", "telemarketing", "--seller", "Acme"]
+    refused = runner.invoke(main, [*base, "--amd-action", "message"])
+    assert refused.exit_code != 0
+    assert "--voicemail-message" in refused.output and "is empty" in refused.output
+    refused = runner.invoke(
+        main, [*base, "--amd-action", "message", "--voicemail-message", "Call {callback}"]
+    )
+    assert refused.exit_code != 0 and "callback_number (or caller_id) is empty" in refused.output
+    message = "Hello, this is {seller}. Please call us back at {callback}."
+    created = runner.invoke(
+        main,
+        [*base, "--callback-number", "+12125550100", "--amd-action", "message",
+         "--voicemail-message", message],
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    engine = make_engine(f"sqlite:///{tmp_path / 'dialer.db'}")
+    with session_factory(engine)() as session:
+        campaign = session.scalars(select(Campaign)).one()
+        assert (campaign.amd_action, campaign.voicemail_message) == ("message", message)
+    engine.dispose()
