@@ -642,6 +642,7 @@ class CampaignHour(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     human: Mapped[int] = mapped_column(default=0)
     machine: Mapped[int] = mapped_column(default=0)
+    machine_message: Mapped[int] = mapped_column(default=0)
     busy: Mapped[int] = mapped_column(default=0)
     no_answer: Mapped[int] = mapped_column(default=0)
     invalid: Mapped[int] = mapped_column(default=0)

@@ -115,12 +115,16 @@ def world(
     kind: str = "telemarketing",
     url: str | None = None,
     scenario: str = "answer",
+    greeting: Path | None = None,
+    **campaign_settings: object,
 ) -> Iterator[World]:
+    """`greeting`: the pcap the carrier answers with (a person's "Hello?" by default);
+    `campaign_settings` go to the campaign as it is created."""
     url = url or f"sqlite:///{tmp_path / 'dialer.db'}"
     db.upgrade(url)
     engine = db.make_engine(url)
     carrier = Carrier(tmp_path, "carrier").start(
-        scenario, calls=calls, timeout=300, PCAP=str(human_greeting_pcap(tmp_path))
+        scenario, calls=calls, timeout=300, PCAP=str(greeting or human_greeting_pcap(tmp_path))
     )
     phones = Carrier(tmp_path, "phones").start(
         "agent_autoanswer", calls=calls, timeout=300, rtp_echo=True, MEDIA=""
@@ -145,6 +149,7 @@ def world(
                 calling_end="21:00",
                 wrapup_timeout_s=30,
                 script="Hello {first_name}, this is {agent} from {seller}.",
+                **campaign_settings,
             )
             found = World(engine, campaign.id, campaign.lists[0].id, carrier, phones, trunk)
             for i in range(agents):

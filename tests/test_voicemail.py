@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.db import make_engine, session_factory
 from campaigns.dispositions import DEFAULT_RULES, next_state, rules_for
-from campaigns.models import CallAttempt, Campaign, Lead
+from campaigns.models import CallAttempt, Campaign, CampaignHour, Lead
 from dialer.amd import FRAME_BYTES, GreetingEndDetector, greeting_end_factory
 from dialer.calls.voicemail import (
     HangUp,
@@ -29,6 +29,7 @@ from dialer.calls.voicemail import (
 )
 from dialer.cli import main
 from dialer.lines.events import AmdVerdict, Ended, Timings
+from dialer.node.jobs import roll_up_hours
 from dialer.node.ledger import AttemptLedger
 from dialer.prompts import voicemail_text
 from tests.test_amd import pcm, silence, tone, voice
@@ -224,6 +225,11 @@ def test_a_machine_given_the_whole_message_ends_machine_message_and_is_reported(
     assert result.exit_code == 0, result.output
     counts = json.loads(result.output)["today"]["by_outcome"]
     assert counts == {"machine": 1, "machine_message": 1}
+    # The console's reports read the hourly sums: messages are counted apart there too.
+    roll_up_hours(engine)
+    session.rollback()
+    hour = session.scalars(select(CampaignHour)).one()
+    assert (hour.attempts, hour.machine, hour.machine_message) == (2, 1, 1)
 
 
 def test_campaign_create_takes_the_amd_action_and_refuses_a_message_without_text(

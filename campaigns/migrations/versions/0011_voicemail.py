@@ -1,5 +1,5 @@
 """voicemail drop: what a campaign does when an answering machine picks up (hang up, or leave
-its voicemail message after the beep)
+its voicemail message after the beep), and the hourly count of messages left
 
 Revision ID: 0011_voicemail
 Revises: 0010_kinds
@@ -27,9 +27,16 @@ def upgrade() -> None:
         batch.create_check_constraint(
             op.f("ck_campaigns_amd_action"), "amd_action IN ('hangup', 'message')"
         )
+    # The hourly sums count the attempts that left a message apart from the other machines.
+    op.add_column(
+        "campaign_hours",
+        sa.Column("machine_message", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("campaign_hours") as batch:
+        batch.drop_column("machine_message")
     with op.batch_alter_table("campaigns") as batch:
         batch.drop_constraint(op.f("ck_campaigns_amd_action"), type_="check")
         batch.drop_column("voicemail_message")
