@@ -122,8 +122,9 @@ class FrameMeter:
         # before the VAD has adapted; the first frame is taken as silence instead.
         self._recent_db: deque[float] = deque(maxlen=_frames(settings.noise_floor_window_ms))
 
-    def level(self, frame: bytes, holding: bool) -> tuple[np.ndarray, bool]:
-        """The frame's samples, and whether it is loud; `holding`: a voice is going on."""
+    def level(self, frame: bytes, holding: bool) -> tuple[np.ndarray, float, bool]:
+        """The frame's samples, its level (dBFS) and whether it is loud; `holding`: a voice is
+        going on."""
         if len(frame) != FRAME_BYTES:
             raise ValueError(
                 f"frame of {len(frame)} bytes: expected {FRAME_BYTES} (20 ms at 8 kHz)"
@@ -136,7 +137,7 @@ class FrameMeter:
         # Hysteresis: the weak consonants inside a word must not split it into blips.
         margin_db = s.voice_hold_above_noise_db if holding else s.voice_above_noise_db
         loud = level_db >= s.voice_min_dbfs and level_db >= noise_floor_db + margin_db
-        return samples, loud
+        return samples, level_db, loud
 
     def voiced(self, frame: bytes, loud: bool) -> bool:
         # The VAD must hear every frame, silence included, to keep its noise model current.
@@ -216,7 +217,7 @@ class AmdDetector:
         if self.verdict is not None:
             return None
         self.frames += 1
-        samples, loud = self._meter.level(frame, holding=self._voiced_run > 0)
+        samples, _, loud = self._meter.level(frame, holding=self._voiced_run > 0)
         if self._beeps is not None and self._beeps.feed(samples, loud):
             return self._decide("machine", "beep")
         self._count_words(self._meter.voiced(frame, loud))
@@ -266,10 +267,11 @@ class AmdDetector:
 
 class GreetingEndDetector:
     """After AMD has said "machine": when the voicemail starts recording, so that a message
-    left now is on the tape. That is its beep, or, for a machine that does not beep, the end
-    of its greeting: no voice for `end_silence_ms`. Fed from its attachment on (mid-greeting);
-    the verdict is "machine" again, with the reason "beep" or "end of greeting", so that the
-    attempt's AMD verdict stays what it was."""
+    left now is on the tape. That is the end of its beep (a message started during the tone
+    loses its first words), or, for a machine that does not beep, the end of its greeting: no
+    voice for `end_silence_ms`. Fed from its attachment on (mid-greeting, or mid-beep when AMD
+    decided on the beep); the verdict is "machine" again, with the reason "beep" or "end of
+    greeting", so that the attempt's AMD verdict stays what it was."""
 
     def __init__(self, settings: AmdSettings | None = None, end_silence_ms: int = 1200) -> None:
         self.settings = settings or AmdSettings()
@@ -282,6 +284,7 @@ class GreetingEndDetector:
         self._end_silence = _frames(end_silence_ms)
         self._voiced_run = 0
         self._silence_run = 0
+        self._in_beep = False
         self.frames = 0
         self.verdict: Verdict | None = None
 
@@ -289,8 +292,14 @@ class GreetingEndDetector:
         if self.verdict is not None:
             return None
         self.frames += 1
-        samples, loud = self._meter.level(frame, holding=self._voiced_run > 0)
-        if self._beeps.feed(samples, loud):
+        samples, level_db, loud = self._meter.level(frame, holding=self._voiced_run > 0)
+        # A tap attached mid-beep takes the tone for the line's noise floor: a beep only has
+        # to be audible (its purity tells it from noise and voice).
+        audible = loud or level_db >= self.settings.voice_min_dbfs
+        if self._beeps.feed(samples, audible):
+            self._in_beep = True
+            return None
+        if self._in_beep:  # the tone has just stopped: the machine records from now on
             return self._decide("beep")
         if self._meter.voiced(frame, loud):
             self._voiced_run += 1

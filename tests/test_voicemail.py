@@ -54,11 +54,14 @@ def test_after_a_long_greeting_the_message_waits_for_the_beep_then_the_dialer_ha
     assert outcome.waited_s == pytest.approx(6.4)
 
 
-def test_a_beep_amd_decided_on_starts_the_message_at_once() -> None:
+def test_a_beep_amd_decided_on_is_let_finish_before_the_message() -> None:
+    """AMD hears a beep 150 ms into the tone: the machine records from its end."""
     drop = VoicemailDrop("c1", SETTINGS)
-    assert drop.on_machine("beep", 10.0) == [MESSAGE]
+    assert drop.on_machine("beep", 10.0) == [Listen("c1", SETTINGS.tap())]
+    assert drop.on_heard("beep", 10.4) == [MESSAGE]
     assert drop.on_prompt_finished(14.0) == [HangUp("c1")]
-    assert drop.outcome().message_played and drop.outcome().waited_s == 0.0
+    assert drop.outcome().message_played
+    assert drop.outcome().waited_s == pytest.approx(0.4)
 
 
 def test_without_a_beep_the_message_plays_at_the_greetings_end() -> None:
@@ -94,7 +97,8 @@ def test_a_machine_that_hangs_up_before_its_beep_gets_no_message() -> None:
 
 def test_a_message_cut_by_the_machine_hanging_up_is_not_a_message_left() -> None:
     drop = VoicemailDrop("c1", SETTINGS)
-    drop.on_machine("beep", 10.0)
+    drop.on_machine("long greeting", 10.0)
+    drop.on_heard("beep", 10.5)
     drop.on_ended(11.0)
     assert drop.on_prompt_finished(11.1) == []
     outcome = drop.outcome()
@@ -104,8 +108,9 @@ def test_a_message_cut_by_the_machine_hanging_up_is_not_a_message_left() -> None
 
 def test_a_message_that_cannot_be_played_ends_the_call_without_one() -> None:
     drop = VoicemailDrop("c1", SETTINGS)
-    drop.on_machine("beep", 10.0)
-    assert drop.on_prompt_failed(10.1) == [HangUp("c1")]
+    drop.on_machine("long greeting", 10.0)
+    drop.on_heard("end of greeting", 11.0)
+    assert drop.on_prompt_failed(11.1) == [HangUp("c1")]
     assert not drop.outcome().message_played
 
 
@@ -137,13 +142,20 @@ def first_verdict(detector: GreetingEndDetector, audio: bytes):  # type: ignore[
     return None
 
 
-def test_the_tap_hears_the_beep_after_the_rest_of_the_greeting() -> None:
+def test_the_tap_hears_the_end_of_the_beep_after_the_rest_of_the_greeting() -> None:
     # Attached mid-greeting: 1.5 s more of voice, a pause, then the beep.
     audio = pcm(voice(1.5), silence(0.4, 30.0), tone(1000.0, 0.5), silence(2.0, 30.0))
     verdict = first_verdict(GreetingEndDetector(), audio)
     assert verdict is not None and (verdict.kind, verdict.reason) == ("machine", "beep")
-    beep_starts_ms = 1900
-    assert beep_starts_ms + 100 <= verdict.after_ms <= beep_starts_ms + 240
+    beep_ends_ms = 2400
+    assert beep_ends_ms <= verdict.after_ms <= beep_ends_ms + 60
+
+
+def test_the_tap_attached_mid_beep_hears_it_end() -> None:
+    audio = pcm(tone(1000.0, 0.35), silence(2.0, 30.0))
+    verdict = first_verdict(GreetingEndDetector(), audio)
+    assert verdict is not None and verdict.reason == "beep"
+    assert 350 <= verdict.after_ms <= 410
 
 
 def test_the_tap_hears_the_end_of_a_greeting_without_beep_after_its_silence() -> None:

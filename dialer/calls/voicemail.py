@@ -2,13 +2,13 @@
 picks up. Instead of hanging up, the dialer waits for the machine to start recording and
 leaves the campaign's message on it, then hangs up; the attempt ends "machine_message".
 
-A machine records from its beep on, so the message starts when the beep is heard. Machines
-that do not beep record from the end of their greeting: the message then starts after a
-pause in the greeting long enough to be its end (`end_silence_ms`). AMD may have decided on
-the beep itself (its verdict's reason is "beep"): the message starts at once. Otherwise a
-second tap listens from the machine verdict on (`dialer.amd.GreetingEndDetector`), and when it
-hears neither within `max_wait_s` the message starts all the same: a greeting that long is
-rare, and a message cut at its start is better than a line held for ever.
+A machine records from the end of its beep, so the message starts when the tone stops.
+Machines that do not beep record from the end of their greeting: the message then starts
+after a pause in the greeting long enough to be its end (`end_silence_ms`). From the machine
+verdict on (AMD's reason may be the beep itself, heard 150 ms into the tone) a second tap
+listens for either (`dialer.amd.GreetingEndDetector`); when it hears neither within
+`max_wait_s` the message starts all the same: a greeting that long is rare, and a message cut
+at its start is better than a line held for ever.
 
 `VoicemailDrop` is the pure decision for one call (times in, actions out), in the shape of
 `dialer.connect.CallConnect`; `VoicemailDrops` is the thin shell that feeds it line-pool
@@ -35,7 +35,7 @@ BEEP = "beep"
 @dataclass(frozen=True)
 class VoicemailSettings:
     message_prompt: str  # WAV path: the campaign's voicemail message
-    # From the machine verdict: the longest wait for the beep or the greeting's end.
+    # From the machine verdict: the longest wait for the beep's end or the greeting's end.
     max_wait_s: float = 12.0
     # No voice this long after the machine verdict: the greeting is over (a machine without a
     # beep records from here). Longer than the pauses between a greeting's sentences.
@@ -114,18 +114,16 @@ class VoicemailDrop:
         self.reason = "no machine verdict"
 
     def on_machine(self, reason: str | None, at: float) -> list[Action]:
-        """AMD said "machine" (`reason`: what gave it away)."""
+        """AMD said "machine" (`reason`: what gave it away, the beep itself included)."""
         if self.state != "new":
             return []
         self.verdict_at = at
-        if reason == BEEP:  # the machine is recording already
-            return self._play(BEEP, at)
         self.state, self.reason = "listening", "waiting for the beep"
         self.give_up_at = at + self.settings.max_wait_s
         return [Listen(self.customer, self.settings.tap())]
 
     def on_heard(self, reason: str | None, at: float) -> list[Action]:
-        """The greeting-end tap heard the beep or the end of the greeting."""
+        """The greeting-end tap heard the beep end, or the greeting's end."""
         if self.state != "listening":
             return []
         return self._play(reason or BEEP, at)
