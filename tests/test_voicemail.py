@@ -41,7 +41,7 @@ MESSAGE = PlayMessage("c1", SETTINGS.message_prompt)
 
 def test_after_a_long_greeting_the_message_waits_for_the_beep_then_the_dialer_hangs_up() -> None:
     drop = VoicemailDrop("c1", SETTINGS)
-    assert drop.on_machine("long greeting", 10.0) == [Listen("c1", SETTINGS.tap())]
+    assert drop.on_machine(10.0) == [Listen("c1", SETTINGS.tap())]
     assert drop.on_tick(15.0) == []
     assert drop.on_heard("beep", 16.4) == [MESSAGE]
     assert drop.on_heard("beep", 16.5) == []  # one message per call
@@ -57,7 +57,7 @@ def test_after_a_long_greeting_the_message_waits_for_the_beep_then_the_dialer_ha
 def test_a_beep_amd_decided_on_is_let_finish_before_the_message() -> None:
     """AMD hears a beep 150 ms into the tone: the machine records from its end."""
     drop = VoicemailDrop("c1", SETTINGS)
-    assert drop.on_machine("beep", 10.0) == [Listen("c1", SETTINGS.tap())]
+    assert drop.on_machine(10.0) == [Listen("c1", SETTINGS.tap())]
     assert drop.on_heard("beep", 10.4) == [MESSAGE]
     assert drop.on_prompt_finished(14.0) == [HangUp("c1")]
     assert drop.outcome().message_played
@@ -66,7 +66,7 @@ def test_a_beep_amd_decided_on_is_let_finish_before_the_message() -> None:
 
 def test_without_a_beep_the_message_plays_at_the_greetings_end() -> None:
     drop = VoicemailDrop("c1", SETTINGS)
-    drop.on_machine("many words", 10.0)
+    drop.on_machine(10.0)
     assert drop.on_heard("end of greeting", 13.2) == [MESSAGE]
     drop.on_prompt_finished(18.0)
     assert drop.outcome().reason == "end of greeting" and drop.outcome().message_played
@@ -74,7 +74,7 @@ def test_without_a_beep_the_message_plays_at_the_greetings_end() -> None:
 
 def test_with_neither_beep_nor_pause_the_message_plays_at_the_longest_wait() -> None:
     drop = VoicemailDrop("c1", SETTINGS)
-    drop.on_machine("long greeting", 10.0)
+    drop.on_machine(10.0)
     assert drop.on_tick(21.99) == []
     assert drop.on_tick(22.0) == [MESSAGE]
     assert drop.on_heard("beep", 22.5) == []  # too late to matter: the message is on
@@ -87,28 +87,28 @@ def test_with_neither_beep_nor_pause_the_message_plays_at_the_longest_wait() -> 
 
 def test_a_machine_that_hangs_up_before_its_beep_gets_no_message() -> None:
     drop = VoicemailDrop("c1", SETTINGS)
-    drop.on_machine("long greeting", 10.0)
+    drop.on_machine(10.0)
     assert drop.on_ended(13.0) == []
     assert drop.on_heard("beep", 13.1) == [] and drop.on_tick(40.0) == []
     outcome = drop.outcome()
     assert not outcome.message_played and outcome.waited_s is None
-    assert outcome.reason == "the machine hung up before its beep"
+    assert outcome.reason == "the call ended before the beep"
 
 
 def test_a_message_cut_by_the_machine_hanging_up_is_not_a_message_left() -> None:
     drop = VoicemailDrop("c1", SETTINGS)
-    drop.on_machine("long greeting", 10.0)
+    drop.on_machine(10.0)
     drop.on_heard("beep", 10.5)
     drop.on_ended(11.0)
     assert drop.on_prompt_finished(11.1) == []
     outcome = drop.outcome()
     assert not outcome.message_played
-    assert outcome.reason == "the machine hung up during the message"
+    assert outcome.reason == "the call ended during the message"
 
 
 def test_a_message_that_cannot_be_played_ends_the_call_without_one() -> None:
     drop = VoicemailDrop("c1", SETTINGS)
-    drop.on_machine("long greeting", 10.0)
+    drop.on_machine(10.0)
     drop.on_heard("end of greeting", 11.0)
     assert drop.on_prompt_failed(11.1) == [HangUp("c1")]
     assert not drop.outcome().message_played

@@ -113,8 +113,8 @@ class VoicemailDrop:
         self.message_played = False
         self.reason = "no machine verdict"
 
-    def on_machine(self, reason: str | None, at: float) -> list[Action]:
-        """AMD said "machine" (`reason`: what gave it away, the beep itself included)."""
+    def on_machine(self, at: float) -> list[Action]:
+        """AMD said "machine", on the greeting or on the beep itself."""
         if self.state != "new":
             return []
         self.verdict_at = at
@@ -149,9 +149,9 @@ class VoicemailDrop:
     def on_ended(self, at: float) -> list[Action]:
         """The call ended: the machine (or the line) hung up, or the dialer did."""
         if self.state == "listening":
-            self.reason = "the machine hung up before its beep"
+            self.reason = "the call ended before the beep"
         elif self.state == "playing":
-            self.reason = "the machine hung up during the message"
+            self.reason = "the call ended during the message"
         self.state = "ended"
         return []
 
@@ -206,7 +206,7 @@ class VoicemailDrops:
                 if event.verdict != MACHINE or self.settings is None:
                     return None
                 drop = self.calls[customer] = VoicemailDrop(customer, self.settings)
-                self._carry_out(drop.on_machine(event.reason, at))
+                self._carry_out(drop.on_machine(at))
             else:
                 self._carry_out(drop.on_heard(event.reason, at))
             return None
