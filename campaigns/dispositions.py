@@ -38,6 +38,7 @@ class Rule:
 
 
 HOUR = dt.timedelta(hours=1)
+MESSAGE_LEFT = "machine_message"
 DEFAULT_RULES: dict[str, Rule] = {
     # Outcomes the line reports.
     "busy": Rule(dt.timedelta(minutes=15)),
@@ -135,6 +136,9 @@ def rules_for(campaign_rules: dict[str, Any]) -> dict[str, Rule]:
             spec.get("max_attempts"),
             spec.get("final_status", "done"),
         )
+    # A machine that took the voicemail message is still a machine: its lead is retried as the
+    # campaign retries machines, unless the campaign has a rule of its own for it.
+    rules.setdefault(MESSAGE_LEFT, rules["machine"])
     return rules
 
 

@@ -47,9 +47,13 @@ LEAD_STATUSES = (
     "dnc",
     "invalid",
 )
+# What the dialer does when AMD says an answering machine picked up: hang up, or leave the
+# campaign's voicemail message after the beep (an attempt that did ends "machine_message").
+AMD_ACTIONS = ("hangup", "message")
 ATTEMPT_OUTCOMES = (
     "human",
     "machine",
+    "machine_message",
     "busy",
     "no_answer",
     "invalid",
@@ -129,6 +133,7 @@ class Campaign(Base):
         CheckConstraint("dial_ratio >= 1", name="dial_ratio"),
         CheckConstraint("max_lines >= 0", name="max_lines"),
         CheckConstraint("wrapup_timeout_s >= 5", name="wrapup_timeout"),
+        CheckConstraint(_in("amd_action", AMD_ACTIONS), name="amd_action"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -157,6 +162,10 @@ class Campaign(Base):
     safe_harbor_message: Mapped[str] = mapped_column(Text, default="")
     record_calls: Mapped[bool] = mapped_column(default=False)
     amd_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # An answering machine: hang up, or leave `voicemail_message` after its beep
+    # (`dialer.calls.voicemail`); {seller} and {callback} in the message are filled in.
+    amd_action: Mapped[str] = mapped_column(String(10), default="hangup", server_default="hangup")
+    voicemail_message: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Lines the campaign may hold at once (ringing and up); 0: four per agent logged in. The
     # trunk's own channel and calls-per-second limits apply on top, shared by its campaigns.
     max_lines: Mapped[int] = mapped_column(default=0)
@@ -642,6 +651,7 @@ class CampaignHour(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     human: Mapped[int] = mapped_column(default=0)
     machine: Mapped[int] = mapped_column(default=0)
+    machine_message: Mapped[int] = mapped_column(default=0)
     busy: Mapped[int] = mapped_column(default=0)
     no_answer: Mapped[int] = mapped_column(default=0)
     invalid: Mapped[int] = mapped_column(default=0)

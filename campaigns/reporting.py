@@ -52,7 +52,16 @@ OPT_OUT_SOURCES = ("opt_out_key", "disposition")
 # live answer no agent took in time, whose line outcome is "human").
 CALL_OUTCOMES = (*ATTEMPT_OUTCOMES, "abandoned")
 # Attempt counts the hourly roll-up keeps (campaign_hours' columns).
-OUTCOME_COLUMNS = ("human", "machine", "busy", "no_answer", "invalid", "congestion", "failed")
+OUTCOME_COLUMNS = (
+    "human",
+    "machine",
+    "machine_message",
+    "busy",
+    "no_answer",
+    "invalid",
+    "congestion",
+    "failed",
+)
 # Regulation F (12 CFR 1006.14(b)(2)): at most 7 calls about a debt in 7 days.
 REG_F_CAP = 7
 # States an agent's time is reported in, in the order people read them.
@@ -125,6 +134,7 @@ class Outcomes:
     attempts: int = 0
     human: int = 0
     machine: int = 0
+    machine_message: int = 0
     busy: int = 0
     no_answer: int = 0
     invalid: int = 0

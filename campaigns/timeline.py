@@ -29,6 +29,7 @@ OUTCOME_PARTS = (
     ("abandoned", "Abandoned (no agent in 2 s)"),
     ("hung_up", "Person hung up in the greeting"),
     ("machine", "Answering machine"),
+    ("machine_message", "Message left on a machine"),
     ("busy", "Busy"),
     ("no_answer", "No answer"),
     ("invalid", "Number not in service"),
@@ -45,6 +46,7 @@ class HourFigures:
     attempts: int = 0
     human: int = 0
     machine: int = 0
+    machine_message: int = 0
     busy: int = 0
     no_answer: int = 0
     invalid: int = 0
@@ -131,7 +133,15 @@ def outcome_counts(rows: Iterable[HourFigures]) -> dict[str, int]:
         counts["connected"] += connected
         counts["abandoned"] += abandoned
         counts["hung_up"] += row.live - connected - abandoned
-        for name in ("machine", "busy", "no_answer", "invalid", "congestion", "failed"):
+        for name in (
+            "machine",
+            "machine_message",
+            "busy",
+            "no_answer",
+            "invalid",
+            "congestion",
+            "failed",
+        ):
             counts[name] += getattr(row, name)
     return counts
 

@@ -111,6 +111,39 @@ def _power_db(samples: np.ndarray) -> float:
     return 10.0 * math.log10(power + 1e-12)
 
 
+class FrameMeter:
+    """Whether a frame is loud (above the line's noise floor) and voiced (the VAD agrees), for
+    every detector that listens to a call's greeting."""
+
+    def __init__(self, settings: AmdSettings) -> None:
+        self._settings = settings
+        self._vad = webrtcvad.Vad(settings.vad_aggressiveness)
+        # No prior floor: a guessed one makes a noisy line's first frames look like a word
+        # before the VAD has adapted; the first frame is taken as silence instead.
+        self._recent_db: deque[float] = deque(maxlen=_frames(settings.noise_floor_window_ms))
+
+    def level(self, frame: bytes, holding: bool) -> tuple[np.ndarray, float, bool]:
+        """The frame's samples, its level (dBFS) and whether it is loud; `holding`: a voice is
+        going on."""
+        if len(frame) != FRAME_BYTES:
+            raise ValueError(
+                f"frame of {len(frame)} bytes: expected {FRAME_BYTES} (20 ms at 8 kHz)"
+            )
+        samples = np.frombuffer(frame, dtype="<i2").astype(np.float64)
+        level_db = _power_db(samples)
+        noise_floor_db = min(self._recent_db, default=level_db)
+        self._recent_db.append(level_db)
+        s = self._settings
+        # Hysteresis: the weak consonants inside a word must not split it into blips.
+        margin_db = s.voice_hold_above_noise_db if holding else s.voice_above_noise_db
+        loud = level_db >= s.voice_min_dbfs and level_db >= noise_floor_db + margin_db
+        return samples, level_db, loud
+
+    def voiced(self, frame: bytes, loud: bool) -> bool:
+        # The VAD must hear every frame, silence included, to keep its noise model current.
+        return self._vad.is_speech(frame, SAMPLE_RATE) and loud
+
+
 class BeepDetector:
     """Counts consecutive frames holding one steady, narrow spectral peak in the beep band."""
 
@@ -162,7 +195,7 @@ class AmdDetector:
     def __init__(self, settings: AmdSettings | None = None) -> None:
         self.settings = settings or AmdSettings()
         s = self.settings
-        self._vad = webrtcvad.Vad(s.vad_aggressiveness)
+        self._meter = FrameMeter(s)
         self._beeps = BeepDetector(s) if s.beep_detection else None
         self._initial_silence = _frames(s.initial_silence_ms)
         self._greeting_max = _frames(s.greeting_max_ms)
@@ -170,9 +203,6 @@ class AmdDetector:
         self._min_word = _frames(s.min_word_ms)
         self._between_words = _frames(s.between_words_silence_ms)
         self._total = _frames(s.total_analysis_ms)
-        # No prior floor: a guessed one makes a noisy line's first frames look like a word
-        # before the VAD has adapted; the first frame is taken as silence instead.
-        self._recent_db: deque[float] = deque(maxlen=_frames(s.noise_floor_window_ms))
         self.frames = 0
         self.words = 0
         self._voiced_run = 0
@@ -186,25 +216,11 @@ class AmdDetector:
         """Analyse one 20 ms frame; the verdict is returned once, on the frame that decides it."""
         if self.verdict is not None:
             return None
-        if len(frame) != FRAME_BYTES:
-            raise ValueError(
-                f"frame of {len(frame)} bytes: expected {FRAME_BYTES} (20 ms at 8 kHz)"
-            )
         self.frames += 1
-        samples = np.frombuffer(frame, dtype="<i2").astype(np.float64)
-        level_db = _power_db(samples)
-        noise_floor_db = min(self._recent_db, default=level_db)
-        self._recent_db.append(level_db)
-        s = self.settings
-        # Hysteresis: the weak consonants inside a word must not split it into blips.
-        margin_db = s.voice_hold_above_noise_db if self._voiced_run else s.voice_above_noise_db
-        loud = level_db >= s.voice_min_dbfs and level_db >= noise_floor_db + margin_db
+        samples, _, loud = self._meter.level(frame, holding=self._voiced_run > 0)
         if self._beeps is not None and self._beeps.feed(samples, loud):
             return self._decide("machine", "beep")
-        # The VAD must hear every frame, silence included, to keep its noise model current.
-        vad_speech = self._vad.is_speech(frame, SAMPLE_RATE)
-        voiced = loud and vad_speech
-        self._count_words(voiced)
+        self._count_words(self._meter.voiced(frame, loud))
         return self._rules()
 
     def _count_words(self, voiced: bool) -> None:
@@ -249,6 +265,58 @@ class AmdDetector:
         return self.verdict
 
 
+class GreetingEndDetector:
+    """After AMD has said "machine": when the voicemail starts recording, so that a message
+    left now is on the tape. That is the end of its beep (a message started during the tone
+    loses its first words), or, for a machine that does not beep, the end of its greeting: no
+    voice for `end_silence_ms`. Fed from its attachment on (mid-greeting, or mid-beep when AMD
+    decided on the beep); the verdict is "machine" again, with the reason "beep" or "end of
+    greeting", so that the attempt's AMD verdict stays what it was."""
+
+    def __init__(self, settings: AmdSettings | None = None, end_silence_ms: int = 1200) -> None:
+        self.settings = settings or AmdSettings()
+        if end_silence_ms < FRAME_MS:
+            raise ValueError(
+                f"end_silence_ms={end_silence_ms}: expected at least one frame ({FRAME_MS} ms)"
+            )
+        self._meter = FrameMeter(self.settings)
+        self._beeps = BeepDetector(self.settings)
+        self._end_silence = _frames(end_silence_ms)
+        self._voiced_run = 0
+        self._silence_run = 0
+        self._in_beep = False
+        self.frames = 0
+        self.verdict: Verdict | None = None
+
+    def feed(self, frame: bytes) -> Verdict | None:
+        if self.verdict is not None:
+            return None
+        self.frames += 1
+        samples, level_db, loud = self._meter.level(frame, holding=self._voiced_run > 0)
+        # A tap attached mid-beep takes the tone for the line's noise floor: a beep only has
+        # to be audible (its purity tells it from noise and voice).
+        audible = loud or level_db >= self.settings.voice_min_dbfs
+        if self._beeps.feed(samples, audible):
+            self._in_beep = True
+            return None
+        if self._in_beep:  # the tone has just stopped: the machine records from now on
+            return self._decide("beep")
+        if self._meter.voiced(frame, loud):
+            self._voiced_run += 1
+            if self._voiced_run >= _TALKING_FRAMES:
+                self._silence_run = 0
+        else:
+            self._voiced_run = 0
+            self._silence_run += 1
+        if self._silence_run >= self._end_silence:
+            return self._decide("end of greeting")
+        return None
+
+    def _decide(self, reason: str) -> Verdict:
+        self.verdict = Verdict("machine", reason, self.frames * FRAME_MS)
+        return self.verdict
+
+
 def detect(pcm: bytes, settings: AmdSettings | None = None) -> Verdict:
     """The verdict for a whole recording (8 kHz 16-bit mono); "notsure" if it ends undecided."""
     detector = AmdDetector(settings)
@@ -263,3 +331,9 @@ def tap_factory(**settings: Any) -> AmdDetector:
     """Build a detector inside a line worker from a campaign's `AmdSettings` as a dict (the
     options of a `TapSpec("dialer.amd:tap_factory", ...)`, which must cross a process pipe)."""
     return AmdDetector(AmdSettings(**settings))
+
+
+def greeting_end_factory(end_silence_ms: int, **settings: Any) -> GreetingEndDetector:
+    """A `GreetingEndDetector` inside a line worker (`TapSpec("dialer.amd:greeting_end_factory",
+    {"end_silence_ms": ..., **AmdSettings as a dict})`)."""
+    return GreetingEndDetector(AmdSettings(**settings), end_silence_ms)

@@ -110,6 +110,18 @@ def campaign() -> None:
 )
 @click.option("--hours", default="09:00-20:00", show_default=True, help="Local to the lead.")
 @click.option("--days", default="mon-sat", show_default=True, help="e.g. mon-fri or mon-sun.")
+@click.option(
+    "--amd-action",
+    default="hangup",
+    show_default=True,
+    type=click.Choice(["hangup", "message"]),
+    help="An answering machine: hang up, or leave --voicemail-message after its beep.",
+)
+@click.option(
+    "--voicemail-message",
+    default="",
+    help="What --amd-action message leaves; {seller} and {callback} are filled in.",
+)
 def campaign_create(
     name: str,
     kind: str,
@@ -120,13 +132,21 @@ def campaign_create(
     callback_number: str | None,
     hours: str,
     days: str,
+    amd_action: str,
+    voicemail_message: str,
 ) -> None:
     """Create a campaign with compliant defaults."""
     from sqlalchemy.orm import Session
 
     from campaigns.manage import SetupError, create_campaign
     from campaigns.schedules import ScheduleError, parse_days, parse_hours
+    from dialer.prompts import voicemail_text
 
+    if amd_action == "message":
+        try:
+            voicemail_text(voicemail_message, seller, callback_number or caller_id)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--voicemail-message") from None
     try:
         start, end = parse_hours(hours)
         with Session(_engine()) as session:
@@ -142,6 +162,8 @@ def campaign_create(
                 calling_start=start,
                 calling_end=end,
                 calling_days=parse_days(days),
+                amd_action=amd_action,
+                voicemail_message=voicemail_message.strip(),
             )
             click.echo(f"campaign {name!r} created (id {new.id}, {kind}, {dial_mode})")
     except (SetupError, ScheduleError) as error:

@@ -56,6 +56,8 @@ SAFE_HARBOR_TEXT = (
 # connector adds the number to the do-not-call list when this key is pressed.
 OPT_OUT_DIGIT = "9"
 OPT_OUT_TEXT = f" To be added to our do-not-call list now, press {OPT_OUT_DIGIT}."
+# The message a campaign leaves on answering machines (`dialer.calls.voicemail`).
+VOICEMAIL = "voicemail"
 
 # The IVR prompts the campaign kinds need.
 PROMPT_TEXTS: Mapping[str, str] = {
@@ -105,6 +107,8 @@ class CampaignLike(Protocol):
     callback_number: str | None
     caller_id: str | None
     safe_harbor_message: str
+    amd_action: str
+    voicemail_message: str
 
 
 @dataclass(frozen=True)
@@ -224,11 +228,48 @@ def campaign_safe_harbor(campaign: CampaignLike, directory: Path | None = None) 
     )
 
 
+def voicemail_text(message: str, seller: str = "", callback: str | None = None) -> str:
+    """The voicemail message as it is spoken: `{seller}` and `{callback}` filled in. An empty
+    message, or a placeholder the campaign cannot fill, is refused naming the field."""
+    if not message.strip():
+        raise ValueError(
+            "voicemail_message is empty: leaving a message on answering machines needs its text"
+        )
+    values = {"seller": seller.strip(), "callback": speakable_number(callback) if callback else ""}
+    try:
+        text = message.strip().format(**values)
+    except (KeyError, IndexError, ValueError) as error:
+        raise ValueError(
+            f"voicemail_message {message!r}: cannot fill in {error}; "
+            "use {seller} and {callback} (braces for nothing else)"
+        ) from None
+    for name, value in values.items():
+        if f"{{{name}}}" in message and not value:
+            field = "seller_name" if name == "seller" else "callback_number (or caller_id)"
+            raise ValueError(
+                f"voicemail_message uses {{{name}}} but the campaign's {field} is empty"
+            )
+    return text
+
+
+def campaign_voicemail(campaign: CampaignLike, directory: Path | None = None) -> Path | None:
+    """The WAV a campaign leaves on answering machines, rendered now (not when the beep comes);
+    None when the campaign hangs up on them."""
+    if campaign.amd_action != "message":
+        return None
+    callback = campaign.callback_number or campaign.caller_id
+    text = voicemail_text(campaign.voicemail_message or "", campaign.seller_name or "", callback)
+    return build(Prompt(VOICEMAIL, text), directory)
+
+
 def campaign_prompts(campaign: CampaignLike, directory: Path | None = None) -> dict[str, Path]:
-    """Every prompt the campaign may play, rendered now: its kind's IVR prompts and its
-    safe-harbor message."""
+    """Every prompt the campaign may play, rendered now: its kind's IVR prompts, its
+    safe-harbor message and its voicemail message if it leaves one."""
     prompts = {name: prompt_path(name, directory) for name in KIND_PROMPTS[campaign.kind]}
     prompts[SAFE_HARBOR] = campaign_safe_harbor(campaign, directory)
+    voicemail = campaign_voicemail(campaign, directory)
+    if voicemail is not None:
+        prompts[VOICEMAIL] = voicemail
     return prompts
 
 

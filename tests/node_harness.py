@@ -116,7 +116,11 @@ def world(
     url: str | None = None,
     scenario: str = "answer",
     carrier_logs: bool = False,
+    greeting: Path | None = None,
+    **campaign_settings: object,
 ) -> Iterator[World]:
+    """`greeting`: the pcap the carrier answers with (a person's "Hello?" by default);
+    `campaign_settings` go to the campaign as it is created."""
     url = url or f"sqlite:///{tmp_path / 'dialer.db'}"
     db.upgrade(url)
     engine = db.make_engine(url)
@@ -125,7 +129,7 @@ def world(
         calls=calls,
         timeout=300,
         trace_logs=carrier_logs,
-        PCAP=str(human_greeting_pcap(tmp_path)),
+        PCAP=str(greeting or human_greeting_pcap(tmp_path)),
     )
     phones = Carrier(tmp_path, "phones").start(
         "agent_autoanswer", calls=calls, timeout=300, rtp_echo=True, MEDIA=""
@@ -150,6 +154,7 @@ def world(
                 calling_end="21:00",
                 wrapup_timeout_s=30,
                 script="Hello {first_name}, this is {agent} from {seller}.",
+                **campaign_settings,
             )
             found = World(engine, campaign.id, campaign.lists[0].id, carrier, phones, trunk)
             for i in range(agents):

@@ -68,6 +68,7 @@ class Carrier:
         self.process: subprocess.Popen[bytes] | None = None
         self.log = workdir / f"sipp-{name}-{self.port}.log"
         self.calls_log = workdir / f"sipp-{name}-{self.port}-calls.log"
+        self.media_port: int | None = None  # where SIPp's RTP goes and comes from, once started
 
     def start(
         self,
@@ -89,7 +90,7 @@ class Carrier:
             text = text.replace(f"@{key}@", value)
         path = self.workdir / f"{scenario}-{self.port}.xml"
         path.write_text(text)
-        media_port = free_media_port()
+        media_port = self.media_port = free_media_port()
         control_port = free_udp_port()
         while control_port in (media_port, media_port + 1, media_port + 2, media_port + 3):
             control_port = free_udp_port()

@@ -62,6 +62,7 @@ from campaigns.dispositions import (
 from campaigns.dispositions import rules_for as recycling_rules_for
 from campaigns.manage import ACTIONS, SetupError, steer
 from campaigns.models import (
+    AMD_ACTIONS,
     CAMPAIGN_KINDS,
     DIAL_MODES,
     MAX_ABANDON_TARGET,
@@ -72,7 +73,7 @@ from campaigns.models import (
     SurveyAnswer,
 )
 from dialer.amd import AmdSettings
-from dialer.prompts import safe_harbor_text
+from dialer.prompts import safe_harbor_text, voicemail_text
 from web import audit, db
 from web.permissions import allow, may
 from web.trunks import configured_trunks
@@ -87,6 +88,10 @@ KIND_LABELS = {
     "collections": "Collections",
     "survey": "Survey",
     "appointment": "Appointment setting",
+}
+AMD_ACTION_LABELS = {
+    "hangup": "Hang up",
+    "message": "Leave the voicemail message after the beep",
 }
 MODE_LABELS = {
     "preview": "Preview (the agent asks for each call)",
@@ -123,7 +128,7 @@ OUTCOME_LABELS = {
     "human": "Hung up during the greeting",
     "busy": "Busy",
     "no_answer": "No answer",
-    "machine": "Answering machine",
+    "machine": "Answering machine (a message left or not)",
     "abandoned": "Abandoned (no agent in time)",
     "congestion": "Carrier congestion",
     "failed": "Failed",
@@ -163,6 +168,8 @@ SETTINGS = (
     "record_calls",
     "uk_mode",
     "amd_settings",
+    "amd_action",
+    "voicemail_message",
     "max_lines",
     "wrapup_timeout_s",
     "default_disposition",
@@ -254,6 +261,17 @@ class CampaignForm(FlaskForm):
         "column of the lead file in braces are filled in for the agent.",
     )
     record_calls = BooleanField("Record calls")
+    amd_action = SelectField(
+        "When a machine answers",
+        choices={a: AMD_ACTION_LABELS[a] for a in AMD_ACTIONS},
+        default="hangup",
+    )
+    voicemail_message = TextAreaField(
+        "Voicemail message",
+        validators=[Length(max=2000)],
+        description="Left after the machine's beep (or the end of its greeting). {seller} and "
+        "{callback} are filled in.",
+    )
     agentless = BooleanField(
         "Agentless (IVR)",
         description="Survey: the questions are asked by the IVR, answered on the keypad. "
@@ -303,6 +321,15 @@ class CampaignForm(FlaskForm):
         for code in parse_pause_codes(field.data or ""):
             if not PAUSE_CODE.match(code):
                 raise ValidationError(f"{code!r}: letters, digits and _ (up to 40)")
+
+    def validate_voicemail_message(self, field: Field) -> None:
+        if self.amd_action.data != "message":
+            return
+        callback = self.callback_number.data or self.caller_id.data
+        try:
+            voicemail_text(field.data or "", self.seller_name.data or "", callback)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
 
     def validate_safe_harbor_message(self, field: Field) -> None:
         if not (field.data or "").strip():
@@ -418,6 +445,8 @@ def form_data(campaign: Campaign) -> dict[str, Any]:
         "recycled_mix": round(campaign.recycled_mix * 100),
         "script": campaign.script,
         "record_calls": campaign.record_calls,
+        "amd_action": campaign.amd_action,
+        "voicemail_message": campaign.voicemail_message,
         "uk_mode": campaign.uk_mode,
         "max_lines": campaign.max_lines,
         "wrapup_timeout_s": campaign.wrapup_timeout_s,
@@ -502,6 +531,8 @@ def apply_form(campaign: Campaign, form: CampaignForm, kind: str) -> None:
     campaign.recycled_mix = form.recycled_mix.data / 100
     campaign.script = form.script.data or ""
     campaign.record_calls = form.record_calls.data
+    campaign.amd_action = form.amd_action.data
+    campaign.voicemail_message = (form.voicemail_message.data or "").strip()
     campaign.uk_mode = form.uk_mode.data
     campaign.max_lines = form.max_lines.data
     campaign.wrapup_timeout_s = form.wrapup_timeout_s.data

@@ -36,6 +36,7 @@ OUTCOME_COLOURS = {
     "abandoned": "#b42318",
     "hung_up": "#d99a1e",
     "machine": "#5d6b7e",
+    "machine_message": "#3e4a5a",
     "busy": "#8592a3",
     "no_answer": "#aab4c3",
     "invalid": "#7d5ba6",

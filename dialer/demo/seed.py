@@ -74,6 +74,11 @@ COLLECTIONS_SCRIPT = (
     "Hello, may I speak with {first_name} {last_name}? This is {agent} from {seller} about "
     "account {account_ref}."
 )
+# The collections campaign leaves this on answering machines: Regulation F's limited-content
+# message (12 CFR 1006.2(j)), which names a person to call back and a number, and no debt.
+COLLECTIONS_VOICEMAIL = (
+    "Hello, this is Sam Carter calling. Please call me back at {callback}. Thank you."
+)
 
 
 def zones_in_hours(
@@ -225,7 +230,8 @@ def seed_kinds(
         )  # fmt: skip
         collections = _campaign(
             session, DEMO_COLLECTIONS, "collections", trunk, dial_mode="progressive",
-            script=COLLECTIONS_SCRIPT,
+            script=COLLECTIONS_SCRIPT, amd_action="message",
+            voicemail_message=COLLECTIONS_VOICEMAIL,
         )  # fmt: skip
         _caller_id_pool(session, collections)
         for i in range(1, COLLECTIONS_AGENTS + 1):

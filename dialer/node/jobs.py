@@ -60,6 +60,7 @@ from campaigns.models import (
     User,
     utcnow,
 )
+from campaigns.reporting import OUTCOME_COLUMNS
 
 log = logging.getLogger(__name__)
 # A node renews its claims by dialing them within seconds; one held this long is orphaned.
@@ -210,9 +211,6 @@ def roll_up_hours(engine: Engine, now: dt.datetime | None = None) -> int:
                     [_hour_row(row) for row in rows],
                 )
     return len(rows)
-
-
-OUTCOME_COLUMNS = ("human", "machine", "busy", "no_answer", "invalid", "congestion", "failed")
 
 
 def _seconds(connection: Connection, start: Any, end: Any) -> Any:

@@ -8,9 +8,10 @@ INVITE until after the hang-up, written from the line pool's events.
 - `observe` records the answer, the AMD (or SIT) verdict and the bridge to an agent.
 - `end` records the SIP result and the outcome together with what the call's flow decided
   (connected, abandoned, safe-harbor message played, a key-press opt-out, which puts the number
-  on the campaign's do-not-call list at once), and decides the lead's fate in the same
-  transaction: by the line's outcome and the connect result, or, for a call that reached an
-  agent, later by the agent's disposition (ARCHITECTURE §3a).
+  on the campaign's do-not-call list at once, a message left on a machine: machine_message),
+  and decides the lead's fate in the same transaction: by the line's outcome and the connect
+  result, or, for a call that reached an agent, later by the agent's disposition
+  (ARCHITECTURE §3a).
 - `close_orphans` ends the rows a stopped node left open as failed, so no attempt stays
   "in progress" for ever and its lead is dialable again.
 """
@@ -29,6 +30,7 @@ from campaigns.dispositions import opt_out, record_outcome
 from campaigns.hopper import ClaimedLead
 from campaigns.models import Appointment, CallAttempt, Lead
 from dialer.calls.flow import IvrOutcome
+from dialer.calls.voicemail import VoicemailOutcome
 from dialer.connect import ConnectOutcome
 from dialer.lines.events import AmdVerdict, Answered, Bridged, Ended, Event
 
@@ -183,9 +185,11 @@ class AttemptLedger:
         agent_id: int | None = None,
         hung_up_because: str | None = None,
         ivr: IvrOutcome | None = None,
+        voicemail: VoicemailOutcome | None = None,
     ) -> Settled | None:
         """The customer leg ended: the SIP result, the flow's result, the agent back to wrap-up
-        (or ready when the call never reached them) and the lead's fate, in one transaction."""
+        (or ready when the call never reached them) and the lead's fate, in one transaction. A
+        machine given the campaign's whole message ends machine_message."""
         row_id = self._ours(ended.attempt_id)
         if row_id is None:
             return None
@@ -198,6 +202,8 @@ class AttemptLedger:
             self._record_line(attempt, ended)
             if hung_up_because is not None:  # the node ended the call, not the line
                 attempt.failure_reason = hung_up_because
+            if voicemail is not None and voicemail.message_played and attempt.outcome == "machine":
+                attempt.outcome = "machine_message"
             if flow is not None:
                 attempt.abandoned = flow.abandoned
                 if flow.abandoned:  # why the person never reached an agent, for reports

@@ -44,6 +44,7 @@ from campaigns.models import (
     Node as NodeRow,
 )
 from dialer.calls.flow import IvrOutcome
+from dialer.calls.voicemail import VoicemailOutcome
 from dialer.connect import CONNECTED_VERDICTS, ConnectOutcome, TransferTarget
 from dialer.lines.events import AmdVerdict, Answered, Bridged, Ended, Event, Registration
 from dialer.lines.protocol import Lines
@@ -187,6 +188,8 @@ class Node:
                 runner.ivr.tick()
             elif runner.connector is not None:
                 runner.connector.tick()
+            if runner.voicemail is not None:
+                runner.voicemail.tick()
         if self._stop_asked.is_set() and not self.stopping:
             self._begin_stopping(now)
         deadline = self._stop_deadline
@@ -252,15 +255,26 @@ class Node:
             self.ledger.observe(event)
             return
         ivr: IvrOutcome | None = None
-        if runner.ivr is not None:
+        flow: ConnectOutcome | None = None
+        voicemail: VoicemailOutcome | None = None
+        dropped = False
+        drops = runner.voicemail
+        if drops is not None and drops.wants(event):
+            # A machine the campaign leaves its message on: the drop owns the call from its
+            # verdict on (its end still passes the flows below, which forget what they kept).
+            dropped = True
+            voicemail = drops.handle(event)
+        flows_see = not dropped or isinstance(event, Ended)
+        if flows_see and runner.ivr is not None:
             # An agentless campaign's flow, which hands the call to the connector when the
             # person asks for someone: both results come back with the call's end.
             end = runner.ivr.handle(event)
             flow, ivr = (end.connect, end.ivr) if end is not None else (None, None)
-        else:
+        elif flows_see:
             flow = connector.handle(event)
         now = time.monotonic()
-        if isinstance(event, Answered | AmdVerdict):
+        # A second verdict is the voicemail drop's (the beep heard): the attempt keeps AMD's.
+        if isinstance(event, Answered) or (isinstance(event, AmdVerdict) and not call.resolved):
             self.ledger.observe(event)
             if isinstance(event, AmdVerdict) and not call.resolved and not call.direct:
                 call.resolved = True
@@ -269,7 +283,7 @@ class Node:
         elif isinstance(event, Bridged):
             self._bridged(runner, call, event, now)
         elif isinstance(event, Ended):
-            self._ended(runner, call, event, flow, now, ivr)
+            self._ended(runner, call, event, flow, now, ivr, voicemail)
 
     def _bridged(self, runner: CampaignRunner, call: LiveCall, event: Bridged, now: float) -> None:
         first = call.bridged is None  # else a transfer's target
@@ -300,17 +314,23 @@ class Node:
         flow: ConnectOutcome | None,
         now: float,
         ivr: IvrOutcome | None = None,
+        voicemail: VoicemailOutcome | None = None,
     ) -> None:
         if not call.resolved and not call.direct:
             call.resolved = True
             outcome = PACING_OUTCOME.get(event.outcome, "failed")
             runner.pacer.observe(Resolved(outcome, now - call.dialed))
         settled: Settled | None = self.ledger.end(
-            event, flow, agent_id=call.agent_id, hung_up_because=call.hung_up_because, ivr=ivr
+            event,
+            flow,
+            agent_id=call.agent_id,
+            hung_up_because=call.hung_up_because,
+            ivr=ivr,
+            voicemail=voicemail,
         )
         if call.agent_id is not None:
             live.wake_local(by_node=True)
-        log.info("%s", _call_line(runner, call, event, flow, self.board, ivr))
+        log.info("%s", _call_line(runner, call, event, flow, self.board, ivr, voicemail))
         if flow is not None and flow.verdict in CONNECTED_VERDICTS:
             runner.count_answer(flow.abandoned)
         if flow is not None and flow.abandoned and not call.direct:
@@ -656,10 +676,14 @@ def _call_line(
     flow: ConnectOutcome | None,
     board: AgentBoard,
     ivr: IvrOutcome | None = None,
+    voicemail: VoicemailOutcome | None = None,
 ) -> str:
     """One log line per call: what a manager tailing the log wants to see."""
     what = ended.outcome
-    if ivr is not None and flow is None:
+    if voicemail is not None:
+        left = "message left" if voicemail.message_played else "no message left"
+        what = f"{ended.outcome}, {left} ({voicemail.reason})"
+    elif ivr is not None and flow is None:
         answers = " ".join(f"{key}={digits}" for key, digits in ivr.answers)
         what = f"IVR {ivr.result}" + (f" ({answers})" if answers else "")
     elif flow is not None and flow.connect_delay_ms is not None:

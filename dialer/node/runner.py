@@ -27,6 +27,7 @@ from campaigns.hopper import ClaimedLead
 from campaigns.models import ABANDONED, LIVE_ANSWER, CallAttempt, Campaign, DncEntry, utcnow
 from dialer.amd import AmdSettings
 from dialer.calls.shell import IvrFlows
+from dialer.calls.voicemail import VoicemailDrops, campaign_voicemail_settings
 from dialer.connect import Connector, amd_tap, campaign_connect_settings
 from dialer.lines.events import Ended, Timings
 from dialer.node.kinds import KindFlows, render_pool, runs_ivr
@@ -123,15 +124,21 @@ class CampaignRunner:
         self.pacer = pacer_for(campaign, live, abandoned)
         self.rules = hopper.campaign_rules(campaign)
         self.connector: Connector | None = None
+        self.voicemail: VoicemailDrops | None = None
         try:
             settings = campaign_connect_settings(campaign, node.prompts_dir, node.recordings_dir)
-            self.tap = amd_tap(AmdSettings(**campaign.amd_settings))
+            amd = AmdSettings(**campaign.amd_settings)
+            self.tap = amd_tap(amd)
+            voicemail = campaign_voicemail_settings(campaign, amd, node.prompts_dir)
             node.config.trunk(campaign.trunk_name or "")
         except Exception as error:
             self.error = f"campaign {campaign.name!r} cannot dial: {error}"
             log.error("%s", self.error)
             return
         self.connector = Connector(node.lines, settings, self._pick_agent)
+        # Answering machines: hung up on by the connector or the IVR flow, or given the
+        # campaign's message after their beep.
+        self.voicemail = VoicemailDrops(node.lines, voicemail)
         # Agentless survey and reminder campaigns: the IVR flow takes each answered call (and
         # hands it to the connector when the person asks for someone).
         self.kinds: KindFlows | None = None
@@ -178,7 +185,12 @@ class CampaignRunner:
                 self.connector.settings = campaign_connect_settings(
                     campaign, self.node.prompts_dir, self.node.recordings_dir
                 )
-                self.tap = amd_tap(AmdSettings(**campaign.amd_settings))
+                amd = AmdSettings(**campaign.amd_settings)
+                self.tap = amd_tap(amd)
+                if self.voicemail is not None:
+                    self.voicemail.settings = campaign_voicemail_settings(
+                        campaign, amd, self.node.prompts_dir
+                    )
             except Exception as error:  # a bad new setting: keep dialing with the old ones
                 log.error("campaign %r: new settings refused: %s", campaign.name, error)
         if self.kinds is not None:

@@ -316,6 +316,36 @@ def test_a_manager_creates_changes_and_steers_a_campaign(app: Flask) -> None:
     assert actors == {USERNAMES["manager"]}
 
 
+def test_a_campaign_leaves_voicemail_messages_only_with_a_message_it_can_speak(
+    app: Flask,
+) -> None:
+    api = api_as(app, "manager")
+    created = {"name": "Spring sale", "kind": "telemarketing", "amd_action": "message"}
+    error = error_of(api.post(f"{ROOT}/campaigns", json=created), 422, "invalid")
+    assert error["field"] == "voicemail_message" and "is empty" in error["message"]
+    error = error_of(
+        api.post(f"{ROOT}/campaigns", json=created | {"amd_action": "fax"}), 422, "invalid"
+    )
+    assert error["field"] == "amd_action", error
+    campaign = api.post(
+        f"{ROOT}/campaigns", json=created | {"voicemail_message": "Hello from {seller}."}
+    )
+    assert campaign.status_code == 422, "the seller's name is not set"
+    message = "Hello from {seller}, please call us back."
+    response = api.post(
+        f"{ROOT}/campaigns",
+        json=created | {"voicemail_message": message, "seller_name": "Acme"},
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    body = response.get_json()
+    assert (body["amd_action"], body["voicemail_message"]) == ("message", message)
+    url = f"{ROOT}/campaigns/{body['id']}"
+    error = error_of(api.patch(url, {"voicemail_message": " "}), 422, "invalid")
+    assert error["field"] == "voicemail_message"
+    changed = api.patch(url, {"amd_action": "hangup", "voicemail_message": ""})
+    assert changed.status_code == 200 and changed.get_json()["amd_action"] == "hangup"
+
+
 # -- lists, imports and leads
 
 

@@ -282,3 +282,33 @@ def test_the_campaign_page_shows_the_safe_harbor_message_and_escapes_the_script(
     assert "Acme Insurance" in page and "2 1 2, 5 5 5, 0 1 1 1" in page
     listing = manager.get("/campaigns/").get_data(as_text=True)
     assert "Autumn sale" in listing and "09:30–19:45" in listing
+
+
+def test_a_campaign_that_leaves_voicemail_messages_needs_the_messages_text(
+    app: Flask, manager: Console
+) -> None:
+    refused = manager.post("/campaigns/new", settings(amd_action="message"))
+    assert refused.status_code == 422
+    assert "voicemail_message is empty" in refused.get_data(as_text=True)
+    refused = manager.post(
+        "/campaigns/new", settings(amd_action="message", voicemail_message="Call {number}")
+    )
+    assert refused.status_code == 422
+    assert "use {seller} and {callback}" in refused.get_data(as_text=True)
+    refused = manager.post("/campaigns/new", settings(amd_action="fax"))
+    assert refused.status_code == 422 and "Not a valid choice" in refused.get_data(as_text=True)
+    with app.app_context():
+        assert web_db.session().scalars(select(Campaign)).all() == []
+    message = "This is {seller} <about your policy>. Please call {callback}."
+    response = manager.post(
+        "/campaigns/new", settings(amd_action="message", voicemail_message=message)
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    created = campaign(app)
+    assert (created.amd_action, created.voicemail_message) == ("message", message)
+    page = manager.get(f"/campaigns/{created.id}").get_data(as_text=True)
+    assert "This is {seller} &lt;about your policy&gt;." in page
+    edit = manager.get(f"/campaigns/{created.id}/edit").get_data(as_text=True)
+    assert '<option selected value="message">' in edit
+    manager.post(f"/campaigns/{created.id}/edit", settings(voicemail_message=message))
+    assert campaign(app).amd_action == "hangup", "hanging up is the default"

@@ -12,7 +12,7 @@ from campaigns import callerids, live
 from campaigns.dispositions import install_catalogue
 from campaigns.manage import ACTIONS, SetupError, steer
 from campaigns.models import CallerId, Campaign, DispositionCode, LeadList, utcnow
-from dialer.prompts import safe_harbor_text
+from dialer.prompts import safe_harbor_text, voicemail_text
 from web import audit, db
 from web.api import schemas
 from web.api.base import blueprint, found
@@ -84,6 +84,16 @@ def _apply(campaign: Campaign, settings: dict[str, Any]) -> None:
             safe_harbor_text("Seller", "+12125550100", settings["safe_harbor_message"])
         except ValueError as error:
             invalid("safe_harbor_message", settings["safe_harbor_message"], str(error))
+    if settings.get("amd_action", campaign.amd_action) == "message":
+        message = settings.get("voicemail_message", campaign.voicemail_message) or ""
+        seller = settings.get("seller_name", campaign.seller_name) or ""
+        callback = settings.get("callback_number", campaign.callback_number) or settings.get(
+            "caller_id", campaign.caller_id
+        )
+        try:
+            voicemail_text(message, seller, callback)
+        except ValueError as error:
+            invalid("voicemail_message", message, str(error))
     if "holidays" in settings:
         settings["holidays"] = sorted({day.isoformat() for day in settings["holidays"]})
     if "calling_days" in settings:

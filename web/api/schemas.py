@@ -12,6 +12,7 @@ from marshmallow import validate as v
 
 from campaigns.models import (
     AGENT_STATES,
+    AMD_ACTIONS,
     CAMPAIGN_KINDS,
     CAMPAIGN_STATUSES,
     DIAL_MODES,
@@ -86,6 +87,10 @@ class CampaignSchema(ma.Schema):
     recycled_mix = f.Float()
     script = f.String()
     record_calls = f.Boolean()
+    amd_action = f.String(
+        **described(f"When a machine answers: one of {', '.join(AMD_ACTIONS)} (its message).")
+    )
+    voicemail_message = f.String()
     uk_mode = f.Boolean()
     max_lines = f.Integer()
     wrapup_timeout_s = f.Integer()
@@ -132,6 +137,11 @@ class CampaignSettingsSchema(ma.Schema):
     recycled_mix = f.Float(validate=v.Range(0, 1))
     script = f.String(validate=v.Length(max=20_000))
     record_calls = f.Boolean()
+    amd_action = f.String(validate=v.OneOf(AMD_ACTIONS))
+    voicemail_message = f.String(
+        validate=v.Length(max=2000),
+        **described("Left after a machine's beep; {seller} and {callback} are filled in."),
+    )
     uk_mode = f.Boolean()
     max_lines = f.Integer(validate=v.Range(0, 100_000))
     wrapup_timeout_s = f.Integer(validate=v.Range(5, 3600))
