@@ -26,12 +26,15 @@ from dialer.node import Node
 from sip_config import loads
 from tests.sipp_uas import Carrier
 
-# Zones far enough apart that one of them is inside 08:00-21:00 at any hour of the day.
+# Zones at most 5 hours apart around the clock, so that at any hour one of them is well inside
+# 08:00-21:00 and one is deep in the night.
 ZONES = (
     "America/New_York",
     "America/Los_Angeles",
     "Pacific/Honolulu",
     "Europe/London",
+    "Europe/Moscow",
+    "Asia/Calcutta",  # phonenumbers' name for Asia/Kolkata
     "Asia/Tokyo",
 )
 TRUNK = "carrier"
@@ -214,5 +217,7 @@ NUMBER_IN_ZONE = {
     "America/Los_Angeles": "+13105550123",
     "Pacific/Honolulu": "+18085550123",
     "Europe/London": "+442079460123",
+    "Europe/Moscow": "+74951234567",
+    "Asia/Calcutta": "+912223456789",
     "Asia/Tokyo": "+81312345678",
 }
