@@ -61,6 +61,9 @@ ATTEMPT_OUTCOMES = (
     "failed",
     "abandoned",
 )
+# Attempt counts the hourly roll-up keeps (campaign_hours' columns): every line outcome (an
+# abandoned answer is a "human" one whose person no agent took in time, counted apart).
+OUTCOME_COLUMNS = tuple(outcome for outcome in ATTEMPT_OUTCOMES if outcome != "abandoned")
 ROLES = ("admin", "manager", "supervisor", "agent")
 # Who a collections agent found on the line, recorded with the disposition: the debtor
 # ("right" party), someone with the wrong number, or a third party who knows the debtor.

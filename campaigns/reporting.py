@@ -30,6 +30,7 @@ from campaigns.models import (
     ABANDONED,
     ATTEMPT_OUTCOMES,
     LIVE_ANSWER,
+    OUTCOME_COLUMNS,
     AgentStateHour,
     CallAttempt,
     Campaign,
@@ -48,20 +49,9 @@ from campaigns.monitor import live_figures
 MAX_DAYS = 400
 # Sources of do-not-call entries a called person asked for during a call.
 OPT_OUT_SOURCES = ("opt_out_key", "disposition")
-# What call detail filters an attempt's outcome by: the line's outcomes, and "abandoned" (a
+# What call detail filters an attempt's outcome by: the line's outcomes and "abandoned" (a
 # live answer no agent took in time, whose line outcome is "human").
-CALL_OUTCOMES = (*ATTEMPT_OUTCOMES, "abandoned")
-# Attempt counts the hourly roll-up keeps (campaign_hours' columns).
-OUTCOME_COLUMNS = (
-    "human",
-    "machine",
-    "machine_message",
-    "busy",
-    "no_answer",
-    "invalid",
-    "congestion",
-    "failed",
-)
+CALL_OUTCOMES = ATTEMPT_OUTCOMES
 # Regulation F (12 CFR 1006.14(b)(2)): at most 7 calls about a debt in 7 days.
 REG_F_CAP = 7
 # States an agent's time is reported in, in the order people read them.

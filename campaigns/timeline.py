@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from campaigns.models import CallAttempt, CampaignHour
+from campaigns.models import OUTCOME_COLUMNS, CallAttempt, CampaignHour
 from campaigns.rollups import HOUR, floor_hour
 
 DAY = dt.timedelta(days=1)
@@ -133,15 +133,9 @@ def outcome_counts(rows: Iterable[HourFigures]) -> dict[str, int]:
         counts["connected"] += connected
         counts["abandoned"] += abandoned
         counts["hung_up"] += row.live - connected - abandoned
-        for name in (
-            "machine",
-            "machine_message",
-            "busy",
-            "no_answer",
-            "invalid",
-            "congestion",
-            "failed",
-        ):
+        for name in OUTCOME_COLUMNS:
+            if name == "human":  # counted above as connected, abandoned or hung up
+                continue
             counts[name] += getattr(row, name)
     return counts
 

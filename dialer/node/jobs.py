@@ -50,6 +50,7 @@ from campaigns.dispositions import record_disposition
 from campaigns.hopper import campaign_rules, release_stale
 from campaigns.models import (
     LIVE_ANSWER,
+    OUTCOME_COLUMNS,
     AgentSession,
     CallAttempt,
     Campaign,
@@ -60,7 +61,6 @@ from campaigns.models import (
     User,
     utcnow,
 )
-from campaigns.reporting import OUTCOME_COLUMNS
 
 log = logging.getLogger(__name__)
 # A node renews its claims by dialing them within seconds; one held this long is orphaned.
