@@ -91,16 +91,22 @@ class CampaignStats:
 
 
 def observed_stats(
-    session: Session, campaign_id: int, agents: int, days: int = 30, now: dt.datetime | None = None
+    session: Session,
+    campaign_id: int,
+    agents: int,
+    days: int = 30,
+    now: dt.datetime | None = None,
+    latest: int | None = None,
 ) -> CampaignStats:
-    """The campaign's outcome shares, talk and wrap-up times over the last `days` days."""
+    """The campaign's outcome shares, talk and wrap-up times over the last `days` days (only
+    its `latest` attempts, if given: enough for the shares, and a bounded read)."""
     since = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
     ring, max_lines = session.execute(
         select(Campaign.ring_timeout_s, Campaign.max_lines).where(Campaign.id == campaign_id)
     ).one()
     ring_timeout = float(ring)
     lines_per_agent = math.ceil(max_lines / agents) if max_lines else 4
-    rows = session.execute(
+    query = (
         select(
             CallAttempt.outcome,
             CallAttempt.answered_at,
@@ -111,7 +117,10 @@ def observed_stats(
         )
         .where(CallAttempt.campaign_id == campaign_id, CallAttempt.started_at >= since)
         .where(CallAttempt.dial_mode == "automatic", CallAttempt.outcome.is_not(None))
-    ).all()
+    )
+    if latest is not None:
+        query = query.order_by(CallAttempt.started_at.desc()).limit(latest)
+    rows = session.execute(query).all()
     if len(rows) < MIN_ATTEMPTS:
         typical = CampaignStats.typical(agents)
         return dataclasses.replace(

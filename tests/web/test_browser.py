@@ -246,6 +246,8 @@ def test_screenshots_of_the_admin_pages(
     expect(page.locator(".flash-error")).to_contain_text("Unreachable")
     shoot(page, artefacts, "14-trunks")
     page.goto(base + f"/campaigns/{ids['campaign_id']}")
+    expect(page.locator("#forecast-table tbody tr")).to_have_count(6)
+    expect(page.locator("#forecast-basis")).to_contain_text("An hour with 1 agent")
     shoot(page, artefacts, "15-campaign")
     page.click("a:has-text('caller-ID pool')")
     page.fill("#number", "(305) 555-0100")

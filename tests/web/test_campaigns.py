@@ -312,3 +312,54 @@ def test_a_campaign_that_leaves_voicemail_messages_needs_the_messages_text(
     assert '<option selected value="message">' in edit
     manager.post(f"/campaigns/{created.id}/edit", settings(voicemail_message=message))
     assert campaign(app).amd_action == "hangup", "hanging up is the default"
+
+
+def test_the_campaign_page_forecasts_each_dial_mode_from_the_campaigns_own_calls(
+    app: Flask, manager: Console
+) -> None:
+    import datetime as dt
+
+    from campaigns.agents import add_to_campaign
+    from campaigns.models import CallAttempt, User
+    from tests.web.conftest import USERNAMES
+
+    ids = seed_domain(app)
+    page = manager.get(f"/campaigns/{ids['campaign_id']}").get_data(as_text=True)
+    assert f'data-url="/campaigns/{ids["campaign_id"]}/forecast.json"' in page
+
+    typical = manager.get(f"/campaigns/{ids['campaign_id']}/forecast.json").json
+    assert typical["typical"] is True and typical["agents"] == 1
+    assert {m["mode"] for m in typical["modes"]} >= {"progressive", "predictive"}
+
+    # 300 calls, 40% answered by a person with 60 s of talk; a team of three.
+    with app.app_context():
+        session = web_db.session()
+        found = session.get_one(Campaign, ids["campaign_id"])
+        for role in ("manager", "supervisor"):
+            user = session.scalars(select(User).where(User.username == USERNAMES[role])).one()
+            add_to_campaign(session, user.id, found)
+        start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=5)
+        for i in range(300):
+            started = start + dt.timedelta(seconds=40 * i)
+            human = i % 5 < 2
+            answered = started + dt.timedelta(seconds=8)
+            session.add(
+                CallAttempt(
+                    lead_id=ids["lead_id"],
+                    campaign_id=found.id,
+                    phone_e164="+12125550142",
+                    started_at=started,
+                    outcome="human" if human else "no_answer",
+                    answered_at=answered if human else None,
+                    bridged_at=answered if human else None,
+                    ended_at=answered + dt.timedelta(seconds=60)
+                    if human
+                    else started + dt.timedelta(seconds=25),
+                )
+            )
+        session.commit()
+    own = manager.get(f"/campaigns/{ids['campaign_id']}/forecast.json").json
+    assert own["typical"] is False and own["agents"] == 3 and own["attempts"] == 300
+    assert own["live_rate"] == 0.4 and own["talk_s"] == 60
+    for mode in own["modes"]:
+        assert mode["contacts_per_hour"] > 0 and 0 <= mode["abandon_rate"] < 1

@@ -103,8 +103,51 @@ function importProgress() {
   poll();
 }
 
+function dialModeForecast() {
+  const card = document.getElementById("forecast");
+  if (!card) {
+    return;
+  }
+  const basis = document.getElementById("forecast-basis");
+  const table = document.getElementById("forecast-table");
+  const percent = (value, digits) => (100 * value).toFixed(digits) + "%";
+  fetch(card.dataset.url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+    .then((response) => {
+      if (!response.ok) {
+        throw new Error(String(response.status));
+      }
+      return response.json();
+    })
+    .then((found) => {
+      const figures = found.typical
+        ? "a typical campaign's figures (only " + found.attempts + " calls recorded yet)"
+        : "its last " + found.attempts + " calls: " + percent(found.live_rate, 0) + " answered by a person, " +
+          found.talk_s + " s of talk, " + found.wrap_s + " s of wrap-up";
+      basis.textContent = "An hour with " + found.agents + " agent" + (found.agents === 1 ? "" : "s") + ", on " + figures + ".";
+      const body = table.querySelector("tbody");
+      for (const mode of found.modes) {
+        const row = body.insertRow();
+        row.insertCell().textContent = mode.mode;
+        for (const text of [mode.contacts_per_hour.toFixed(0), percent(mode.utilisation, 0), percent(mode.abandon_rate, 1)]) {
+          const cell = row.insertCell();
+          cell.textContent = text;
+          cell.className = "num";
+        }
+        if (mode.abandon_rate > found.abandon_target) {
+          row.classList.add("over-target");
+          row.cells[3].title = "over the campaign's abandon target";
+        }
+      }
+      table.hidden = false;
+    })
+    .catch(() => {
+      basis.textContent = "The forecast could not be computed; try again later, or run dialer forecast.";
+    });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   confirmations();
   scriptPreview();
   importProgress();
+  dialModeForecast();
 });
