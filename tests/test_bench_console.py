@@ -25,6 +25,7 @@ MANAGER_PAGES = {
     "lists",
     "leads search: phone",
     "leads search: name",
+    "leads search: account",
     "lead history",
     "dnc",
     "dnc search",

@@ -187,6 +187,7 @@ def pages(plan: Plan, rng: random.Random) -> list[tuple[str, str]]:
         ("lists", f"/campaigns/{campaign}/lists"),
         ("leads search: phone", f"/leads/?q={phone}"),
         ("leads search: name", f"/leads/?q={name}"),
+        ("leads search: account", f"/leads/?q=ACC-{rng.randrange(plan.leads)}"),
         ("lead history", f"/leads/{plan.first_lead_id + lead}"),
         ("dnc", "/dnc/"),
         ("dnc search", f"/dnc/?q={dnc_phone}"),
