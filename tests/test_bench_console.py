@@ -22,6 +22,7 @@ MANAGER_PAGES = {
     "dashboard chart",
     "campaigns",
     "campaign page",
+    "campaign settings",
     "lists",
     "leads search: phone",
     "leads search: name",
@@ -41,6 +42,7 @@ MANAGER_PAGES = {
     "export: calls of a day",
     "export: campaign summary",
     "export: agent performance",
+    "export: do-not-call list",
 }
 
 

@@ -184,6 +184,7 @@ def pages(plan: Plan, rng: random.Random) -> list[tuple[str, str]]:
         ("dashboard chart", f"/dashboard/campaigns/{campaign}/{chart}.svg"),
         ("campaigns", "/campaigns/"),
         ("campaign page", f"/campaigns/{campaign}"),
+        ("campaign settings", f"/campaigns/{campaign}/edit"),
         ("lists", f"/campaigns/{campaign}/lists"),
         ("leads search: phone", f"/leads/?q={phone}"),
         ("leads search: name", f"/leads/?q={name}"),
@@ -203,6 +204,7 @@ def pages(plan: Plan, rng: random.Random) -> list[tuple[str, str]]:
         ("export: calls of a day", f"/reports/calls.csv?from={plan.today}&campaign_id={campaign}"),
         ("export: campaign summary", f"/reports/campaigns/{campaign}?{month}&format=xlsx"),
         ("export: agent performance", f"/reports/agents?{month}&format=csv"),
+        ("export: do-not-call list", "/dnc/export.csv"),
     ]
 
 
