@@ -213,7 +213,8 @@ def _manager(plan: Plan, username: str, stop: Any, out: Any) -> None:
     new order each round; says when the first round is done (the console's caches warm)."""
     rng = random.Random(f"{plan.seed}-{username}")
     client = Browserless(plan.host, plan.port)
-    client.sign_in(username, PASSWORD)
+    with SIGNING_IN:
+        client.sign_in(username, PASSWORD)
     listener = threading.Thread(
         target=_guarded, args=(_listener, plan, dict(client.cookies), stop, out), daemon=True
     )
@@ -238,6 +239,10 @@ def _manager(plan: Plan, username: str, stop: Any, out: Any) -> None:
             out.put({"warm": username})
     listener.join()
     out.put({"manager": username, "requests": requests, "refused": dict(refused)})
+
+
+# Managers arrive one after another, as people do, not all in the same millisecond.
+SIGNING_IN = threading.Lock()
 
 
 def _listener(plan: Plan, cookies: dict[str, str], stop: Any, out: Any) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from campaigns.models import AuditLog, ImportRun, Lead, LeadList
 from tests.web.conftest import Console, seed_domain
@@ -217,3 +219,26 @@ def test_a_large_import_reports_progress_while_pages_stay_served(
             select(func.count()).select_from(Lead).where(Lead.import_id == import_id)
         )
     assert count == 45_000
+
+
+def test_signing_in_and_uploading_wait_for_no_writer(
+    app: Flask, console: Console, tmp_path: Path
+) -> None:
+    """A node holds SQLite's write lock (it claims leads, records calls): a manager still signs
+    in and uploads a file, and neither takes the lock for the seconds a password check or a
+    large file takes (the lock's waiters give up after 10 s)."""
+    campaign_id = seed_domain(app)["campaign_id"]
+    console.get("/auth/login")
+    node = sqlite3.connect(make_url(app.config["DATABASE_URL"]).database, timeout=0)
+    node.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        assert console.login("manager").status_code == 302
+        response = upload(console, campaign_id, lead_file(tmp_path))
+        assert response.status_code == 302 and "/lists/upload/" in response.location
+        assert time.monotonic() - started < 5.0
+    finally:
+        node.rollback()
+        node.close()
+    # What the manager wrote waits for nobody now: the mapping page opens.
+    assert console.get(response.location).status_code == 200
