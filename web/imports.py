@@ -9,11 +9,14 @@ console behind a load balancer can show it."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import logging
+import os
 import re
 import secrets
 import shutil
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -140,6 +143,7 @@ class BackgroundImports:
             started.set_result(import_id)
 
         def run() -> None:
+            _yield_cpu()
             try:
                 import_leads(
                     self.engine,
@@ -164,6 +168,23 @@ class BackgroundImports:
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=True)
+
+
+# The nice value of an import's thread, and so of the threads and validating processes it
+# starts: a million rows take a minute of both cores, and the people using the console
+# meanwhile come first (their pages share this process's interpreter with the import).
+IMPORT_NICENESS = 10
+
+
+def _yield_cpu() -> None:
+    """Lowers this thread's CPU priority (Linux keeps a nice value per thread, and what a
+    thread starts inherits it); elsewhere the import runs at the console's priority."""
+    with contextlib.suppress(AttributeError, OSError):
+        # Relative to the process's main thread (its id is the process's): the same value
+        # however many imports this pool thread runs.
+        console = os.getpriority(os.PRIO_PROCESS, os.getpid())
+        niceness = min(19, console + IMPORT_NICENESS)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 def init_app(app: Flask) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -242,3 +244,24 @@ def test_signing_in_and_uploading_wait_for_no_writer(
         node.close()
     # What the manager wrote waits for nobody now: the mapping page opens.
     assert console.get(response.location).status_code == 200
+
+
+def test_an_import_runs_at_a_lower_cpu_priority_than_the_pages(app: Flask) -> None:
+    """The people using the console come first: the import's thread (and what it starts)
+    yields the CPU to the threads serving pages."""
+    from web.imports import IMPORT_NICENESS, RUNNER, _yield_cpu
+
+    def niceness_after_yielding() -> int:
+        _yield_cpu()
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    console = os.getpriority(os.PRIO_PROCESS, os.getpid())
+    runner = app.extensions[RUNNER]
+    assert runner.pool.submit(niceness_after_yielding).result() == min(
+        19, console + IMPORT_NICENESS
+    )
+    # Again on the same thread (the next import): not lower still.
+    assert runner.pool.submit(niceness_after_yielding).result() == min(
+        19, console + IMPORT_NICENESS
+    )
+    assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == console
