@@ -41,6 +41,9 @@ def neutralise(value: str) -> str:
 def cell_text(value: Cell) -> str:
     """A value as a CSV cell: text neutralised, numbers, dates and times as written by
     Python (ISO 8601), nothing as an empty cell."""
+    # Text first, and by its exact type: most cells of a large export are text.
+    if type(value) is str:
+        return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
     if value is None:
         return ""
     if isinstance(value, str):
@@ -62,7 +65,17 @@ def write_csv(rows: Iterable[Sequence[Cell]], header: Sequence[str], out: IO[str
     writer.writerow([neutralise(name) for name in header])
     count = 0
     for row in rows:
-        writer.writerow([cell_text(value) for value in row])
+        # cell_text's two commonest cases inline: a call per cell was a fifth of an export.
+        writer.writerow(
+            [
+                ("'" + value if value.startswith(FORMULA_TRIGGERS) else value)
+                if type(value) is str
+                else ""
+                if value is None
+                else cell_text(value)
+                for value in row
+            ]
+        )
         count += 1
     return count
 
