@@ -48,6 +48,8 @@ PAGE_TARGET_S = 0.100
 REPORT_TARGET_S = 1.0
 DASHBOARD_TARGET_S = 1.0
 PAGE_HEADER = "X-Bench-Page"
+# The dashboard is given this long to show a change before the bench gives up on it.
+LATENCY_GIVE_UP_S = 10
 # The kinds of page: a report or an export is judged against the report target.
 REPORT_PREFIXES = ("report:", "export:")
 PASSWORD = "bench-console-password"
@@ -190,8 +192,14 @@ class Plan:
     seed: int = 1
 
 
-def pages(plan: Plan, rng: random.Random) -> list[tuple[str, str]]:
-    """Every manager page once, with ids drawn for this round: (label, path)."""
+# A manager opens every page each round but exports (whole days of calls, the whole
+# do-not-call list) one round in this many.
+EXPORT_ROUNDS = 4
+
+
+def pages(plan: Plan, rng: random.Random, exports: bool = True) -> list[tuple[str, str]]:
+    """Every manager page once, with ids drawn for this round: (label, path); the exports
+    only when `exports`."""
     campaign = rng.choice(plan.campaign_ids)
     lead = rng.randrange(plan.leads)
     month = f"from={plan.month_from}&to={plan.today}"
@@ -199,7 +207,7 @@ def pages(plan: Plan, rng: random.Random) -> list[tuple[str, str]]:
     phone = urllib.parse.quote(console_fill.phone_of(rng.randrange(plan.leads)))
     dnc_phone = urllib.parse.quote(console_fill.phone_of(rng.randrange(plan.leads // 20) * 20 + 15))
     name = f"{console_fill.FIRST_NAMES[lead % len(console_fill.FIRST_NAMES)]}+Lead{lead}"
-    return [
+    every = [
         ("dashboard", "/dashboard/"),
         ("dashboard chart", f"/dashboard/campaigns/{campaign}/{chart}.svg"),
         ("campaigns", "/campaigns/"),
@@ -221,6 +229,11 @@ def pages(plan: Plan, rng: random.Random) -> list[tuple[str, str]]:
         ("report: campaign summary", f"/reports/campaigns/{campaign}?{month}"),
         ("report: agent performance", f"/reports/agents?{month}"),
         ("report: compliance", f"/reports/compliance?{month}"),
+    ]
+    if not exports:
+        return every
+    return [
+        *every,
         ("export: calls of a day", f"/reports/calls.csv?from={plan.today}&campaign_id={campaign}"),
         ("export: campaign summary", f"/reports/campaigns/{campaign}?{month}&format=xlsx"),
         ("export: agent performance", f"/reports/agents?{month}&format=csv"),
@@ -243,7 +256,7 @@ def _manager(plan: Plan, username: str, stop: Any, out: Any) -> None:
     requests = 0
     rounds = 0
     while not stop.is_set():
-        round_ = pages(plan, rng)
+        round_ = pages(plan, rng, exports=rounds % EXPORT_ROUNDS == 0)
         rng.shuffle(round_)
         for page, path in round_:
             if stop.is_set():
@@ -490,8 +503,14 @@ def run_browser(
                     )
                     session.commit()
                 committed = time.monotonic()
-                expect(card.locator('[data-field="up"]')).to_have_text(str(up), timeout=10_000)
-                latencies.append(time.monotonic() - committed)
+                try:
+                    expect(card.locator('[data-field="up"]')).to_have_text(
+                        str(up), timeout=LATENCY_GIVE_UP_S * 1000
+                    )
+                except AssertionError:
+                    latencies.append(math.inf)  # said as "more than 10 s"
+                else:
+                    latencies.append(time.monotonic() - committed)
                 time.sleep(0.5)
             out.put({"dashboard_latencies": latencies})
             if job.get("csv") is None:
@@ -823,7 +842,8 @@ def report(results: Results) -> Iterator[str]:
         f"filled and rolled up in {results.fill_s:.1f} s"
     )
     yield (
-        f"{s.managers} managers (think time {s.think_s:g} s), {s.agents} agents; server-side time "
+        f"{s.managers} managers (think time {s.think_s:g} s, exports one round in "
+        f"{EXPORT_ROUNDS}), {s.agents} agents; server-side time "
         f"per request; pages p95 <= {PAGE_TARGET_S * 1000:.0f} ms, reports and exports "
         f"<= {REPORT_TARGET_S:g} s"
     )
@@ -846,11 +866,14 @@ def report(results: Results) -> Iterator[str]:
         yield f"  answers other than 200: {m['refused']}"
     if results.dashboard_latencies:
         worst = max(results.dashboard_latencies)
-        shown = ", ".join(f"{t * 1000:.0f}" for t in results.dashboard_latencies)
+        shown = ", ".join(
+            f"{t * 1000:.0f}" if t != math.inf else f"more than {LATENCY_GIVE_UP_S * 1000}"
+            for t in results.dashboard_latencies
+        )
         verdict = "pass" if worst <= DASHBOARD_TARGET_S else "FAIL"
         yield (
             f"dashboard in Chromium showed a database change after {shown} ms "
-            f"(worst {worst * 1000:.0f} ms, target {DASHBOARD_TARGET_S * 1000:.0f} ms): {verdict}"
+            f"(target {DASHBOARD_TARGET_S * 1000:.0f} ms): {verdict}"
         )
     if results.upload:
         u = results.upload
