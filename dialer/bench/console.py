@@ -193,7 +193,7 @@ class Plan:
 
 
 # A manager opens every page each round but exports (whole days of calls, the whole
-# do-not-call list) one round in this many.
+# do-not-call list) in one round in this many, drawn at random (and in the first).
 EXPORT_ROUNDS = 4
 
 
@@ -256,7 +256,7 @@ def _manager(plan: Plan, username: str, stop: Any, out: Any) -> None:
     requests = 0
     rounds = 0
     while not stop.is_set():
-        round_ = pages(plan, rng, exports=rounds % EXPORT_ROUNDS == 0)
+        round_ = pages(plan, rng, exports=rounds == 0 or rng.random() < 1 / EXPORT_ROUNDS)
         rng.shuffle(round_)
         for page, path in round_:
             if stop.is_set():
@@ -552,7 +552,7 @@ def _upload(page: Any, base: str, job: dict[str, Any]) -> dict[str, Any]:
             status = page.locator("#import-status").inner_text(timeout=5_000).strip()
             if status != "running":
                 break
-            value = page.eval_on_selector("#import-bar", "bar => bar.value", timeout=5_000)
+            value = page.locator("#import-bar").evaluate("bar => bar.value", timeout=5_000)
             seen.append((time.monotonic() - clicked, int(value)))
         time.sleep(0.5)
     figures["import_ended"] = time.monotonic()
