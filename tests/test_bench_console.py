@@ -61,7 +61,10 @@ def test_the_bench_measures_every_page_the_dashboard_and_an_upload_at_a_tiny_sca
         say=said.append,
     )
     assert results.failures == []
-    assert {row.page for row in results.steady} == MANAGER_PAGES
+    assert results.pages_timed == MANAGER_PAGES
+    assert {row.page for row in results.steady} >= MANAGER_PAGES - {
+        page for page in MANAGER_PAGES if page.startswith("export:")
+    }
     assert all(row.errors == 0 and row.requests > 0 for row in results.steady)
     assert results.managers["events"] > 0, "the dashboard's event stream sent nothing"
     assert results.managers["agent_moves"] > 0

@@ -610,6 +610,8 @@ class Results:
     upload: dict[str, Any] = field(default_factory=dict)
     managers: dict[str, Any] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    # Every page timed over the whole run (the first round, in the warm-up, has them all).
+    pages_timed: set[str] = field(default_factory=set)
     # The deepest waitress queue per phase (requests waiting for a thread).
     queued: dict[str, int] = field(default_factory=dict)
 
@@ -815,6 +817,7 @@ def _run(settings: Settings, url: str, work: Path, say: Callable[[str], None]) -
         _absorb(results, _collect(out, time.monotonic() + 1.0))
         watch.stop.set()
         server.stop()
+        results.pages_timed = {t.page for t in timer.timings}
     for line in report(results):
         say(line)
     return results
