@@ -9,15 +9,12 @@ console behind a load balancer can show it."""
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import json
 import logging
 import multiprocessing
-import os
 import re
 import secrets
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -182,11 +179,10 @@ class BackgroundImports:
 # writing a million rows in the console's interpreter made every page wait its turn for it
 # (measured by `dialer bench console`: p95 of 1-3 s during the import instead of 0.1-0.5 s).
 PROCESS_BYTES = PARALLEL_BYTES
-# The nice value of that process, and so of the validating processes it starts: a million rows
-# take minutes of both cores, and the people using the console meanwhile come first.
-IMPORT_NICENESS = 10
 
 
+# Not at a lower CPU priority: the import's writer holds SQLite's write lock for each chunk of
+# rows, and a niced writer kept it past the 10 s the nodes wait for it on a busy machine.
 class _ImportFailed(Exception):
     """An import that stopped before its ImportRun row existed, as its process told."""
 
@@ -243,9 +239,7 @@ def _import_process(
     mapping: dict[str, str],
     sending: Any,
 ) -> None:
-    """Process entry: the import, at a lower CPU priority; what became of it goes back
-    through `sending`."""
-    _yield_cpu()
+    """Process entry: the import; what became of it goes back through `sending`."""
     engine = make_engine(url)
     try:
         import_leads(
@@ -266,17 +260,6 @@ def _import_process(
     finally:
         sending.close()
         engine.dispose()
-
-
-def _yield_cpu() -> None:
-    """Lowers this thread's CPU priority (Linux keeps a nice value per thread, and what a
-    thread starts inherits it); elsewhere the import runs at the console's priority."""
-    with contextlib.suppress(AttributeError, OSError):
-        # Relative to the process's main thread (its id is the process's): the same value
-        # however many imports this pool thread runs.
-        console = os.getpriority(os.PRIO_PROCESS, os.getpid())
-        niceness = min(19, console + IMPORT_NICENESS)
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 def init_app(app: Flask) -> None:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from campaigns import db
@@ -360,15 +361,21 @@ def run_floor(url: str, floor: dict[str, Any], stop: Any, out: Any, seed: int = 
             if now - heartbeat >= 1.0:
                 heartbeat = now
                 moment = utcnow()
-                session.execute(
-                    update(Node).where(Node.name == BENCH_NODE).values(heartbeat_at=moment)
-                )
-                session.execute(
-                    update(CampaignRun)
-                    .where(CampaignRun.node == BENCH_NODE)
-                    .values(updated_at=moment)
-                )
-                session.commit()
+                try:
+                    session.execute(
+                        update(Node).where(Node.name == BENCH_NODE).values(heartbeat_at=moment)
+                    )
+                    session.execute(
+                        update(CampaignRun)
+                        .where(CampaignRun.node == BENCH_NODE)
+                        .values(updated_at=moment)
+                    )
+                    session.commit()
+                except OperationalError:
+                    # The database's write lock was not had within its busy timeout: counted,
+                    # and tried again at the next beat, as a node does.
+                    session.rollback()
+                    errors += 1
             for index, (user_id, clock) in enumerate(clocks.items()):
                 if clock.due > now:
                     continue
@@ -863,7 +870,7 @@ def report(results: Results) -> Iterator[str]:
     yield (
         f"  managers' requests {m.get('requests', 0)}, dashboard stream events received "
         f"{m.get('events', 0)} ({m.get('busy', 0)} busy), agents' moves {m.get('agent_moves', 0)} "
-        f"({m.get('agent_move_errors', 0)} retried)"
+        f"({m.get('agent_move_errors', 0)} retried: no write lock in 10 s, or a raced move)"
     )
     if m.get("refused"):
         yield f"  answers other than 200: {m['refused']}"

@@ -3,12 +3,9 @@ the error report (shown, and downloaded with formula cells neutralised), enable 
 
 from __future__ import annotations
 
-import concurrent.futures
 import csv
 import io
-import os
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -248,12 +245,12 @@ def test_signing_in_and_uploading_wait_for_no_writer(
     assert console.get(response.location).status_code == 200
 
 
-def test_a_large_file_is_imported_by_a_process_at_a_lower_cpu_priority(
+def test_a_large_file_is_imported_by_a_process_of_its_own(
     app: Flask, manager: Console, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The people using the console come first: a large file is read, deduplicated and
-    written by a process of its own, at a lower CPU priority, not in the console's
-    interpreter; its progress and counts are the same."""
+    written by a process of its own, not in the console's interpreter; its progress and
+    counts are the same."""
     from web import imports
 
     # Any file counts as large here; the import as a whole is the same.
@@ -274,18 +271,3 @@ def test_a_large_file_is_imported_by_a_process_at_a_lower_cpu_priority(
         "dnc": 0,
         "error": None,
     }
-
-
-def test_the_import_process_runs_at_a_lower_cpu_priority() -> None:
-    from web.imports import IMPORT_NICENESS, _yield_cpu
-
-    def niceness_after_yielding() -> int:
-        _yield_cpu()
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    console = os.getpriority(os.PRIO_PROCESS, os.getpid())
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        assert pool.submit(niceness_after_yielding).result() == min(19, console + IMPORT_NICENESS)
-        # Again on the same thread: not lower still.
-        assert pool.submit(niceness_after_yielding).result() == min(19, console + IMPORT_NICENESS)
-    assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == console
