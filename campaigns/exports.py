@@ -54,10 +54,10 @@ def csv_text(value: str) -> str:
 def cell_text(value: Cell) -> str:
     """A value as a CSV cell: text neutralised (`csv_text`), numbers, dates and times as
     written by Python (ISO 8601), nothing as an empty cell."""
+    if isinstance(value, str):  # first: most cells of a large export are text
+        return csv_text(value)
     if value is None:
         return ""
-    if isinstance(value, str):
-        return csv_text(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dt.date):  # dt.datetime too

@@ -23,7 +23,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 CAMPAIGN_KINDS = ("telemarketing", "collections", "survey", "appointment")
@@ -75,6 +78,30 @@ MIN_RING_TIMEOUT_S = 15
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class folded(FunctionElement[str]):
+    """`lower(text)` compared character code by character code, whatever the database's
+    collation: a prefix is then a range (`folded(name) >= folded(prefix)` and below the prefix
+    followed by the last character), which an index on the expression serves where neither
+    SQLite nor PostgreSQL use an index for ILIKE."""
+
+    type = String()
+    name = "folded"
+    inherit_cache = True
+
+
+@compiles(folded)
+def _folded(element: folded, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite compares text with memcmp (BINARY): code point order for UTF-8 already.
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(folded, "postgresql")
+def _folded_postgresql(element: folded, compiler: SQLCompiler, **kw: Any) -> str:
+    # A linguistic collation does not keep a prefix's extensions in one range (Czech sorts
+    # "ch" after "h"); "C" compares the bytes.
+    return f'(lower({compiler.process(element.clauses, **kw)}) COLLATE "C")'
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -298,6 +325,12 @@ class Lead(Base):
             postgresql_where=text("account_ref IS NOT NULL"),
             sqlite_where=text("account_ref IS NOT NULL"),
         ),
+        # Lead search by the start of a name (migration 0014_benchconsole).
+        Index("ix_leads_last_name", folded(text("last_name"))),
+        Index("ix_leads_first_name", folded(text("first_name"))),
+        # A campaign's leads counted per list and status (the lists page, the campaigns list)
+        # from the index alone, not from a quarter of a million rows.
+        Index("ix_leads_campaign_list_status", "campaign_id", "list_id", "status"),
         # Room on each page for the row's next version (migration 0004 says why).
         {"postgresql_with": {"fillfactor": 90}},
     )
@@ -478,6 +511,8 @@ class DncEntry(Base):
         Index("ix_dnc_entries_phone", "phone_e164"),
         # Opt-outs of a period (compliance report) among millions of imported numbers.
         Index("ix_dnc_entries_source_created", "source", "created_at"),
+        # The do-not-call page, newest first, a page at a time (migration 0014_benchconsole).
+        Index("ix_dnc_entries_created", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

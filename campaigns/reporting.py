@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -630,25 +630,36 @@ def reg_f_counters(session: Session, campaigns: list[Campaign], now: dt.datetime
     since = now - REG_F_WINDOW
     for campaign in campaigns:
         debt = func.coalesce(CallAttempt.account_ref, CallAttempt.phone_e164)
-        rows = session.execute(
-            select(debt, func.count(), func.max(case((CallAttempt.conversation, 1), else_=0)))
+        per_debt = (
+            select(
+                func.count().label("calls"),
+                func.max(case((CallAttempt.conversation, 1), else_=0)).label("talked"),
+            )
             .where(CallAttempt.campaign_id == campaign.id, CallAttempt.started_at >= since)
             .group_by(debt)
+            .subquery()
+        )
+        # Summed per number of calls in the database: a collections campaign has a quarter of a
+        # million debts in a week, and reading each into Python took seconds.
+        calls = case((per_debt.c.calls > REG_F_CAP, REG_F_CAP + 1), else_=per_debt.c.calls)
+        rows = session.execute(
+            select(calls, func.count(), func.sum(per_debt.c.calls), func.sum(per_debt.c.talked))
+            .group_by(calls)
         ).all()
-        calls = Counter(min(int(count), REG_F_CAP + 1) for _, count, _ in rows)
+        by_calls = {int(n): int(debts) for n, debts, _, _ in rows}
         lines.append(
             RegFLine(
                 campaign_id=campaign.id,
                 name=campaign.name,
-                debts=len(rows),
-                attempts=sum(int(count) for _, count, _ in rows),
+                debts=sum(by_calls.values()),
+                attempts=sum(int(attempts) for _, _, attempts, _ in rows),
                 by_calls={
-                    (str(n) if n <= REG_F_CAP else f"{REG_F_CAP + 1}+"): calls[n]
+                    (str(n) if n <= REG_F_CAP else f"{REG_F_CAP + 1}+"): by_calls.get(n, 0)
                     for n in range(1, REG_F_CAP + 2)
                 },
-                at_cap=calls[REG_F_CAP],
-                over_cap=calls[REG_F_CAP + 1],
-                conversations=sum(1 for _, _, talked in rows if talked),
+                at_cap=by_calls.get(REG_F_CAP, 0),
+                over_cap=by_calls.get(REG_F_CAP + 1, 0),
+                conversations=sum(int(talked or 0) for _, _, _, talked in rows),
             )
         )
     return lines

@@ -652,6 +652,69 @@ def bench_import(rows: int, url: str | None, as_json: bool) -> None:
         click.echo(f"{key:22} {value}")
 
 
+@bench.command("console")
+@click.option("--leads", default=1_000_000, show_default=True, type=click.IntRange(100))
+@click.option("--attempts", default=5_000_000, show_default=True, type=click.IntRange(100))
+@click.option(
+    "--csv-rows",
+    default=None,
+    type=click.IntRange(10),
+    help="Rows of the lead file uploaded through the browser (default: as many as --leads).",
+)
+@click.option("--managers", default=20, show_default=True, type=click.IntRange(1, 40))
+@click.option("--agents", default=50, show_default=True, type=click.IntRange(1, 500))
+@click.option(
+    "--seconds", default=60.0, show_default=True, help="Steady load measured before the upload."
+)
+@click.option(
+    "--think", default=1.0, show_default=True, help="Mean seconds a manager reads each page."
+)
+@click.option(
+    "--database-url",
+    default=None,
+    help="PostgreSQL URL (a new schema is made and dropped); default a temporary SQLite file.",
+)
+@click.option("--no-upload", is_flag=True, help="Skip the browser upload of the lead file.")
+@click.option("--no-browser", is_flag=True, help="Skip Chromium: no dashboard latency, no upload.")
+def bench_console(
+    leads: int,
+    attempts: int,
+    csv_rows: int | None,
+    managers: int,
+    agents: int,
+    seconds: float,
+    think: float,
+    database_url: str | None,
+    no_upload: bool,
+    no_browser: bool,
+) -> None:
+    """The console under 20 managers and 50 agents on a database of 1,000,000 leads and
+    5,000,000 attempts: server-side p50/p95 per page, reports' times, the dashboard's latency in
+    Chromium, and a lead file uploaded through the browser while the managers go on."""
+    from dialer.bench.console import Settings, run
+
+    if database_url and not database_url.startswith("postgresql"):
+        raise click.BadParameter(
+            f"{database_url!r}: give a postgresql:// URL (SQLite is the default)",
+            param_hint="--database-url",
+        )
+    run(
+        Settings(
+            leads=leads,
+            attempts=attempts,
+            csv_rows=csv_rows or leads,
+            managers=managers,
+            agents=agents,
+            seconds=seconds,
+            think_s=think,
+            database_url=database_url,
+            upload=not no_upload,
+            browser=not no_browser,
+        ),
+        say=click.echo,
+    )
+
+
 @main.command()
 @click.option(
     "--demo",

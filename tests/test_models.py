@@ -34,6 +34,20 @@ def test_migrations_produce_the_schema_of_the_models(engine: Engine) -> None:
             differences = [
                 d for d in differences if not (d[0] == "add_index" and d[1].name == "ix_leads_why")
             ]
+            # Alembic compares an index on an expression by SQL text, which PostgreSQL reflects
+            # its own way: the name search's indexes are checked by their definition.
+            folded = {"ix_leads_first_name": "first_name", "ix_leads_last_name": "last_name"}
+            differences = [
+                d
+                for d in differences
+                if not (d[0] in {"add_index", "remove_index"} and d[1].name in folded)
+            ]
+            for name, column in folded.items():
+                definition = connection.exec_driver_sql(
+                    "SELECT indexdef FROM pg_indexes "
+                    f"WHERE indexname = '{name}' AND schemaname = current_schema()"
+                ).scalar_one()
+                assert f'lower(({column})::text) COLLATE "C"' in definition, definition
             assert not connection.exec_driver_sql(
                 "SELECT 1 FROM pg_indexes "
                 "WHERE indexname = 'ix_leads_why' AND schemaname = current_schema()"

@@ -197,3 +197,41 @@ def test_a_campaign_with_no_calls_reports_zeros(engine: Engine, session: Session
     assert report.window.attempts == 0 and report.window.abandon_rate is None
     assert "abandon rate" in report.text() and "promises" not in report.text()
     assert session.scalars(select(Lead)).all() == []
+
+
+def test_regulation_f_counters_sum_the_weeks_calls_per_debt(
+    engine: Engine, session: Session, recovery: dict[str, Any]
+) -> None:
+    from campaigns.reporting import reg_f_counters
+
+    campaign = recovery["campaign"]
+    # One debt called 7 times this week (at the cap), one 8 times (a breach), by account.
+    for account, calls in (("ACC-7", 7), ("ACC-8", 8)):
+        lead = Lead(
+            campaign_id=campaign.id,
+            list_id=campaign.lists[0].id,
+            phone_e164=f"+1212666{calls:04d}",
+            phone_type="fixed_line",
+            region="US",
+            account_ref=account,
+        )
+        session.add(lead)
+        session.flush()
+        session.add_all(
+            CallAttempt(
+                lead_id=lead.id,
+                campaign_id=campaign.id,
+                phone_e164=lead.phone_e164,
+                account_ref=account,
+                started_at=NOW - (n + 1) * 12 * HOUR,
+                outcome="no_answer",
+            )
+            for n in range(calls)
+        )
+    session.commit()
+    [line] = reg_f_counters(session, [campaign], NOW)
+    # This week: a, b and c twice (a talked), d once (its other calls are older), the two
+    # accounts; the other campaign's call is not counted.
+    assert (line.debts, line.attempts, line.conversations) == (6, 7 + 7 + 8, 1)
+    assert line.by_calls == {"1": 1, "2": 3, "3": 0, "4": 0, "5": 0, "6": 0, "7": 1, "8+": 1}
+    assert (line.at_cap, line.over_cap) == (1, 1)

@@ -92,14 +92,18 @@ def load_user(user_id: str) -> ConsoleUser | None:
     number, _, key = user_id.partition(":")
     if not number.isdigit():
         return None
-    user = db.session().get(User, int(number))
-    if (
-        user is None
-        or not user.active
-        or not secrets.compare_digest(session_key(user.password_hash), key)
-    ):
-        return None
-    return ConsoleUser.of(user)
+    # A session that only reads, of its own: the request's takes SQLite's write lock at its
+    # first statement when the request changes data, and taking it here, before the body is
+    # read (an uploaded lead file of 100 MB), would make every node wait for the upload.
+    with db.sessions()() as session:
+        user = session.get(User, int(number))
+        if (
+            user is None
+            or not user.active
+            or not secrets.compare_digest(session_key(user.password_hash), key)
+        ):
+            return None
+        return ConsoleUser.of(user)
 
 
 def hash_password(password: str) -> str:

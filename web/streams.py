@@ -112,6 +112,7 @@ class Shared(Generic[T]):
         self._lock = threading.Lock()
         self._value: T | None = None
         self._at = -math.inf
+        self._wait = max_age
         # Subscribed while the app holds this value: a wake-up marks the value stale.
         subscription = live.subscribed()
         self._woken = subscription.__enter__()
@@ -120,11 +121,16 @@ class Shared(Generic[T]):
     def get(self) -> T:
         with self._lock:
             started = time.monotonic()
-            if self._value is None or self._woken.is_set() or started - self._at >= self.max_age:
+            if self._value is None or self._woken.is_set() or started >= self._at + self._wait:
                 self._woken.clear()
                 self._value = self._read()
                 # As of when the read began: a change committed during it is read next time.
                 self._at = started
+                # A read slower than the age it may reach (a busy console) would follow the
+                # last at once, and reading would take the whole process: the next waits at
+                # least twice as long as this one took, as from its end.
+                took = time.monotonic() - started
+                self._wait = max(self.max_age, 3 * took)
             return self._value
 
 

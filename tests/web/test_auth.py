@@ -203,3 +203,26 @@ def test_usernames_in_the_fixture_cover_every_role() -> None:
     from campaigns.models import ROLES
 
     assert set(USERNAMES) == set(ROLES)
+
+
+def test_a_hash_made_with_older_parameters_is_renewed_at_sign_in(
+    app: Flask, console: Console
+) -> None:
+    from argon2 import PasswordHasher
+
+    from web.security import hasher
+
+    weak = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
+    with app.app_context():
+        session = web_db.sessions()()
+        user = session.scalars(select(User).where(User.username == USERNAMES["manager"])).one()
+        user.password_hash = weak
+        session.commit()
+    assert console.login("manager").status_code == 302
+    with app.app_context():
+        renewed = web_db.sessions()().scalars(
+            select(User.password_hash).where(User.username == USERNAMES["manager"])
+        ).one()
+    assert renewed != weak and not hasher.check_needs_rehash(renewed)
+    # The sign-in's session is keyed to the renewed hash: it goes on.
+    assert console.get("/campaigns/").status_code == 200

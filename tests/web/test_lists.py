@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from campaigns.models import AuditLog, ImportRun, Lead, LeadList
 from tests.web.conftest import Console, seed_domain
@@ -62,8 +65,8 @@ def mapping(**changes: str) -> dict[str, str]:
     return form
 
 
-def wait_for(console: Console, import_id: int) -> dict[str, Any]:
-    for _ in range(200):
+def wait_for(console: Console, import_id: int, tries: int = 200) -> dict[str, Any]:
+    for _ in range(tries):
         status = console.get(f"/imports/{import_id}/status.json").json
         if status["status"] != "running":
             return status  # type: ignore[no-any-return]
@@ -217,3 +220,54 @@ def test_a_large_import_reports_progress_while_pages_stay_served(
             select(func.count()).select_from(Lead).where(Lead.import_id == import_id)
         )
     assert count == 45_000
+
+
+def test_signing_in_and_uploading_wait_for_no_writer(
+    app: Flask, console: Console, tmp_path: Path
+) -> None:
+    """A node holds SQLite's write lock (it claims leads, records calls): a manager still signs
+    in and uploads a file, and neither takes the lock for the seconds a password check or a
+    large file takes (the lock's waiters give up after 10 s)."""
+    campaign_id = seed_domain(app)["campaign_id"]
+    console.get("/auth/login")
+    node = sqlite3.connect(make_url(app.config["DATABASE_URL"]).database, timeout=0)
+    node.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        assert console.login("manager").status_code == 302
+        response = upload(console, campaign_id, lead_file(tmp_path))
+        assert response.status_code == 302 and "/lists/upload/" in response.location
+        assert time.monotonic() - started < 5.0
+    finally:
+        node.rollback()
+        node.close()
+    # What the manager wrote waits for nobody now: the mapping page opens.
+    assert console.get(response.location).status_code == 200
+
+
+def test_a_large_file_is_imported_by_a_process_of_its_own(
+    app: Flask, manager: Console, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The people using the console come first: a large file is read, deduplicated and
+    written by a process of its own, not in the console's interpreter; its progress and
+    counts are the same."""
+    from web import imports
+
+    # Any file counts as large here; the import as a whole is the same.
+    monkeypatch.setattr(imports, "PROCESS_BYTES", 0)
+    campaign_id = seed_domain(app)["campaign_id"]
+    response = upload(manager, campaign_id, lead_file(tmp_path))
+    response = manager.post(response.location, mapping())
+    import_id = int(response.location.rsplit("/", 1)[1])
+    status = wait_for(manager, import_id, tries=600)
+    assert status == {
+        "id": import_id,
+        "status": "completed",
+        "rows": 5,
+        "expected_rows": 5,
+        "imported": 2,
+        "duplicates": 1,
+        "invalid": 2,
+        "dnc": 0,
+        "error": None,
+    }
