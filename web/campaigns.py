@@ -739,7 +739,9 @@ def forecast_json(campaign_id: int) -> Any:
     with _forecasts_lock:
         cached = forecasts.get(key)
     if cached is None or now - cached[0] > FORECAST_TTL_S:
+        target = float(campaign.abandon_target)
         stats = observed_stats(session, campaign.id, agents, latest=FORECAST_ATTEMPTS)
+        session.rollback()  # no read transaction held open through the seconds of simulation
         cached = (
             now,
             {
@@ -749,7 +751,7 @@ def forecast_json(campaign_id: int) -> Any:
                 "live_rate": round(stats.live_rate, 4),
                 "talk_s": round(stats.talk_mean),
                 "wrap_s": round(stats.wrap_mean),
-                "abandon_target": float(campaign.abandon_target),
+                "abandon_target": target,
                 "modes": forecast(stats, 1.0, FORECAST_SEEDS),
             },
         )
