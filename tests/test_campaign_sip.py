@@ -111,6 +111,9 @@ def test_a_campaign_of_300_leads_and_4_agents_runs_to_completion(tmp_path: Path)
         try:
             time.sleep(5.0)
             with db.session_factory(engine)() as session:
+                # The write lock first: the dnc.add reads, and the running node commits between
+                # a deferred transaction's read and its write (SQLite then fails at once).
+                db.begin_write(session)
                 for number in listed_later:
                     dnc.add(session, number, campaign_id=campaign_id, reason="asked meanwhile")
                 session.commit()
