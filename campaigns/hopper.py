@@ -239,20 +239,15 @@ def histories(
     debt_dials: dict[str, list[dt.datetime]] = defaultdict(list)
     conversations: dict[str, dt.datetime] = {}
     if rules.kind == "collections":
-        accounts = [lead.account_ref for lead in leads if lead.account_ref]
-        debt = or_(
-            CallAttempt.account_ref.in_(accounts),
-            and_(CallAttempt.account_ref.is_(None), CallAttempt.phone_e164.in_(phones)),
-        )
-        for account, phone, started, conversation in connection.execute(
-            select(
-                CallAttempt.account_ref,
-                CallAttempt.phone_e164,
-                CallAttempt.started_at,
-                CallAttempt.conversation,
-            ).where(debt, CallAttempt.started_at >= now - REG_F_WINDOW)
+        # Read through `ix_call_attempts_debt_key`: a few index entries per debt, not the
+        # week of every campaign's calls.
+        debt = func.coalesce(CallAttempt.account_ref, CallAttempt.phone_e164)
+        keys = sorted({_debt_key(lead) for lead in leads})
+        for key, started, conversation in connection.execute(
+            select(debt, CallAttempt.started_at, CallAttempt.conversation).where(
+                debt.in_(keys), CallAttempt.started_at >= now - REG_F_WINDOW
+            )
         ):
-            key = account or phone
             debt_dials[key].append(started)
             if conversation and (key not in conversations or started > conversations[key]):
                 conversations[key] = started
@@ -838,9 +833,7 @@ def claim_lead(
             history = histories(connection, rules, [lead], now, window)[lead.id]
             verdict = may_dial(lead_facts(lead), rules, now, history, kind)
             if not verdict:
-                count_refusals(
-                    connection, campaign_id, now, Counter([verdict.reason or "refused"])
-                )
+                count_refusals(connection, campaign_id, now, Counter([verdict.reason or "refused"]))
                 return verdict
             connection.execute(
                 _mark_statements(postgres)[0], {"ids": [lead.id], "node": claimant, "now": now}

@@ -371,6 +371,10 @@ class Lead(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+# A call's debt, for Regulation F: its account, else its number.
+DEBT_KEY_SQL = text("coalesce(account_ref, phone_e164)")
+
+
 class CallAttempt(Base):
     __tablename__ = "call_attempts"
     __table_args__ = (
@@ -386,6 +390,9 @@ class CallAttempt(Base):
         ),
         # Regulation F's week of calls per debt, whatever the campaign (migration 0007_why).
         Index("ix_call_attempts_debt", "started_at", "account_ref", "phone_e164", "conversation"),
+        # The calls about one debt (the account, else the number), latest first: the triggers
+        # that keep `reg_f_debts` read the seventh latest from it (migration 0015_regf).
+        Index("ix_call_attempts_debt_key", DEBT_KEY_SQL, "started_at", "conversation"),
         Index("ix_call_attempts_lead_started", "lead_id", "started_at"),
         # Call detail of one agent: only the attempts an agent took are in it.
         Index(
@@ -432,6 +439,25 @@ class CallAttempt(Base):
     # The number the called party saw (`campaigns.callerids`: a pool number of their area
     # code or state, else the campaign's or the trunk's caller ID).
     caller_id: Mapped[str | None] = mapped_column(String(20))
+
+
+class RegFDebt(Base):
+    """Regulation F's state of a debt called seven times or more, or talked about, whatever the
+    campaign: the seventh latest of its calls (the cap of 7 calls in 7 days holds while it is
+    less than a week old) and its latest conversation (7 quiet days follow it). Kept by
+    triggers on `call_attempts` (migration 0015_regf) that read the debt's calls from
+    `ix_call_attempts_debt_key`: "why is nothing dialing" reads the debts that matter at a
+    million leads without grouping a week of calls."""
+
+    __tablename__ = "reg_f_debts"
+    __table_args__ = (
+        Index("ix_reg_f_debts_seventh", "seventh_dial_at"),
+        Index("ix_reg_f_debts_conversation", "last_conversation_at"),
+    )
+
+    debt: Mapped[str] = mapped_column(String(80), primary_key=True)
+    seventh_dial_at: Mapped[dt.datetime | None]
+    last_conversation_at: Mapped[dt.datetime | None]
 
 
 # The terms of the 30-day abandon rule (47 CFR 64.1200(a)(7)) as attempts record them: a live

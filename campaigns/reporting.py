@@ -643,8 +643,9 @@ def reg_f_counters(session: Session, campaigns: list[Campaign], now: dt.datetime
         # million debts in a week, and reading each into Python took seconds.
         calls = case((per_debt.c.calls > REG_F_CAP, REG_F_CAP + 1), else_=per_debt.c.calls)
         rows = session.execute(
-            select(calls, func.count(), func.sum(per_debt.c.calls), func.sum(per_debt.c.talked))
-            .group_by(calls)
+            select(
+                calls, func.count(), func.sum(per_debt.c.calls), func.sum(per_debt.c.talked)
+            ).group_by(calls)
         ).all()
         by_calls = {int(n): int(debts) for n, debts, _, _ in rows}
         lines.append(

@@ -19,7 +19,7 @@ import datetime as dt
 import functools
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -82,6 +82,7 @@ from campaigns.models import (
     ImportRun,
     Lead,
     LeadList,
+    RegFDebt,
 )
 
 # The statuses the hopper claims from; a node holds a claimed or dialing lead.
@@ -497,6 +498,63 @@ class _LeadRow(NamedTuple):
     next_dial_at: dt.datetime | None
 
 
+class _TalkedCount(NamedTuple):
+    """Leads kept back by a conversation about their debt within the week, alike in every other
+    fact the gate reads, counted as `_Counted` counts them, with what their stand-ins need: the
+    earliest conversation of those due and of those without a dial time, and for those not
+    due yet the earliest instant both their dial time and their quiet week are past, with the
+    earliest conversation among them."""
+
+    status: str
+    zones: str
+    phone_type: str
+    consent_automated: bool
+    state: str | None
+    attempts: int
+    on_dnc: bool
+    leads: int
+    undated: int
+    later: int
+    next_dial_at: dt.datetime | None
+    due_talked_at: dt.datetime | None
+    undated_talked_at: dt.datetime | None
+    later_free_at: dt.datetime | None
+    later_talked_at: dt.datetime | None
+
+    def counted(self) -> _Counted:
+        return _Counted(
+            *self[:6], self.leads, 0, 0, self.undated, self.later, self.next_dial_at, self.on_dnc
+        )
+
+    def groups(self, now: dt.datetime) -> list[LeadGroup]:
+        """Stand-ins that share their leads' verdict now and pass the gate no later than the
+        first of them: the gate's wait only grows with the conversation and the dial time."""
+        lead = LeadFacts(
+            phone_e164="",
+            phone_type=self.phone_type,
+            time_zones=_zones(self.zones),
+            state=self.state,
+            status=self.status,
+            attempts=self.attempts,
+            consent_automated=self.consent_automated,
+        )
+        groups = []
+
+        def add(leads: int, dial_at: dt.datetime | None, talked_at: Any, hold: str | None) -> None:
+            history = DialHistory(on_dnc=self.on_dnc, last_debt_conversation=talked_at)
+            groups.append(LeadGroup(replace(lead, next_dial_at=dial_at), leads, history, hold))
+
+        if self.undated:
+            hold = "no_dial_time" if self.status in DATED_STATUSES else None
+            add(self.undated, None, self.undated_talked_at, hold)
+        if self.later:
+            add(self.later, self.later_free_at, self.later_talked_at, None)
+        due = self.leads - self.undated - self.later
+        if due:
+            add(due, now, self.due_talked_at, None)
+        return groups
+
+
 class _Counted(NamedTuple):
     """Leads of one set of gate facts, counted: those the hopper passes by (disabled list,
     unfinished import), those with no dial time, those not due yet (and the earliest dial
@@ -644,11 +702,18 @@ def _why(connection: Connection, campaign_name: str, now: dt.datetime, sqlite: b
     )
     facts = _campaign_facts(connection, campaign, rules, now)
     specials = _specials(connection, scope, rules)
+    collections = rules.kind == "collections"
+    talked = _talked(connection, scope, sorted(specials)) if collections else []
     groups = [special.group() for special in specials.values()]
     by_status: dict[str, int] = defaultdict(int)
     for special in specials.values():
         by_status[special.facts.status] += 1
+    for counted_talk in talked:
+        groups += counted_talk.groups(now)
+        by_status[counted_talk.status] += counted_talk.leads
     alone = not_(scope.id_in(sorted(specials)))
+    if collections:
+        alone = and_(alone, not_(and_(*scope.hopper_leads(), _talked_about(scope))))
     # Leads on a do-not-call list are grouped apart (the lists are checked at dial time, so a
     # lead may be on one and still new). PostgreSQL flags them in its one scan (a hashed
     # look-up per lead). SQLite finds them by number; its scan reads the index alone, so it
@@ -656,17 +721,24 @@ def _why(connection: Connection, campaign_name: str, now: dt.datetime, sqlite: b
     listed = and_(*scope.hopper_leads(), Lead.phone_e164.in_(scope.listed()))
     if sqlite:
         on_dnc = list(_scan(connection, scope, [listed, alone], True))
-        apart = [*_tally((special.row() for special in specials.values()), now), *on_dnc]
-        ids: set[int] = set()
-
-        def apart_ids() -> set[int]:
-            if not ids:
-                ids.update(specials)
-                ids.update(connection.scalars(select(Lead.id).where(listed)))
-            return ids
-
+        rows = (special.row() for special in specials.values())
+        apart = [*_tally(rows, now), *(one.counted() for one in talked), *on_dnc]
+        # Looked up lead by lead: it is asked of the few leads read in dial-time order.
+        counted_apart = (
+            set(specials),
+            or_(
+                select(DncEntry.id)
+                .where(DncEntry.phone_e164 == Lead.phone_e164, dnc.in_force(campaign.id, now))
+                .exists(),
+                _talked_about(scope) if collections else false(),
+            ),
+        )
         scanned = _without(
-            connection, scope, list(_scan(connection, scope, [HOPPER_STATUS])), apart, apart_ids
+            connection,
+            scope,
+            list(_scan(connection, scope, [HOPPER_STATUS])),
+            apart,
+            counted_apart,
         )
         counted = [*on_dnc, *scanned]
     else:
@@ -714,7 +786,8 @@ def _campaign_facts(
 
 def _specials(connection: Connection, scope: _Scope, rules: CampaignRules) -> dict[int, _Special]:
     """The leads judged one by one, by id: those with a dial history that can make the gate
-    refuse now or later (fewer dials than a cap cannot), with their do-not-call flag."""
+    refuse now or later (fewer dials than a cap cannot), with their do-not-call flag. (Leads
+    whose only such history is a conversation about their debt are many: `_talked`.)"""
     now = scope.now
     found: dict[int, _Special] = {}
 
@@ -751,9 +824,11 @@ def _specials(connection: Connection, scope: _Scope, rules: CampaignRules) -> di
             lead(row).number_dials = tuple(dials[row.id])
 
     if rules.kind == "collections":
-        _debts(connection, scope, lead)
+        _capped_debts(connection, scope, lead)
     if rules.uk_mode:
         _abandons(connection, scope, lead)
+    if found and rules.kind == "collections":
+        _conversations(connection, scope, found.values())
     if found:
         for row in connection.execute(
             select(Lead.id).where(scope.id_in(sorted(found)), Lead.phone_e164.in_(scope.listed()))
@@ -771,54 +846,132 @@ def _recent_attempts(since: dt.datetime) -> list[ColumnElement[bool]]:
     ]
 
 
-def _debts(connection: Connection, scope: _Scope, lead: Any) -> None:
-    """Regulation F: the debts of the campaign's leads (the account, or the number when the
-    lead has none) called 7 times in 7 days, with those calls, or talked about within 7 days:
-    a week of attempts of every campaign, read from `ix_call_attempts_debt` alone."""
+def _capped_debts(connection: Connection, scope: _Scope, lead: Any) -> None:
+    """Regulation F's cap: the leads of debts (the account, or the number when the lead has
+    none) called 7 times in the last 7 days, whatever the campaign, with those calls."""
     now = scope.now
     week_ago = now - REG_F_WINDOW
     debt = func.coalesce(CallAttempt.account_ref, CallAttempt.phone_e164)
-    recent = (
-        select(debt.label("debt"), CallAttempt.started_at, CallAttempt.conversation)
-        .where(CallAttempt.started_at >= week_ago)
-        .cte("recent")
-    )
-    dials = func.count().filter(recent.c.started_at <= now)
-    talked = func.max(case((recent.c.conversation, recent.c.started_at)))
-    found: dict[str, tuple[dt.datetime | None, list[dt.datetime]]] = {}
-    capped = []
-    for key, count, talked_at in connection.execute(
-        select(recent.c.debt, dials, talked)
-        .group_by(recent.c.debt)
-        .having(or_(dials >= REG_F_MAX_ATTEMPTS, talked > week_ago))
-    ):
-        found[key] = (talked_at, [])
-        if count >= REG_F_MAX_ATTEMPTS:
-            capped.append(key)
-    if not found:
-        return
-    # A capped debt's calls: the cap lifts as they age.
+    # A debt capped now has its seventh latest call within the week (a later call only moves
+    # it forward); its calls, from `ix_call_attempts_debt_key`, say whether it is capped now
+    # and when the cap lifts.
+    candidates = connection.scalars(
+        select(RegFDebt.debt).where(RegFDebt.seventh_dial_at >= week_ago)
+    ).all()
+    calls: dict[str, list[dt.datetime]] = defaultdict(list)
     for key, started in connection.execute(
-        select(recent.c.debt, recent.c.started_at).where(
-            scope.among(recent.c.debt, capped, String), recent.c.started_at <= now
+        select(debt, CallAttempt.started_at).where(
+            scope.among(debt, candidates, String),
+            CallAttempt.started_at >= week_ago,
+            CallAttempt.started_at <= now,
         )
     ):
-        found[key][1].append(started)
-    keys = sorted(found)
-    by_account = select(*scope.facts()).where(
-        *scope.hopper_leads(), scope.among(Lead.account_ref, keys, String)
-    )
-    by_number = select(*scope.facts()).where(
-        *scope.hopper_leads(),
-        Lead.account_ref.is_(None),
-        scope.among(Lead.phone_e164, keys, String),
-    )
-    for query in (by_account, by_number):
-        for row in connection.execute(query):
-            talked_at, instants = found[row.account_ref or row.phone_e164]
-            special = lead(row)
-            special.debt_dials = tuple(instants)
+        calls[key].append(started)
+    capped = {key: tuple(dials) for key, dials in calls.items() if len(dials) >= REG_F_MAX_ATTEMPTS}
+    if not capped:
+        return
+    keys = sorted(capped)
+    for among in (
+        scope.among(Lead.account_ref, keys, String),
+        and_(Lead.account_ref.is_(None), scope.among(Lead.phone_e164, keys, String)),
+    ):
+        for row in connection.execute(select(*scope.facts()).where(*scope.hopper_leads(), among)):
+            lead(row).debt_dials = capped[row.account_ref or row.phone_e164]
+
+
+def _conversations(connection: Connection, scope: _Scope, specials: Iterable[_Special]) -> None:
+    """The last conversation about each special lead's debt, when it was within the week."""
+    by_debt: dict[str, list[_Special]] = defaultdict(list)
+    for special in specials:
+        by_debt[special.account_ref or special.facts.phone_e164].append(special)
+    for key, talked_at in connection.execute(
+        select(RegFDebt.debt, RegFDebt.last_conversation_at).where(
+            scope.among(RegFDebt.debt, sorted(by_debt), String),
+            RegFDebt.last_conversation_at > scope.now - REG_F_WINDOW,
+        )
+    ):
+        for special in by_debt[key]:
             special.last_debt_conversation = talked_at
+
+
+def _talks(scope: _Scope) -> tuple[Any, tuple[ColumnElement[bool], ColumnElement[bool]]]:
+    """The debts talked about within the week, and how a lead is of one: by its account, or
+    by its number when it has none. (Joined from the debts: there may be tens of thousands.)"""
+    talks = (
+        select(RegFDebt.debt, RegFDebt.last_conversation_at.label("talked_at"))
+        .where(RegFDebt.last_conversation_at > scope.now - REG_F_WINDOW)
+        .subquery("talks")
+    )
+    by_account = talks.c.debt == Lead.account_ref
+    by_number = and_(Lead.account_ref.is_(None), talks.c.debt == Lead.phone_e164)
+    return talks, (by_account, by_number)
+
+
+def _talked_about(scope: _Scope) -> ColumnElement[bool]:
+    """The lead's debt was talked about within the week (a look-up per lead)."""
+    return (
+        select(RegFDebt.debt)
+        .where(
+            RegFDebt.debt == func.coalesce(Lead.account_ref, Lead.phone_e164),
+            RegFDebt.last_conversation_at > scope.now - REG_F_WINDOW,
+        )
+        .exists()
+    )
+
+
+def _talked(connection: Connection, scope: _Scope, apart: Sequence[int]) -> list[_TalkedCount]:
+    """The leads the hopper may claim whose debt was talked about within the week, but for
+    those in `apart` (judged one by one), counted by the facts the gate reads."""
+    now = scope.now
+    talks, joins = _talks(scope)
+    talked_at = talks.c.talked_at
+    later = Lead.next_dial_at > now
+    week_after = _week_after(talked_at, scope.sqlite)
+    free = case((Lead.next_dial_at > week_after, Lead.next_dial_at), else_=week_after)
+    keys = (
+        Lead.status,
+        scope.zones().label("zones"),
+        Lead.phone_type,
+        Lead.consent_automated,
+        Lead.state,
+        Lead.attempts,
+        Lead.phone_e164.in_(scope.listed()).label("on_dnc"),
+    )
+    counted: list[_TalkedCount] = []
+    for on in joins:
+        query = (
+            select(
+                *keys,
+                func.count(),
+                func.count().filter(Lead.next_dial_at.is_(None)),
+                func.count().filter(later),
+                _instant(func.min(case((later, Lead.next_dial_at)))),
+                _instant(func.min(case((Lead.next_dial_at <= now, talked_at)))),
+                _instant(func.min(case((Lead.next_dial_at.is_(None), talked_at)))),
+                _instant(func.min(case((later, free)))),
+                _instant(func.min(case((later, talked_at)))),
+            )
+            .select_from(talks)
+            .join(Lead, on)
+            .where(*scope.hopper_leads(), not_(scope.id_in(apart)))
+            .group_by(*keys)
+        )
+        counted += [_TalkedCount(*row) for row in connection.execute(query)]
+    return counted
+
+
+def _week_after(instant: Any, sqlite: bool) -> ColumnElement[Any]:
+    """`instant` and Regulation F's week. SQLite keeps instants as text: the date and time
+    moved, the fraction of a second kept as written (its own arithmetic keeps milliseconds)."""
+    seconds = int(REG_F_WINDOW.total_seconds())
+    if sqlite:
+        moved = func.strftime("%Y-%m-%d %H:%M:%S", instant, f"+{seconds} seconds")
+        return moved.op("||")(func.substr(instant, 20))
+    return instant + literal_column(f"interval '{seconds} seconds'")
+
+
+def _instant(expression: ColumnElement[Any]) -> ColumnElement[dt.datetime]:
+    return type_coerce(expression, CallAttempt.started_at.type)
 
 
 def _abandons(connection: Connection, scope: _Scope, lead: Any) -> None:
@@ -914,11 +1067,12 @@ def _without(
     scope: _Scope,
     scanned: list[_Counted],
     apart: list[_Counted],
-    apart_ids: Callable[[], set[int]],
+    counted_apart: tuple[set[int], ColumnElement[bool]],
 ) -> list[_Counted]:
     """The scan's counts less the leads counted apart (which the hopper may all claim). Where
-    one of these held its group's earliest dial time, the group's leads are read from
-    `ix_leads_why` in dial-time order (its last column) up to the first one not apart."""
+    these held a group's earliest dial time, the group's leads are read from `ix_leads_why` in
+    dial-time order (its last column) up to the first one not apart: `counted_apart` names
+    them, by id and by a condition."""
     by_key = {_key(counted): counted for counted in scanned}
     for out in apart:
         key = _key(out)
@@ -926,7 +1080,7 @@ def _without(
         later = total.later - out.later
         earliest = total.next_dial_at if later else None
         if later and out.later and out.next_dial_at == total.next_dial_at:
-            earliest = _earliest(connection, scope, key, apart_ids())
+            earliest = _earliest(connection, scope, key, *counted_apart)
         by_key[key] = total._replace(
             leads=total.leads - out.leads,
             undated=total.undated - out.undated,
@@ -937,11 +1091,15 @@ def _without(
 
 
 def _earliest(
-    connection: Connection, scope: _Scope, key: tuple[Any, ...], apart: set[int]
+    connection: Connection,
+    scope: _Scope,
+    key: tuple[Any, ...],
+    ids: set[int],
+    apart: ColumnElement[bool],
 ) -> dt.datetime | None:
-    """The earliest dial time to come among the group's leads not in `apart`."""
+    """The earliest dial time to come among the group's leads neither in `ids` nor `apart`."""
     status, zones, phone_type, consent, state, attempts = key
-    after, batch = scope.now, 64
+    after, batch = scope.now, 16
     while True:
         rows = connection.execute(
             select(Lead.id, Lead.next_dial_at)
@@ -954,12 +1112,13 @@ def _earliest(
                 Lead.state.is_(None) if state is None else Lead.state == state,
                 Lead.attempts == attempts,
                 Lead.next_dial_at > after,
+                not_(apart),
             )
             .order_by(Lead.next_dial_at)
             .limit(batch)
         ).all()
         for lead_id, next_dial_at in rows:
-            if lead_id not in apart:
+            if lead_id not in ids:
                 return next_dial_at
         if len(rows) < batch:
             return None

@@ -37,6 +37,7 @@ from campaigns.models import (
     ImportRun,
     Lead,
     LeadList,
+    RegFDebt,
 )
 from campaigns.why import (
     DATED_STATUSES,
@@ -690,3 +691,57 @@ def test_a_lead_counted_apart_does_not_lend_its_dial_time_to_its_group(
     explanation = why(engine, campaign.name, NOON_NY)
     [waiting] = explanation.refused
     assert (waiting.reason, waiting.leads, waiting.next_at) == ("not_due", 3, NOON_NY + 2 * HOUR)
+
+
+def test_the_debts_state_follows_the_calls_written(engine: Engine, session: Session) -> None:
+    """`reg_f_debts` as the triggers keep it: nothing for a debt called six times, the seventh
+    latest call once there are eight (written out of order, as a bulk insert may), the latest
+    conversation as agents record it, and none once it is taken back."""
+    campaign = make_campaign(session, kind="collections")
+    add_leads(engine, campaign, 1, 0, account_ref="DEBT-1")
+    lead = session.scalars(select(Lead)).one()
+
+    def state() -> tuple[Any, ...] | None:
+        with engine.connect() as connection:
+            row = connection.execute(
+                select(RegFDebt.seventh_dial_at, RegFDebt.last_conversation_at)
+            ).first()
+        return tuple(row) if row else None
+
+    with engine.begin() as connection:
+        connection.execute(insert(CallAttempt), [dial(lead, h * HOUR) for h in range(1, 7)])
+    assert state() is None
+    with engine.begin() as connection:
+        connection.execute(insert(CallAttempt), [dial(lead, h * HOUR) for h in (0, 9)])
+    assert state() == (NOON_NY - 6 * HOUR, None)
+    session.commit()  # a new snapshot: SQLite's read transaction began before the calls
+    talked = session.scalars(
+        select(CallAttempt).where(CallAttempt.started_at == NOON_NY - 2 * HOUR)
+    ).one()
+    talked.conversation = True
+    session.commit()
+    assert state() == (NOON_NY - 6 * HOUR, NOON_NY - 2 * HOUR)
+    talked.conversation = False
+    session.commit()
+    assert state() == (NOON_NY - 6 * HOUR, None)
+
+
+def test_the_quiet_week_ends_to_the_microsecond(engine: Engine, session: Session) -> None:
+    """A lead due in an hour whose debt was talked about 6 days and 22 hours ago (and a fraction
+    of a second): the week ends later than its dial time, and the explainer says when exactly,
+    as the gate would (SQLite keeps instants as text: its own date arithmetic drops the
+    microseconds)."""
+    campaign = make_campaign(session, kind="collections", status="active", dial_mode="progressive")
+    add_leads(engine, campaign, 1, 0, status="recycled", next_dial_at=NOON_NY + HOUR)
+    add_leads(engine, campaign, 1, 1, status="recycled", next_dial_at=NOON_NY + HOUR)
+    leads = session.scalars(select(Lead).order_by(Lead.id)).all()
+    fraction = dt.timedelta(microseconds=123456)
+    rows = [
+        dial(leads[0], 6 * DAY + 22 * HOUR - fraction, conversation=True),
+        dial(leads[1], 6 * DAY + 21 * HOUR, conversation=True),
+    ]
+    with engine.begin() as connection:
+        connection.execute(insert(CallAttempt), rows)
+    [waiting] = why(engine, campaign.name, NOON_NY).refused
+    assert (waiting.reason, waiting.leads) == ("not_due", 2)
+    assert waiting.next_at == NOON_NY + 2 * HOUR + fraction

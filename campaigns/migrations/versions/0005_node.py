@@ -259,9 +259,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_agent_state_changes")),
     )
-    op.create_index(
-        "ix_agent_state_changes_user_at", "agent_state_changes", ["user_id", "at"]
-    )
+    op.create_index("ix_agent_state_changes_user_at", "agent_state_changes", ["user_id", "at"])
     op.create_table(
         "gate_refusals",
         sa.Column("campaign_id", sa.Integer(), nullable=False),
