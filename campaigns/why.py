@@ -19,7 +19,7 @@ import datetime as dt
 import functools
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -125,12 +125,15 @@ QUIET = frozenset({"not_dialable_status", "in_flight"})
 @dataclass(frozen=True)
 class LeadGroup:
     """Leads that share every fact the gate reads. `lead` stands for all of them, its dial time
-    the earliest among theirs; `hold` is a reason the hopper passes them by before any gate."""
+    the earliest among theirs; `hold` is a reason the hopper passes them by before any gate.
+    With `earliest`, the lead's dial time to come is only a bound (no later than theirs):
+    `earliest()` tells it, asked when the next dialable instant depends on it."""
 
     lead: LeadFacts
     leads: int
     history: DialHistory = field(default_factory=DialHistory)
     hold: str | None = None
+    earliest: Callable[[], dt.datetime | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -374,10 +377,13 @@ def explain(
         for bound, _, group, history in sorted(candidates, key=lambda c: c[:2]):
             if best is not None and bound >= best:
                 break
-            at = next_dial_time(group.lead, campaign.rules, now, history, kind, campaign.answers)
+            lead = group.lead
+            if group.earliest is not None:
+                lead = replace(lead, next_dial_at=group.earliest())
+            at = next_dial_time(lead, campaign.rules, now, history, kind, campaign.answers)
             if at is not None and (best is None or at < best):
                 best = at
-                nexts[reason] = (at, _opening_zone(group.lead, campaign.rules, at))
+                nexts[reason] = (at, _opening_zone(lead, campaign.rules, at))
     open_statuses = {*HOPPER_STATUSES, *IN_FLIGHT_STATUSES}
     closed = {s: n for s, n in by_status.items() if s not in open_statuses}
     if closed:
@@ -511,7 +517,6 @@ class _TalkedCount(NamedTuple):
     consent_automated: bool
     state: str | None
     attempts: int
-    on_dnc: bool
     leads: int
     undated: int
     later: int
@@ -522,9 +527,7 @@ class _TalkedCount(NamedTuple):
     later_talked_at: dt.datetime | None
 
     def counted(self) -> _Counted:
-        return _Counted(
-            *self[:6], self.leads, 0, 0, self.undated, self.later, self.next_dial_at, self.on_dnc
-        )
+        return _Counted(*self[:6], self.leads, 0, 0, self.undated, self.later, self.next_dial_at)
 
     def groups(self, now: dt.datetime) -> list[LeadGroup]:
         """Stand-ins that share their leads' verdict now and pass the gate no later than the
@@ -541,7 +544,7 @@ class _TalkedCount(NamedTuple):
         groups = []
 
         def add(leads: int, dial_at: dt.datetime | None, talked_at: Any, hold: str | None) -> None:
-            history = DialHistory(on_dnc=self.on_dnc, last_debt_conversation=talked_at)
+            history = DialHistory(last_debt_conversation=talked_at)
             groups.append(LeadGroup(replace(lead, next_dial_at=dial_at), leads, history, hold))
 
         if self.undated:
@@ -573,6 +576,8 @@ class _Counted(NamedTuple):
     later: int
     next_dial_at: dt.datetime | None
     on_dnc: bool = False
+    # When `next_dial_at` is only a bound: the exact one.
+    earliest: Callable[[], dt.datetime | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -712,13 +717,12 @@ def _why(connection: Connection, campaign_name: str, now: dt.datetime, sqlite: b
         groups += counted_talk.groups(now)
         by_status[counted_talk.status] += counted_talk.leads
     alone = not_(scope.id_in(sorted(specials)))
-    if collections:
-        alone = and_(alone, not_(and_(*scope.hopper_leads(), _talked_about(scope))))
     # Leads on a do-not-call list are grouped apart (the lists are checked at dial time, so a
     # lead may be on one and still new). PostgreSQL flags them in its one scan (a hashed
     # look-up per lead). SQLite finds them by number; its scan reads the index alone, so it
     # counts them in and takes them out after, as it does the leads judged one by one.
-    listed = and_(*scope.hopper_leads(), Lead.phone_e164.in_(scope.listed()))
+    on_list = Lead.phone_e164.in_(scope.listed())
+    listed = and_(*scope.hopper_leads(), on_list)
     if sqlite:
         on_dnc = list(_scan(connection, scope, [listed, alone], True))
         rows = (special.row() for special in specials.values())
@@ -742,6 +746,8 @@ def _why(connection: Connection, campaign_name: str, now: dt.datetime, sqlite: b
         )
         counted = [*on_dnc, *scanned]
     else:
+        if collections:
+            alone = and_(alone, not_(and_(*scope.hopper_leads(), _talked_about(scope), ~on_list)))
         counted = list(_scan(connection, scope, [alone], listed))
     for group in counted:
         by_status[group.status] += group.leads
@@ -920,8 +926,10 @@ def _talked_about(scope: _Scope) -> ColumnElement[bool]:
 
 
 def _talked(connection: Connection, scope: _Scope, apart: Sequence[int]) -> list[_TalkedCount]:
-    """The leads the hopper may claim whose debt was talked about within the week, but for
-    those in `apart` (judged one by one), counted by the facts the gate reads."""
+    """The leads the hopper may claim whose debt was talked about within the week, counted by
+    the facts the gate reads; but for those in `apart` (judged one by one) and those on a
+    do-not-call list, counted with the others there: the gate names the list (or a dial time
+    to come) before the debt, and they never pass."""
     now = scope.now
     talks, joins = _talks(scope)
     talked_at = talks.c.talked_at
@@ -935,7 +943,6 @@ def _talked(connection: Connection, scope: _Scope, apart: Sequence[int]) -> list
         Lead.consent_automated,
         Lead.state,
         Lead.attempts,
-        Lead.phone_e164.in_(scope.listed()).label("on_dnc"),
     )
     counted: list[_TalkedCount] = []
     for on in joins:
@@ -953,7 +960,11 @@ def _talked(connection: Connection, scope: _Scope, apart: Sequence[int]) -> list
             )
             .select_from(talks)
             .join(Lead, on)
-            .where(*scope.hopper_leads(), not_(scope.id_in(apart)))
+            .where(
+                *scope.hopper_leads(),
+                not_(scope.id_in(apart)),
+                not_(Lead.phone_e164.in_(scope.listed())),
+            )
             .group_by(*keys)
         )
         counted += [_TalkedCount(*row) for row in connection.execute(query)]
@@ -1070,22 +1081,23 @@ def _without(
     counted_apart: tuple[set[int], ColumnElement[bool]],
 ) -> list[_Counted]:
     """The scan's counts less the leads counted apart (which the hopper may all claim). Where
-    these held a group's earliest dial time, the group's leads are read from `ix_leads_why` in
-    dial-time order (its last column) up to the first one not apart: `counted_apart` names
-    them, by id and by a condition."""
+    these held a group's earliest dial time, it stays as a bound, and the group's leads are read
+    from `ix_leads_why` in dial-time order (its last column) up to the first one not apart only
+    when the explanation needs it: `counted_apart` names them, by id and by a condition."""
     by_key = {_key(counted): counted for counted in scanned}
     for out in apart:
         key = _key(out)
         total = by_key[key]
         later = total.later - out.later
-        earliest = total.next_dial_at if later else None
+        resolve = total.earliest
         if later and out.later and out.next_dial_at == total.next_dial_at:
-            earliest = _earliest(connection, scope, key, *counted_apart)
+            resolve = functools.partial(_earliest, connection, scope, key, *counted_apart)
         by_key[key] = total._replace(
             leads=total.leads - out.leads,
             undated=total.undated - out.undated,
             later=later,
-            next_dial_at=earliest,
+            next_dial_at=total.next_dial_at if later else None,
+            earliest=resolve if later else None,
         )
     return list(by_key.values())
 
@@ -1147,7 +1159,7 @@ def _groups(counted: _Counted, now: dt.datetime, history: DialHistory) -> list[L
         groups.append(LeadGroup(lead, counted.undated, history, hold))
     if counted.later:
         later = replace(lead, next_dial_at=counted.next_dial_at)
-        groups.append(LeadGroup(later, counted.later, history))
+        groups.append(LeadGroup(later, counted.later, history, earliest=counted.earliest))
     due = (
         counted.leads
         - counted.list_disabled
