@@ -717,38 +717,37 @@ def _why(connection: Connection, campaign_name: str, now: dt.datetime, sqlite: b
         groups += counted_talk.groups(now)
         by_status[counted_talk.status] += counted_talk.leads
     alone = not_(scope.id_in(sorted(specials)))
+    talked_counts = [one.counted() for one in talked]
+    # Where the leads counted apart held a group's earliest dial time, the next one is read
+    # lead by lead in dial-time order: a look-up for each of the few leads read.
+    counted_apart = (
+        set(specials),
+        or_(
+            select(DncEntry.id)
+            .where(DncEntry.phone_e164 == Lead.phone_e164, dnc.in_force(campaign.id, now))
+            .exists(),
+            _talked_about(scope) if collections else false(),
+        ),
+    )
     # Leads on a do-not-call list are grouped apart (the lists are checked at dial time, so a
     # lead may be on one and still new). PostgreSQL flags them in its one scan (a hashed
     # look-up per lead). SQLite finds them by number; its scan reads the index alone, so it
-    # counts them in and takes them out after, as it does the leads judged one by one.
-    on_list = Lead.phone_e164.in_(scope.listed())
-    listed = and_(*scope.hopper_leads(), on_list)
+    # counts them in and takes them out after, as it does the leads judged one by one. Both
+    # take out the leads of debts talked about after their scan.
+    listed = and_(*scope.hopper_leads(), Lead.phone_e164.in_(scope.listed()))
     if sqlite:
         on_dnc = list(_scan(connection, scope, [listed, alone], True))
         rows = (special.row() for special in specials.values())
-        apart = [*_tally(rows, now), *(one.counted() for one in talked), *on_dnc]
-        # Looked up lead by lead: it is asked of the few leads read in dial-time order.
-        counted_apart = (
-            set(specials),
-            or_(
-                select(DncEntry.id)
-                .where(DncEntry.phone_e164 == Lead.phone_e164, dnc.in_force(campaign.id, now))
-                .exists(),
-                _talked_about(scope) if collections else false(),
-            ),
-        )
-        scanned = _without(
-            connection,
-            scope,
-            list(_scan(connection, scope, [HOPPER_STATUS])),
-            apart,
-            counted_apart,
-        )
-        counted = [*on_dnc, *scanned]
+        apart = [*_tally(rows, now), *talked_counts, *on_dnc]
+        scanned = list(_scan(connection, scope, [HOPPER_STATUS]))
+        counted = [*on_dnc, *_without(connection, scope, scanned, apart, counted_apart)]
     else:
-        if collections:
-            alone = and_(alone, not_(and_(*scope.hopper_leads(), _talked_about(scope), ~on_list)))
-        counted = list(_scan(connection, scope, [alone], listed))
+        scanned = list(_scan(connection, scope, [alone], listed))
+        unlisted = [group for group in scanned if not group.on_dnc]
+        counted = [
+            *(group for group in scanned if group.on_dnc),
+            *_without(connection, scope, unlisted, talked_counts, counted_apart),
+        ]
     for group in counted:
         by_status[group.status] += group.leads
         if group.status in HOPPER_STATUSES:
