@@ -32,6 +32,7 @@ from campaigns.models import (
     utcnow,
 )
 from dialer.connect import AUTO_ANSWER_HEADERS
+from tests.node_harness import NUMBER_IN_ZONE, zone_in_hours
 from tests.web.conftest import USERNAMES, Console, seed_domain, signed_in
 from tests.web.sse import Events
 from web import db as web_db
@@ -50,8 +51,11 @@ def user_id(app: Flask, role: str) -> int:
 
 
 def desk_world(app: Flask, kind: str = "telemarketing") -> dict[str, Any]:
-    """seed_domain's campaign, running, with its lead in New York and a script."""
+    """seed_domain's campaign, running every day, with its lead in a zone inside its calling
+    hours now (`ids["zone"]`: the gate lets a preview through at any hour of the run) and a
+    script."""
     ids = seed_domain(app)
+    ids["zone"] = zone_in_hours()
     with session_of(app) as session:
         campaign = session.get_one(Campaign, ids["campaign_id"])
         campaign.status = "active"
@@ -61,7 +65,8 @@ def desk_world(app: Flask, kind: str = "telemarketing") -> dict[str, Any]:
             "Hello {first_name}, this is {agent} from {seller} about your {Plan} plan."
         )
         lead = session.get_one(Lead, ids["lead_id"])
-        lead.time_zones = ["America/New_York"]
+        lead.time_zones = [ids["zone"]]
+        campaign.calling_days = list(range(7))
         lead.balance = Decimal("1234.5")
         if kind != "telemarketing":
             # The kind's own catalogue, as a campaign created with that kind has it.
@@ -197,7 +202,7 @@ def test_the_stream_pushes_ready_then_the_screen_pop_then_wrap_up(app: Flask) ->
         _, state = events.next("desk")
     pop = state["pop"]
     assert pop["name"] == "Jane Doe" and pop["phone"] == "+12125550142"
-    assert pop["reason_label"] == "New lead" and pop["zones"] == ["America/New_York"]
+    assert pop["reason_label"] == "New lead" and pop["zones"] == [ids["zone"]]
     assert pop["script"] == "Hello Jane, this is agnes from Acme Insurance about your gold plan."
     assert ["Balance", "1,234.50"] in pop["fields"] and pop["custom"] == [["Plan", "gold"]]
     assert state["attempt"] == attempt_id
@@ -279,7 +284,7 @@ def test_a_callback_is_typed_in_the_leads_own_time_and_can_be_personal(app: Flas
     agent = logged_in(app, ids)
     agent.post("/desk/ready", headers=JSON)
     end_call(app, ids, connect_call(app, ids))
-    tomorrow = (utcnow().astimezone(ZoneInfo("America/New_York")) + dt.timedelta(days=1)).date()
+    tomorrow = (utcnow().astimezone(ZoneInfo(ids["zone"])) + dt.timedelta(days=1)).date()
     response = agent.post(
         "/desk/disposition",
         {"code": "CALLBACK", "callback_date": tomorrow.isoformat(), "callback_time": "10:30"},
@@ -288,7 +293,7 @@ def test_a_callback_is_typed_in_the_leads_own_time_and_can_be_personal(app: Flas
     assert response.status_code == 200, response.get_json()
     with session_of(app) as session:
         callback = session.scalars(select(Callback)).one()
-        due = callback.due_at.astimezone(ZoneInfo("America/New_York"))
+        due = callback.due_at.astimezone(ZoneInfo(ids["zone"]))
         assert (due.date(), due.hour, due.minute) == (tomorrow, 10, 30)
         assert callback.agent_id is None
 
@@ -454,8 +459,6 @@ def test_a_manual_dial_the_gate_allows_becomes_a_command_for_the_node(app: Flask
     agent.post("/desk/ready", headers=JSON)
     node_takes(app, ids["agent_id"])
     # A number in whichever zone is inside its legal hours now.
-    from tests.node_harness import NUMBER_IN_ZONE, zone_in_hours
-
     number = NUMBER_IN_ZONE[zone_in_hours()]
     response = agent.post("/desk/dial", {"number": number}, headers=JSON)
     assert response.status_code == 200, response.get_json()
