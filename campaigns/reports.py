@@ -1,6 +1,7 @@
 """A campaign's report: its attempts by outcome, live answers and abandons (today and over the
-rolling 30 days of the abandon rule, counted as the hopper counts them), dispositions by code,
-promises to pay, and its leads by status."""
+rolling 30 days of the abandon rule, counted as the hopper counts them), what its agentless
+flows made of the calls, dispositions by code, promises to pay, its leads by status and, for
+appointment setting, its appointments by status."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from campaigns.compliance import ABANDON_WINDOW
 from campaigns.models import (
     ABANDONED,
     LIVE_ANSWER,
+    Appointment,
     CallAttempt,
     Campaign,
     Disposition,
@@ -38,6 +40,9 @@ class Period:
     live_answers: int = 0
     abandons: int = 0
     dispositions: dict[str, int] = field(default_factory=dict)
+    # What an agentless flow made of its calls: a survey completed, partly answered or not at
+    # all; a reminder confirmed, rescheduled, cancelled, put through to an agent.
+    ivr_results: dict[str, int] = field(default_factory=dict)
     promises: int = 0
     promised: Decimal = Decimal("0.00")
 
@@ -59,6 +64,7 @@ class Period:
             "abandons": self.abandons,
             "abandon_rate": self.abandon_rate,
             "dispositions": dict(sorted(self.dispositions.items())),
+            "ivr_results": dict(sorted(self.ivr_results.items())),
         }
         if collections:
             figures["promises_to_pay"] = {"count": self.promises, "amount": str(self.promised)}
@@ -74,13 +80,14 @@ class CampaignReport:
     today: Period
     window: Period
     leads_by_status: dict[str, int]
+    appointments_by_status: dict[str, int] = field(default_factory=dict)
 
     @property
     def collections(self) -> bool:
         return self.kind == "collections"
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        figures = {
             "campaign": self.campaign,
             "kind": self.kind,
             "at": self.at.isoformat(),
@@ -89,6 +96,9 @@ class CampaignReport:
             "last_30_days": self.window.as_json(self.collections),
             "leads_by_status": dict(sorted(self.leads_by_status.items())),
         }
+        if self.kind == "appointment":
+            figures["appointments_by_status"] = dict(sorted(self.appointments_by_status.items()))
+        return figures
 
     def text(self) -> str:
         """A short table for a terminal."""
@@ -115,6 +125,16 @@ class CampaignReport:
             lines.append(
                 f"  {code:22}{today.dispositions.get(code, 0):>12,}{window.dispositions[code]:>12,}"
             )
+        if window.ivr_results:
+            lines.append(
+                f"{'agentless calls':24}{sum(today.ivr_results.values()):>12,}"
+                f"{sum(window.ivr_results.values()):>12,}"
+            )
+            for result in sorted(window.ivr_results):
+                lines.append(
+                    f"  {result:22}{today.ivr_results.get(result, 0):>12,}"
+                    f"{window.ivr_results[result]:>12,}"
+                )
         if self.collections:
             lines += [
                 f"{'promises to pay':24}{today.promises:>12,}{window.promises:>12,}",
@@ -122,6 +142,13 @@ class CampaignReport:
             ]
         statuses = ", ".join(f"{s} {n:,}" for s, n in sorted(self.leads_by_status.items()))
         lines.append(f"leads by status: {statuses or 'none'}")
+        if self.kind == "appointment":
+            booked = self.appointments_by_status.items()
+            lines.append(
+                f"appointments by status: {', '.join(f'{s} {n:,}' for s, n in sorted(booked))}"
+                if booked
+                else "appointments by status: none"
+            )
         return "\n".join(lines)
 
 
@@ -180,6 +207,18 @@ def campaign_report(
                 today.by_outcome[key] = n_today
             today.live_answers += live_today
             today.abandons += abandons_today
+        for result, n, n_today in connection.execute(
+            select(CallAttempt.ivr_result, func.count(), func.count().filter(started_today))
+            .where(
+                CallAttempt.campaign_id == campaign.id,
+                CallAttempt.started_at > window_start,
+                CallAttempt.ivr_result.is_not(None),
+            )
+            .group_by(CallAttempt.ivr_result)
+        ):
+            window.ivr_results[result] = n
+            if n_today:
+                today.ivr_results[result] = n_today
         recorded_today = Disposition.created_at >= today.since
         promised = Disposition.promise_amount.is_not(None)
         for code, *counts in connection.execute(
@@ -212,6 +251,13 @@ def campaign_report(
                 .group_by(Lead.status)
             ).all()
         )
+        appointments_by_status = dict(
+            connection.execute(
+                select(Appointment.status, func.count())
+                .where(Appointment.campaign_id == campaign.id)
+                .group_by(Appointment.status)
+            ).all()
+        )
     return CampaignReport(
         name,
         campaign.kind,
@@ -220,4 +266,5 @@ def campaign_report(
         today,
         window,
         leads_by_status,
+        appointments_by_status,
     )

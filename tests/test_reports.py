@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
+from campaigns import appointments
 from campaigns.compliance import ABANDON_WINDOW
 from campaigns.hopper import _context_statement
-from campaigns.models import CallAttempt, Disposition, Lead
+from campaigns.models import Appointment, CallAttempt, Disposition, Lead
 from campaigns.reports import campaign_report
 from campaigns.why import CampaignNotFound
 from dialer.cli import main
@@ -235,3 +236,63 @@ def test_regulation_f_counters_sum_the_weeks_calls_per_debt(
     assert (line.debts, line.attempts, line.conversations) == (6, 7 + 7 + 8, 1)
     assert line.by_calls == {"1": 1, "2": 3, "3": 0, "4": 0, "5": 0, "6": 0, "7": 1, "8+": 1}
     assert (line.at_cap, line.over_cap) == (1, 1)
+
+
+def test_agentless_calls_and_appointments_are_counted(engine: Engine, session: Session) -> None:
+    """A reminders campaign: what its flow made of each call (a call without a result, a call
+    of another campaign and one older than the window are not counted), and its appointments
+    by status."""
+    reminders = make_campaign(session, "Reminders", kind="appointment")
+    other = make_campaign(session, "Survey", kind="survey")
+    leads = []
+    for i, campaign in enumerate([reminders, reminders, reminders, other]):
+        lead = Lead(
+            campaign_id=campaign.id,
+            list_id=campaign.lists[0].id,
+            phone_e164=f"+1212555{i:04d}",
+            phone_type="fixed_line",
+            region="US",
+        )
+        session.add(lead)
+        leads.append(lead)
+    session.commit()
+    [slot] = appointments.add_slots(session, reminders, NOW + DAY, 1, capacity=5)
+    for lead in leads[:3]:
+        appointments.book(session, reminders.id, lead.id, slot.id)
+    session.commit()
+    first = session.scalars(select(Appointment).where(Appointment.lead_id == leads[0].id)).one()
+    first.status = "confirmed"
+    session.commit()
+    calls = [
+        (leads[0], HOUR, "confirmed"),
+        (leads[1], 2 * HOUR, "no_input"),
+        (leads[1], 2 * DAY, "no_input"),
+        (leads[2], 3 * HOUR, None),
+        (leads[2], 31 * DAY, "cancelled"),
+        (leads[3], HOUR, "completed"),
+    ]
+    with engine.begin() as connection:
+        connection.execute(
+            insert(CallAttempt),
+            [
+                {
+                    "lead_id": lead.id,
+                    "campaign_id": lead.campaign_id,
+                    "phone_e164": lead.phone_e164,
+                    "started_at": NOW - ago,
+                    "outcome": "human",
+                    "ivr_result": result,
+                }
+                for lead, ago, result in calls
+            ],
+        )
+    report = campaign_report(engine, "Reminders", NOW)
+    assert report.today.ivr_results == {"confirmed": 1, "no_input": 1}
+    assert report.window.ivr_results == {"confirmed": 1, "no_input": 2}
+    assert report.appointments_by_status == {"booked": 2, "confirmed": 1}
+    text = report.text()
+    assert "agentless calls                    2           3" in text
+    assert "appointments by status: booked 2, confirmed 1" in text
+    figures = report.as_json()
+    assert figures["last_30_days"]["ivr_results"] == {"confirmed": 1, "no_input": 2}
+    assert figures["appointments_by_status"] == {"booked": 2, "confirmed": 1}
