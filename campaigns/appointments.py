@@ -43,7 +43,7 @@ def add_slots(
     left as they are. The caller commits."""
     if campaign.kind != "appointment":
         raise AppointmentError(
-            f"campaign {campaign.name!r} is a {campaign.kind} campaign, not an appointment one"
+            f"campaign {campaign.name!r} is not an appointment campaign but {campaign.kind}"
         )
     if first.tzinfo is None:
         raise AppointmentError(f"first slot {first.isoformat()}: give its time zone")

@@ -122,6 +122,18 @@ def campaign() -> None:
     default="",
     help="What --amd-action message leaves; {seller} and {callback} are filled in.",
 )
+@click.option(
+    "--agentless",
+    is_flag=True,
+    help="Survey and appointment: the IVR asks the questions or the reminder, no agents.",
+)
+@click.option(
+    "--max-lines",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Lines at once (0: four per agent logged in; an agentless campaign needs a number).",
+)
 def campaign_create(
     name: str,
     kind: str,
@@ -134,6 +146,8 @@ def campaign_create(
     days: str,
     amd_action: str,
     voicemail_message: str,
+    agentless: bool,
+    max_lines: int,
 ) -> None:
     """Create a campaign with compliant defaults."""
     from sqlalchemy.orm import Session
@@ -142,6 +156,16 @@ def campaign_create(
     from campaigns.schedules import ScheduleError, parse_days, parse_hours
     from dialer.prompts import voicemail_text
 
+    if agentless and kind not in ("survey", "appointment"):
+        raise click.BadParameter(
+            f"only survey and appointment campaigns run without agents, not {kind}",
+            param_hint="--agentless",
+        )
+    if agentless and not max_lines:
+        raise click.BadParameter(
+            "an agentless campaign has no agents to pace its lines by: give --max-lines",
+            param_hint="--max-lines",
+        )
     if amd_action == "message":
         try:
             voicemail_text(voicemail_message, seller, callback_number or caller_id)
@@ -164,6 +188,8 @@ def campaign_create(
                 calling_days=parse_days(days),
                 amd_action=amd_action,
                 voicemail_message=voicemail_message.strip(),
+                agentless=agentless,
+                max_lines=max_lines,
             )
             click.echo(f"campaign {name!r} created (id {new.id}, {kind}, {dial_mode})")
     except (SetupError, ScheduleError) as error:
@@ -221,6 +247,116 @@ def campaign_list() -> None:
                 f"{row.name:30} {row.kind:14} {row.dial_mode:12} {row.status:9} "
                 f"{leads.get(row.id, 0):>9} leads"
             )
+
+
+@campaign.command("survey")
+@click.argument("name")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def campaign_survey(name: str, file: Path | None) -> None:
+    """A survey campaign's questions: FILE (JSON) replaces them; without FILE they are printed
+    as JSON, to edit and give back. Each question: key, text, digits that answer it, branches
+    (digit -> next question's key, or "end"), then; and intro, end_message, tries."""
+    from sqlalchemy.orm import Session
+
+    from campaigns import surveys
+    from campaigns.manage import SetupError, campaign_named
+
+    with Session(_engine()) as session:
+        try:
+            campaign = campaign_named(session, name)
+        except SetupError as error:
+            raise click.ClickException(str(error)) from None
+        if file is None:
+            current = surveys.load(session, campaign.id)
+            if current is None:
+                raise click.ClickException(f"campaign {name!r} has no survey yet")
+            click.echo(json.dumps(current.to_dict(), indent=2))
+            return
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as error:
+            raise click.BadParameter(str(error), param_hint="FILE") from None
+        except json.JSONDecodeError as error:
+            raise click.BadParameter(
+                f"{file}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})",
+                param_hint="FILE",
+            ) from None
+        try:
+            survey = surveys.from_dict(data)
+            surveys.save(session, campaign, survey)
+        except surveys.SurveyError as error:
+            raise click.ClickException(f"{file}: {error}") from None
+        session.commit()
+    click.echo(f"survey of {name!r} saved: {len(survey.questions)} questions; new calls ask them")
+
+
+@campaign.command("slots")
+@click.argument("name")
+@click.option("--add", "first", default=None, help="First slot, e.g. 2026-12-07T09:00.")
+@click.option("--count", default=1, show_default=True, help="Slots to add.")
+@click.option("--every", "every_minutes", default=30, show_default=True, help="Minutes apart.")
+@click.option("--capacity", default=1, show_default=True, help="Appointments a slot takes.")
+@click.option("--tz", "zone", default="UTC", show_default=True, help="Zone of --add and the list.")
+def campaign_slots(
+    name: str, first: str | None, count: int, every_minutes: int, capacity: int, zone: str
+) -> None:
+    """An appointment campaign's calendar: --add puts COUNT slots from FIRST, EVERY minutes
+    apart (times already there are kept); the slots to come are listed with their bookings."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from campaigns import appointments
+    from campaigns.manage import SetupError, campaign_named
+    from campaigns.models import AppointmentSlot, utcnow
+
+    try:
+        where = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"{zone!r} is not a time zone", param_hint="--tz") from None
+    with Session(_engine()) as session:
+        try:
+            campaign = campaign_named(session, name)
+        except SetupError as error:
+            raise click.ClickException(str(error)) from None
+        if first is not None:
+            try:
+                start = dt.datetime.fromisoformat(first)
+            except ValueError:
+                raise click.BadParameter(
+                    f"{first!r} is not a date and time, e.g. 2026-12-07T09:00", param_hint="--add"
+                ) from None
+            if start.tzinfo is None:
+                start = start.replace(tzinfo=where)
+            try:
+                made = appointments.add_slots(
+                    session,
+                    campaign,
+                    start,
+                    count,
+                    every_minutes=every_minutes,
+                    capacity=capacity,
+                )
+            except appointments.AppointmentError as error:
+                raise click.ClickException(str(error)) from None
+            session.commit()
+            click.echo(f"{len(made)} slots added to {name!r} ({count - len(made)} already there)")
+        slots = session.scalars(
+            select(AppointmentSlot)
+            .where(
+                AppointmentSlot.campaign_id == campaign.id,
+                AppointmentSlot.starts_at >= utcnow(),
+            )
+            .order_by(AppointmentSlot.starts_at)
+        ).all()
+        for slot in slots:
+            click.echo(
+                f"{slot.starts_at.astimezone(where):%a %Y-%m-%d %H:%M %Z}  {slot.minutes:>3} min"
+                f"  booked {slot.booked}/{slot.capacity}"
+            )
+        if not slots:
+            click.echo("no slots to come")
 
 
 # -- Why is nothing dialing? (issue 13 item 4) and campaign reports (issue 12 item 7) --------
