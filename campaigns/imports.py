@@ -32,7 +32,7 @@ from typing import IO, Any
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from campaigns import dnc
+from campaigns import appointments, db, dnc
 from campaigns.exports import write_csv
 from campaigns.import_rows import (
     MAX_LINE,
@@ -438,7 +438,11 @@ def _import_file(
             writer.close()
     if summary.rows == 0:
         raise ImportFileError(f"{path.name} has a header but no rows")
-    with engine.begin() as connection:
+    # The write lock first: this transaction reads before it writes.
+    with db.writer(engine).begin() as connection:
+        kind = connection.scalar(select(Campaign.kind).where(Campaign.id == campaign_id))
+        if kind == "appointment":
+            appointments.adopt_imported(connection, campaign_id, summary.import_id)
         connection.execute(
             update(ImportRun)
             .where(ImportRun.id == summary.import_id)

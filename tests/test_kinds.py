@@ -6,12 +6,14 @@ checked against the survey; the survey's editor in the console."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from campaigns import agents, appointments, surveys
+from campaigns.imports import import_leads
 from campaigns.models import (
     Appointment,
     AppointmentSlot,
@@ -106,3 +108,48 @@ def test_a_survey_read_by_the_agent_keeps_its_answers(session: Session) -> None:
         ("q2", "3", "agent", attempt_id),
     ]
     assert session.get_one(Lead, lead.id).status == "done"
+
+
+def test_appointments_imported_with_the_leads_are_in_the_calendar(
+    engine: Engine, session: Session, tmp_path: Path
+) -> None:
+    """A reminders list from another system: each lead's appointment to come gets its slot
+    (made where the calendar has none; one holding more appointments than its places takes
+    them all) and a booked appointment, so the reminder call has it to read out; an
+    appointment already past is left on the lead."""
+    campaign = make_campaign(session, "Dental", kind="appointment")
+    day = (utcnow() + dt.timedelta(days=3)).replace(hour=15, minute=0, second=0, microsecond=0)
+    [ten] = appointments.add_slots(session, campaign, day, 1, capacity=1)
+    earlier = a_lead(session, campaign, "+12125550199")
+    appointments.book(session, campaign.id, earlier.id, ten.id)
+    session.commit()
+    rows = [
+        ("(212) 555-0101", day),  # the slot there, full already
+        ("(212) 555-0102", day + dt.timedelta(minutes=30)),
+        ("(212) 555-0103", day + dt.timedelta(minutes=30)),
+        ("(212) 555-0104", day - dt.timedelta(days=10)),  # past
+        ("(212) 555-0105", None),
+    ]
+    csv = "phone,appointment\n" + "".join(
+        f"{phone},{'' if at is None else at.isoformat()}\n" for phone, at in rows
+    )
+    path = tmp_path / "reminders.csv"
+    path.write_text(csv)
+    summary = import_leads(engine, path, "Dental")
+    assert summary.imported == 5
+    session.expire_all()
+    slots = {
+        slot.starts_at: (slot.booked, slot.capacity)
+        for slot in session.scalars(select(AppointmentSlot))
+    }
+    assert slots == {day: (2, 2), day + dt.timedelta(minutes=30): (2, 2)}
+    booked = {
+        lead.phone_e164: appointments.current(session, campaign.id, lead.id)
+        for lead in session.scalars(select(Lead))
+    }
+    assert booked["+12125550101"] is not None and booked["+12125550101"].slot_id == ten.id
+    assert booked["+12125550102"] is not None and booked["+12125550103"] is not None
+    assert booked["+12125550104"] is None and booked["+12125550105"] is None
+    assert booked["+12125550199"] is not None
+    # A free place is one a manager added, not one an import made room for.
+    assert appointments.free_slots(session, campaign.id, utcnow()) == []
