@@ -245,7 +245,9 @@ def save(session: Session, campaign: Campaign, survey: SurveyDefinition) -> None
     """The campaign's survey, replaced; the caller commits. Answers already given keep their
     question keys."""
     if campaign.kind != "survey":
-        raise SurveyError(f"campaign {campaign.name!r} is not a survey campaign but {campaign.kind}")
+        raise SurveyError(
+            f"campaign {campaign.name!r} is not a survey campaign but {campaign.kind}"
+        )
     row = session.get(Survey, campaign.id)
     if row is None:
         row = Survey(campaign_id=campaign.id)

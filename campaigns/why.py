@@ -532,15 +532,7 @@ class _TalkedCount(NamedTuple):
     def groups(self, now: dt.datetime) -> list[LeadGroup]:
         """Stand-ins that share their leads' verdict now and pass the gate no later than the
         first of them: the gate's wait only grows with the conversation and the dial time."""
-        lead = LeadFacts(
-            phone_e164="",
-            phone_type=self.phone_type,
-            time_zones=_zones(self.zones),
-            state=self.state,
-            status=self.status,
-            attempts=self.attempts,
-            consent_automated=self.consent_automated,
-        )
+        lead = _stand_in(self)
         groups = []
 
         def add(leads: int, dial_at: dt.datetime | None, talked_at: Any, hold: str | None) -> None:
@@ -1138,16 +1130,21 @@ def _earliest(
         batch *= 2
 
 
-def _groups(counted: _Counted, now: dt.datetime, history: DialHistory) -> list[LeadGroup]:
-    lead = LeadFacts(
+def _stand_in(group: _Counted | _TalkedCount) -> LeadFacts:
+    """The lead that stands for a group: the facts they share, no dial time yet."""
+    return LeadFacts(
         phone_e164="",
-        phone_type=counted.phone_type,
-        time_zones=_zones(counted.zones),
-        state=counted.state,
-        status=counted.status,
-        attempts=counted.attempts,
-        consent_automated=counted.consent_automated,
+        phone_type=group.phone_type,
+        time_zones=_zones(group.zones),
+        state=group.state,
+        status=group.status,
+        attempts=group.attempts,
+        consent_automated=group.consent_automated,
     )
+
+
+def _groups(counted: _Counted, now: dt.datetime, history: DialHistory) -> list[LeadGroup]:
+    lead = _stand_in(counted)
     groups = []
     if counted.list_disabled:
         groups.append(LeadGroup(lead, counted.list_disabled, hold="list_disabled"))

@@ -249,6 +249,15 @@ def campaign_list() -> None:
             )
 
 
+def _campaign(session: Session, name: str) -> Campaign:
+    from campaigns.manage import SetupError, campaign_named
+
+    try:
+        return campaign_named(session, name)
+    except SetupError as error:
+        raise click.ClickException(str(error)) from None
+
+
 @campaign.command("survey")
 @click.argument("name")
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
@@ -259,13 +268,9 @@ def campaign_survey(name: str, file: Path | None) -> None:
     from sqlalchemy.orm import Session
 
     from campaigns import surveys
-    from campaigns.manage import SetupError, campaign_named
 
     with Session(_engine()) as session:
-        try:
-            campaign = campaign_named(session, name)
-        except SetupError as error:
-            raise click.ClickException(str(error)) from None
+        campaign = _campaign(session, name)
         if file is None:
             current = surveys.load(session, campaign.id)
             if current is None:
@@ -308,7 +313,6 @@ def campaign_slots(
     from sqlalchemy.orm import Session
 
     from campaigns import appointments
-    from campaigns.manage import SetupError, campaign_named
     from campaigns.models import AppointmentSlot, utcnow
 
     try:
@@ -316,19 +320,9 @@ def campaign_slots(
     except (ZoneInfoNotFoundError, ValueError):
         raise click.BadParameter(f"{zone!r} is not a time zone", param_hint="--tz") from None
     with Session(_engine()) as session:
-        try:
-            campaign = campaign_named(session, name)
-        except SetupError as error:
-            raise click.ClickException(str(error)) from None
+        campaign = _campaign(session, name)
         if first is not None:
-            try:
-                start = dt.datetime.fromisoformat(first)
-            except ValueError:
-                raise click.BadParameter(
-                    f"{first!r} is not a date and time, e.g. 2026-12-07T09:00", param_hint="--add"
-                ) from None
-            if start.tzinfo is None:
-                start = start.replace(tzinfo=where)
+            start = _instant(first, "--add", where)
             try:
                 made = appointments.add_slots(
                     session,
@@ -362,14 +356,15 @@ def campaign_slots(
 # -- Why is nothing dialing? (issue 13 item 4) and campaign reports (issue 12 item 7) --------
 
 
-def _instant(value: str) -> dt.datetime:
+def _instant(value: str, hint: str = "--at", zone: dt.tzinfo = dt.UTC) -> dt.datetime:
+    """An ISO 8601 instant; without an offset, in `zone`."""
     try:
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(
-            f"{value!r} is not an ISO 8601 instant, e.g. 2026-06-10T08:00-04:00", param_hint="--at"
+            f"{value!r} is not an ISO 8601 instant, e.g. 2026-06-10T08:00-04:00", param_hint=hint
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
 @campaign.command("why")

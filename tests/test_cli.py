@@ -103,4 +103,4 @@ def test_a_survey_and_a_calendar_are_set_up_from_the_command_line(tmp_path, monk
     result = _cli("campaign", "slots", "Poll", "--add", "2099-03-02T09:00")
     assert result.exit_code == 1 and "not an appointment campaign" in result.output
     result = _cli("campaign", "slots", "Visits", "--add", "tomorrow")
-    assert result.exit_code == 2 and "'tomorrow' is not a date and time" in result.output
+    assert result.exit_code == 2 and "'tomorrow' is not an ISO 8601 instant" in result.output
