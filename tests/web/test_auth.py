@@ -220,9 +220,11 @@ def test_a_hash_made_with_older_parameters_is_renewed_at_sign_in(
         session.commit()
     assert console.login("manager").status_code == 302
     with app.app_context():
-        renewed = web_db.sessions()().scalars(
-            select(User.password_hash).where(User.username == USERNAMES["manager"])
-        ).one()
+        renewed = (
+            web_db.sessions()()
+            .scalars(select(User.password_hash).where(User.username == USERNAMES["manager"]))
+            .one()
+        )
     assert renewed != weak and not hasher.check_needs_rehash(renewed)
     # The sign-in's session is keyed to the renewed hash: it goes on.
     assert console.get("/campaigns/").status_code == 200
