@@ -13,7 +13,7 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -680,14 +680,23 @@ def _gate(
     deferred: dict[tuple[dt.datetime, str], list[int]] = defaultdict(list)
     given_back: dict[str, list[int]] = defaultdict(list)
     refused: Counter[str] = Counter()
+    # A debt's dials this batch lets through count for its next lead in the batch: a debt of
+    # three numbers with six calls in the week gets one call now, not three.
+    debt_dials_now: Counter[str] = Counter()
     stop = False
     for lead in leads:
         if len(passed) == wanted or stop:
             given_back[lead.status].append(lead.id)
             continue
-        verdict = may_dial(lead_facts(lead), rules, now, history[lead.id], kind)
+        lead_history = history[lead.id]
+        if debt_dials_now[_debt_key(lead)]:
+            earlier = (now,) * debt_dials_now[_debt_key(lead)]
+            lead_history = replace(lead_history, debt_dials=lead_history.debt_dials + earlier)
+        verdict = may_dial(lead_facts(lead), rules, now, lead_history, kind)
         if verdict.allowed:
             passed.append(_claimed(lead))
+            if rules.kind == "collections":
+                debt_dials_now[_debt_key(lead)] += 1
             continue
         refused[verdict.reason or "refused"] += 1
         if verdict.reason == "abandon_cap":

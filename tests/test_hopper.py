@@ -152,6 +152,54 @@ def test_over_the_abandon_cap_predictive_claims_nothing_and_leaves_leads_as_they
     assert len(claim(engine, campaign.id, 3, "node", NOON_NY, "progressive")) == 3
 
 
+def test_one_batch_calls_a_debt_no_more_than_regulation_f_allows(
+    engine: Engine, session: Session
+) -> None:
+    """A debt with six calls this week and three numbers gets one call, however many of its
+    numbers one claim meets; a debt talked about three days ago none; one with no history
+    every number. 12 CFR 1006.14(b)(2)."""
+    campaign = make_campaign(session, kind="collections", dial_mode="progressive")
+    list_id = campaign.lists[0].id
+    add_leads(engine, campaign.id, list_id, 3, account_ref="CAPPED")
+    add_leads(engine, campaign.id, list_id, 2, start=10, account_ref="TALKED")
+    add_leads(engine, campaign.id, list_id, 2, start=20, account_ref="FRESH")
+    add_leads(engine, campaign.id, list_id, 2, start=30, account_ref="CAPPED", status="done")
+    add_leads(engine, campaign.id, list_id, 1, start=40, account_ref="TALKED", status="done")
+    closed = {lead.phone_e164: lead for lead in session.scalars(select(Lead)) if lead.attempts == 0}
+    history = [(closed[f"+121255500{30 + i % 2}"], "CAPPED", i + 1, False) for i in range(6)]
+    history.append((closed["+12125550040"], "TALKED", 72, True))
+    with engine.begin() as connection:
+        connection.execute(
+            insert(CallAttempt),
+            [
+                {
+                    "lead_id": lead.id,
+                    "campaign_id": campaign.id,
+                    "phone_e164": lead.phone_e164,
+                    "account_ref": debt,
+                    "started_at": NOON_NY - dt.timedelta(hours=hours_ago),
+                    "ended_at": NOON_NY - dt.timedelta(hours=hours_ago) + dt.timedelta(minutes=1),
+                    "outcome": "human" if conversation else "no_answer",
+                    "conversation": conversation,
+                }
+                for lead, debt, hours_ago, conversation in history
+            ],
+        )
+    claimed = claim(engine, campaign.id, 10, "node", NOON_NY)
+    debts = sorted(lead.account_ref or "" for lead in claimed)
+    assert debts == ["CAPPED", "FRESH", "FRESH"]
+    session.rollback()  # a new snapshot: SQLite's read began before the claim
+    waiting = session.execute(
+        select(Lead.account_ref, Lead.status).where(Lead.status.not_in(["claimed", "done"]))
+    ).all()
+    assert sorted(waiting) == [
+        ("CAPPED", "new"),
+        ("CAPPED", "new"),
+        ("TALKED", "new"),
+        ("TALKED", "new"),
+    ]
+
+
 def test_leads_of_an_unfinished_import_are_not_dialed(
     engine: Engine, session: Session, campaign
 ) -> None:  # type: ignore[no-untyped-def]
