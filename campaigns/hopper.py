@@ -590,6 +590,7 @@ def _claim_in(
     rules = campaign_rules(context)
     window = (context.live or 0, context.abandoned or 0)
     claimed: list[ClaimedLead] = []
+    debt_dials_now: Counter[str] = Counter()
     # Exactly as many candidates as wanted: on PostgreSQL each one is locked, which writes its
     # heap page (a full-page image after a checkpoint), so a lead locked and left costs as much
     # WAL as one claimed. Only when the gate refuses some does the hopper look further.
@@ -609,7 +610,9 @@ def _claim_in(
             kind,
             postgres,
         )
-        passed, stop = _gate(connection, rules, window, ordered, wanted, now, kind, postgres)
+        passed, stop = _gate(
+            connection, rules, window, ordered, wanted, now, kind, postgres, debt_dials_now
+        )
         if passed and not postgres:
             connection.execute(
                 _mark_statements(postgres)[0],
@@ -670,19 +673,20 @@ def _gate(
     now: dt.datetime,
     kind: DialKind,
     postgres: bool,
+    debt_dials_now: Counter[str],
 ) -> tuple[list[ClaimedLead], bool]:
     """The leads the gate lets through (at most `wanted`), and whether it stopped the
     campaign. Refused leads are closed or deferred here, so no later scan of this
-    transaction meets them again; on PostgreSQL, the leads it did not look at are given back."""
+    transaction meets them again; on PostgreSQL, the leads it did not look at are given back.
+    `debt_dials_now` counts, per debt, the dials this claim let through so far (not yet
+    attempt rows): they count for the debt's next number, so that a debt of three numbers
+    with six calls in the week gets one call now, not three."""
     history = histories(connection, rules, leads, now, window)
     passed: list[ClaimedLead] = []
     closed: dict[tuple[str, str], list[int]] = defaultdict(list)
     deferred: dict[tuple[dt.datetime, str], list[int]] = defaultdict(list)
     given_back: dict[str, list[int]] = defaultdict(list)
     refused: Counter[str] = Counter()
-    # A debt's dials this batch lets through count for its next lead in the batch: a debt of
-    # three numbers with six calls in the week gets one call now, not three.
-    debt_dials_now: Counter[str] = Counter()
     stop = False
     for lead in leads:
         if len(passed) == wanted or stop:

@@ -185,7 +185,10 @@ def test_one_batch_calls_a_debt_no_more_than_regulation_f_allows(
                 for lead, debt, hours_ago, conversation in history
             ],
         )
-    claimed = claim(engine, campaign.id, 10, "node", NOON_NY)
+    # Two at a time first: the gate thins the batch out and the claim tops it up from the next
+    # candidates, another of the capped debt's numbers among them.
+    claimed = claim(engine, campaign.id, 2, "node", NOON_NY)
+    claimed += claim(engine, campaign.id, 10, "node", NOON_NY)
     debts = sorted(lead.account_ref or "" for lead in claimed)
     assert debts == ["CAPPED", "FRESH", "FRESH"]
     session.rollback()  # a new snapshot: SQLite's read began before the claim
