@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, insert
@@ -23,7 +24,7 @@ from dialer.bench.rtp_pcap import wav_to_rtp_pcap
 from dialer.demo.agents import Range, SimulatedAgents
 from dialer.lines import LinePool
 from dialer.node import Node
-from sip_config import loads
+from sip_config import SipConfig, loads
 from tests.sipp_uas import Carrier
 
 # Zones at most 5 hours apart around the clock, so that at any hour one of them is well inside
@@ -73,7 +74,15 @@ def number(i: int) -> str:
     return f"+1212555{i:04d}"
 
 
-def add_leads(engine: Engine, campaign_id: int, list_id: int, phones: list[str], zone: str) -> None:
+def add_leads(
+    engine: Engine,
+    campaign_id: int,
+    list_id: int,
+    phones: list[str],
+    zone: str,
+    **fields: object,
+) -> None:
+    """New leads of `phones` in `zone`; `fields` (account_ref, priority, status ...) for all."""
     with engine.begin() as connection:
         connection.execute(
             insert(Lead),
@@ -88,6 +97,7 @@ def add_leads(engine: Engine, campaign_id: int, list_id: int, phones: list[str],
                     "first_name": f"Lead{i}",
                     "custom_fields": {},
                     "status": "new",
+                    **fields,
                 }
                 for i, phone in enumerate(phones)
             ],
@@ -178,16 +188,25 @@ def start(world: World) -> None:
 
 
 @contextmanager
-def running_node(
-    world: World, *, workers: int = 2, name: str = "node-test", grace_s: float = 5.0
-) -> Iterator[Node]:
-    """The node in a thread of its own; stopped (gracefully) on the way out."""
-    pool = LinePool(loads(world.trunk_toml), workers=workers)
-    node = Node(world.engine, pool, loads(world.trunk_toml), name=name, grace_s=grace_s)
-    thread = threading.Thread(target=node.run, name="node", daemon=True)
+def node_in_thread(
+    engine: Engine,
+    config: SipConfig,
+    *,
+    workers: int = 2,
+    until_idle: bool = False,
+    **settings: Any,
+) -> Iterator[tuple[Node, threading.Thread]]:
+    """A node (`settings`: its name, grace, prompts) running in a thread of its own, with
+    `until_idle` until nothing is left to dial; stopped (gracefully) on the way out."""
+    settings.setdefault("name", "node-test")
+    settings.setdefault("grace_s", 5.0)
+    node = Node(engine, LinePool(config, workers=workers), config, **settings)
+    thread = threading.Thread(
+        target=node.run, kwargs={"until_idle": until_idle}, name="node", daemon=True
+    )
     thread.start()
     try:
-        yield node
+        yield node, thread
     finally:
         node.request_stop()
         thread.join(timeout=60)
@@ -195,12 +214,18 @@ def running_node(
 
 
 @contextmanager
-def working_agents(
-    world: World, talk: str = "1-2", wrap: str = "0.5-1", seed: int = 1
+def running_node(world: World, *, workers: int = 2, **settings: Any) -> Iterator[Node]:
+    config = loads(world.trunk_toml)
+    with node_in_thread(world.engine, config, workers=workers, **settings) as (node, _):
+        yield node
+
+
+@contextmanager
+def agents_at_work(
+    engine: Engine, campaign_id: int, talk: Range, wrap: Range, seed: int = 1
 ) -> Iterator[SimulatedAgents]:
-    bots = SimulatedAgents(
-        world.engine, world.campaign_id, talk=Range.parse(talk), wrap=Range.parse(wrap), seed=seed
-    )
+    """Simulated agents working the campaign's calls in a thread, until the way out."""
+    bots = SimulatedAgents(engine, campaign_id, talk=talk, wrap=wrap, seed=seed)
     stop = threading.Event()
     thread = threading.Thread(target=bots.run, args=(stop, 0.1), name="bots", daemon=True)
     thread.start()
@@ -209,6 +234,16 @@ def working_agents(
     finally:
         stop.set()
         thread.join(timeout=10)
+
+
+@contextmanager
+def working_agents(
+    world: World, talk: str = "1-2", wrap: str = "0.5-1", seed: int = 1
+) -> Iterator[SimulatedAgents]:
+    with agents_at_work(
+        world.engine, world.campaign_id, Range.parse(talk), Range.parse(wrap), seed
+    ) as bots:
+        yield bots
 
 
 # A number in each zone, for dials the gate must judge by the number's own time zone.

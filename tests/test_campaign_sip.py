@@ -7,7 +7,6 @@ the carrier saw exactly one INVITE per attempt row."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -17,14 +16,12 @@ from sqlalchemy import insert, select
 from campaigns import db, dnc
 from campaigns.manage import add_agent, create_campaign, steer
 from campaigns.models import CallAttempt, Campaign, Lead, utcnow
-from dialer.demo.agents import Range, SimulatedAgents
+from dialer.demo.agents import Range
 from dialer.demo.carrier import SimulatedCarrier
 from dialer.demo.mix import CarrierTimings
 from dialer.demo.phones import AgentPhones
-from dialer.lines import LinePool
-from dialer.node import Node
 from sip_config import loads
-from tests.node_harness import zone_in_hours, zone_out_of_hours
+from tests.node_harness import agents_at_work, node_in_thread, zone_in_hours, zone_out_of_hours
 
 pytestmark = pytest.mark.sip
 
@@ -101,14 +98,13 @@ def test_a_campaign_of_300_leads_and_4_agents_runs_to_completion(tmp_path: Path)
             session.commit()
             steer(session, session.get_one(Campaign, campaign_id), "start")
 
-        bots = SimulatedAgents(engine, campaign_id, talk=Range(0.5, 1.5), wrap=Range(0.3, 0.8))
-        stop_bots = threading.Event()
-        bot_thread = threading.Thread(target=bots.run, args=(stop_bots, 0.1), daemon=True)
-        bot_thread.start()
-        node = Node(engine, LinePool(config, workers=10), config, name="campaign-test")
-        node_thread = threading.Thread(target=node.run, kwargs={"until_idle": True}, daemon=True)
-        node_thread.start()
-        try:
+        with (
+            agents_at_work(engine, campaign_id, talk=Range(0.5, 1.5), wrap=Range(0.3, 0.8)),
+            node_in_thread(engine, config, workers=10, until_idle=True, name="campaign-test") as (
+                _,
+                node_thread,
+            ),
+        ):
             time.sleep(5.0)
             with db.session_factory(engine)() as session:
                 # The write lock first: the dnc.add reads, and the running node commits between
@@ -119,11 +115,6 @@ def test_a_campaign_of_300_leads_and_4_agents_runs_to_completion(tmp_path: Path)
                 session.commit()
             node_thread.join(timeout=420)
             assert not node_thread.is_alive(), "the campaign ran to completion"
-        finally:
-            node.request_stop()
-            node_thread.join(timeout=60)
-            stop_bots.set()
-            bot_thread.join(timeout=10)
         time.sleep(0.5)  # SIPp logs the last calls' ends
         invites = carrier.invites()
     now = utcnow()

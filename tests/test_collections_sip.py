@@ -11,7 +11,6 @@ carrier, and the promises to pay the agents take are stored and reported.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,25 +27,14 @@ from dialer.demo import agents as simulated
 from dialer.demo.carrier import SimulatedCarrier
 from dialer.demo.mix import CarrierTimings
 from dialer.demo.phones import AgentPhones
-from dialer.lines import LinePool
-from dialer.node import Node
 from sip_config import loads
-from tests.node_harness import zone_in_hours
+from tests.node_harness import add_leads, agents_at_work, node_in_thread, zone_in_hours
 
 pytestmark = pytest.mark.sip
 
-# Number, debt, priority, status: the open leads by priority, then the closed ones whose calls
-# make up the debts' week.
-LEADS = (
-    ("+12125550001", "CAPPED", 9, "new"),
-    ("+12125550002", "CAPPED", 9, "new"),
-    ("+12125550003", "CAPPED", 9, "new"),
-    ("+12125550011", "TALKED", 8, "new"),
-    ("+12125550012", "TALKED", 8, "new"),
-    ("+12125550021", "FRESH", 0, "new"),
-    ("+12125550031", "CAPPED", 0, "done"),
-    ("+12125550041", "TALKED", 0, "done"),
-)
+CAPPED = ["+12125550001", "+12125550002", "+12125550003"]  # six calls this week
+TALKED = ["+12125550011", "+12125550012"]  # a conversation three days ago
+FRESH = ["+12125550021"]
 
 
 def test_regulation_f_decides_what_reaches_the_carrier_and_promises_are_kept(
@@ -81,26 +69,14 @@ def test_regulation_f_decides_what_reaches_the_carrier_and_promises_are_kept(
                 add_agent(session, f"agent{i}", phones.uri(f"agent{i}"), campaign)
             campaign_id, list_id = campaign.id, campaign.lists[0].id
         zone = zone_in_hours()
+        # By priority: the capped debt's numbers first, then the talked-about debt's.
+        add_leads(engine, campaign_id, list_id, CAPPED, zone, account_ref="CAPPED", priority=9)
+        add_leads(engine, campaign_id, list_id, TALKED, zone, account_ref="TALKED", priority=8)
+        add_leads(engine, campaign_id, list_id, FRESH, zone, account_ref="FRESH")
+        # Closed leads of the same debts, whose calls make up the debts' week.
+        for phone, debt in (("+12125550031", "CAPPED"), ("+12125550041", "TALKED")):
+            add_leads(engine, campaign_id, list_id, [phone], zone, account_ref=debt, status="done")
         with engine.begin() as connection:
-            connection.execute(
-                insert(Lead),
-                [
-                    {
-                        "campaign_id": campaign_id,
-                        "list_id": list_id,
-                        "phone_e164": phone,
-                        "phone_type": "fixed_line",
-                        "region": "US",
-                        "time_zones": [zone],
-                        "first_name": debt.title(),
-                        "account_ref": debt,
-                        "custom_fields": {},
-                        "status": status,
-                        "priority": priority,
-                    }
-                    for phone, debt, priority, status in LEADS
-                ],
-            )
             lead_ids = {
                 phone: id_ for phone, id_ in connection.execute(select(Lead.phone_e164, Lead.id))
             }
@@ -128,28 +104,21 @@ def test_regulation_f_decides_what_reaches_the_carrier_and_promises_are_kept(
         with db.session_factory(engine)() as session:
             steer(session, session.get_one(Campaign, campaign_id), "start")
 
-        bots = simulated.SimulatedAgents(
-            engine, campaign_id, talk=simulated.Range(0.5, 1.0), wrap=simulated.Range(0.3, 0.6)
-        )
-        stop_bots = threading.Event()
-        bot_thread = threading.Thread(target=bots.run, args=(stop_bots, 0.1), daemon=True)
-        bot_thread.start()
-        node = Node(engine, LinePool(config, workers=2), config, name="collections-test")
-        node_thread = threading.Thread(target=node.run, kwargs={"until_idle": True}, daemon=True)
-        node_thread.start()
-        try:
+        with (
+            agents_at_work(
+                engine, campaign_id, talk=simulated.Range(0.5, 1.0), wrap=simulated.Range(0.3, 0.6)
+            ),
+            node_in_thread(engine, config, workers=2, until_idle=True, name="collections-test") as (
+                _,
+                node_thread,
+            ),
+        ):
             node_thread.join(timeout=180)
             assert not node_thread.is_alive(), "the campaign ran out of dialable leads"
-        finally:
-            node.request_stop()
-            node_thread.join(timeout=60)
-            stop_bots.set()
-            bot_thread.join(timeout=10)
         dialled = sorted(invite.number for invite in carrier.invites())
 
-    capped = {"+12125550001", "+12125550002", "+12125550003"}
-    assert len(capped & set(dialled)) == 1, f"the capped debt's calls: {dialled}"
-    assert sorted(set(dialled) - capped) == ["+12125550021"], dialled
+    assert len(set(CAPPED) & set(dialled)) == 1, f"the capped debt's calls: {dialled}"
+    assert sorted(set(dialled) - set(CAPPED)) == FRESH, dialled
     with db.session_factory(engine)() as session:
         run = session.scalars(select(CallAttempt).where(CallAttempt.id > len(week))).all()
         promises = session.execute(

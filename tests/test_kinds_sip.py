@@ -11,8 +11,6 @@ import datetime as dt
 import re
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,10 +32,8 @@ from dialer.demo.agents import Range, SimulatedAgents
 from dialer.demo.carrier import Invite, SimulatedCarrier
 from dialer.demo.mix import CarrierTimings, Delay
 from dialer.demo.phones import AgentPhones
-from dialer.lines import LinePool
-from dialer.node import Node
 from sip_config import loads
-from tests.node_harness import add_leads, zone_in_hours
+from tests.node_harness import add_leads, node_in_thread, zone_in_hours
 
 pytestmark = pytest.mark.sip
 
@@ -75,20 +71,6 @@ def timings(patterns: tuple[str, ...], after_keys_s: float = 10.0) -> CarrierTim
 
 def numbers(count: int) -> list[str]:
     return [f"+1212555{i:04d}" for i in range(count)]
-
-
-@contextmanager
-def node_running(engine: Engine, trunk: str, prompts: Path, workers: int) -> Iterator[Node]:
-    pool = LinePool(loads(trunk), workers=workers)
-    node = Node(engine, pool, loads(trunk), name="kinds-test", prompts_dir=prompts, grace_s=5)
-    thread = threading.Thread(target=node.run, name="node", daemon=True)
-    thread.start()
-    try:
-        yield node
-    finally:
-        node.request_stop()
-        thread.join(timeout=60)
-        assert not thread.is_alive(), "the node did not stop"
 
 
 def wait_for_attempts(engine: Engine, campaign_id: int, count: int, within: float) -> None:
@@ -163,7 +145,9 @@ def test_an_ivr_survey_of_50_leads_stores_exactly_the_digits_keyed(tmp_path: Pat
         add_leads(engine, made.id, made.lists[0].id, phones, zone_in_hours())
         with db.session_factory(engine)() as session:
             steer(session, session.get_one(Campaign, made.id), "start")
-        with node_running(engine, trunk, tmp_path / "prompts", workers=6):
+        with node_in_thread(
+            engine, loads(trunk), workers=6, name="kinds-test", prompts_dir=tmp_path / "prompts"
+        ):
             wait_for_attempts(engine, made.id, 50, within=240)
         invites = by_number(carrier.invites())
     with db.session_factory(engine)() as session:
@@ -235,7 +219,9 @@ def test_appointment_reminders_confirm_move_cancel_reach_an_agent_and_record_no_
                 time.sleep(0.2)
             with db.session_factory(engine)() as session:
                 steer(session, session.get_one(Campaign, made.id), "start")
-            with node_running(engine, trunk, tmp_path / "prompts", workers=2):
+            with node_in_thread(
+                engine, loads(trunk), workers=2, name="kinds-test", prompts_dir=tmp_path / "prompts"
+            ):
                 wait_for_attempts(engine, made.id, len(phones), within=120)
                 # The agent's disposition of the call put through to them.
                 deadline = time.monotonic() + 20
