@@ -12,6 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from dialer.demo.sipp import holds_udp_port
+
 SCENARIOS = Path(__file__).parent / "sipp"
 PCAPS = Path("/usr/share/sip-tester")
 LOOPBACK = "127.0.0.1"
@@ -111,7 +113,14 @@ class Carrier:
             command += ["-t", "t1"]  # one TCP connection per remote, as a carrier would
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        time.sleep(0.2)  # let SIPp bind before the first INVITE
+        # The first INVITE waits for SIPp to bind: on a loaded machine it takes more than the
+        # 0.2 s once slept here, and a call sent before it failed with no answer at all.
+        deadline = time.monotonic() + 10.0
+        while transport == "udp" and time.monotonic() < deadline:
+            if self.process.poll() is not None or holds_udp_port(self.process.pid, self.port):
+                return self
+            time.sleep(0.02)
+        time.sleep(0.2)
         return self
 
     def wait(self, timeout: float = 45.0) -> int:

@@ -65,7 +65,7 @@ def _free_udp_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-def _holds_port(pid: int, port: int) -> bool:
+def holds_udp_port(pid: int, port: int) -> bool:
     """Whether process `pid` has a UDP socket bound to `port` (SIPp binds it once its scenario
     is loaded). Asked of the kernel, since another process may hold the same port."""
     try:
@@ -202,7 +202,7 @@ class SippUas:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 break
-            if _holds_port(self.process.pid, self.port):
+            if holds_udp_port(self.process.pid, self.port):
                 return
             time.sleep(0.02)
         problem = self.problem() or "it did not bind its port in time"
