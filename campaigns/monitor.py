@@ -14,10 +14,17 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, not_, or_, select
+from sqlalchemy import String, Text, and_, cast, func, not_, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
-from campaigns.compliance import ABANDON_WINDOW, MAYBE_MOBILE
+from campaigns.compliance import (
+    ABANDON_WINDOW,
+    MAYBE_MOBILE,
+    DialHistory,
+    LeadFacts,
+    may_dial,
+)
+from campaigns.hopper import campaign_rules
 from campaigns.models import (
     LIVE_ANSWER,
     AgentSession,
@@ -29,6 +36,7 @@ from campaigns.models import (
     Node,
     User,
 )
+from campaigns.why import HOPPER_STATUS, zones_of
 
 # A node silent this long is shown as gone, and its campaign figures are not counted.
 NODE_SILENT_AFTER = dt.timedelta(seconds=10)
@@ -160,23 +168,39 @@ def _raw(
 
 
 def dialable_counts(session: Session, campaign_ids: list[int], now: dt.datetime) -> dict[int, int]:
-    """Leads the hopper could hand out now for automatic dials (before the gate's per-lead
-    rules: calling hours, caps, do-not-call; `dialer campaign why` details those)."""
+    """Leads the hopper could hand out now for automatic dials: due, under the attempt limit,
+    possible mobiles only with consent, and inside the calling window of every zone of the
+    number; counted by zones, state and attempts, the gate asked once per group. (What needs
+    a lead's history or the lists, do-not-call, daily caps, Regulation F, is checked as it is
+    dialed; `dialer campaign why` counts those too.)"""
     if not campaign_ids:
         return {}
+    rules = {
+        campaign.id: campaign_rules(campaign)
+        for campaign in session.scalars(select(Campaign).where(Campaign.id.in_(campaign_ids)))
+    }
     automated_ok = not_(and_(Lead.phone_type.in_(sorted(MAYBE_MOBILE)), ~Lead.consent_automated))
     due = or_(Lead.next_dial_at.is_(None), Lead.next_dial_at <= now)
+    # The JSON as text, grouped as stored (PostgreSQL cannot compare json values).
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    zones = type_coerce(Lead.time_zones, String) if sqlite else cast(Lead.time_zones, Text)
     rows = session.execute(
-        select(Lead.campaign_id, func.count())
-        .where(
-            Lead.campaign_id.in_(campaign_ids),
-            Lead.status.in_(("new", "recycled", "callback")),
-            due,
-            automated_ok,
-        )
-        .group_by(Lead.campaign_id)
+        select(Lead.campaign_id, zones, Lead.state, Lead.attempts, func.count())
+        .where(Lead.campaign_id.in_(campaign_ids), HOPPER_STATUS, due, automated_ok)
+        .group_by(Lead.campaign_id, zones, Lead.state, Lead.attempts)
     )
-    return {campaign_id: int(count) for campaign_id, count in rows}
+    counts: Counter[int] = Counter()
+    for campaign_id, zones_text, state, attempts, count in rows:
+        stand_in = LeadFacts(
+            phone_e164="",
+            phone_type="fixed_line",
+            time_zones=zones_of(zones_text),
+            state=state,
+            attempts=attempts,
+        )
+        if may_dial(stand_in, rules[campaign_id], now, DialHistory(), "preview"):
+            counts[campaign_id] += count
+    return {campaign_id: counts[campaign_id] for campaign_id in rules}
 
 
 def campaign_statuses(

@@ -650,7 +650,7 @@ def _special(row: Any) -> _Special:
     facts = LeadFacts(
         phone_e164=row.phone_e164,
         phone_type=row.phone_type,
-        time_zones=_zones(row.zones),
+        time_zones=zones_of(row.zones),
         state=row.state,
         status=row.status,
         attempts=row.attempts,
@@ -1135,7 +1135,7 @@ def _stand_in(group: _Counted | _TalkedCount) -> LeadFacts:
     return LeadFacts(
         phone_e164="",
         phone_type=group.phone_type,
-        time_zones=_zones(group.zones),
+        time_zones=zones_of(group.zones),
         state=group.state,
         status=group.status,
         attempts=group.attempts,
@@ -1170,5 +1170,6 @@ def _groups(counted: _Counted, now: dt.datetime, history: DialHistory) -> list[L
 
 
 @functools.lru_cache(maxsize=1024)
-def _zones(text: str) -> tuple[str, ...]:
+def zones_of(text: str) -> tuple[str, ...]:
+    """A lead's time zones from their JSON text, as scans group them."""
     return tuple(json.loads(text))
