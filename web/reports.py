@@ -25,7 +25,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import select
 
-from campaigns import dnc, reporting, rollups
+from campaigns import dnc, reporting, rollups, why
 from campaigns.exports import Cell, write_csv, write_xlsx
 from campaigns.models import Campaign, User, utcnow
 from web import db
@@ -477,7 +477,9 @@ def compliance() -> Any:
     session = db.session()
     campaigns = list(session.scalars(select(Campaign).order_by(Campaign.name)))
     report = reporting.compliance(session, campaigns, filters.period, utcnow())
-    return render_template("reports/compliance.html", report=report, filters=filters)
+    return render_template(
+        "reports/compliance.html", report=report, filters=filters, reasons=why.REASONS
+    )
 
 
 @bp.app_template_filter("clock")
