@@ -478,7 +478,7 @@ def compliance() -> Any:
     campaigns = list(session.scalars(select(Campaign).order_by(Campaign.name)))
     report = reporting.compliance(session, campaigns, filters.period, utcnow())
     return render_template(
-        "reports/compliance.html", report=report, filters=filters, reasons=why.REASONS
+        "reports/compliance.html", report=report, filters=filters, reason_labels=why.REASONS
     )
 
 
