@@ -692,15 +692,15 @@ def _gate(
         if len(passed) == wanted or stop:
             given_back[lead.status].append(lead.id)
             continue
-        lead_history = history[lead.id]
-        if debt_dials_now[_debt_key(lead)]:
-            earlier = (now,) * debt_dials_now[_debt_key(lead)]
+        debt, lead_history = _debt_key(lead), history[lead.id]
+        if debt_dials_now[debt]:
+            earlier = (now,) * debt_dials_now[debt]
             lead_history = replace(lead_history, debt_dials=lead_history.debt_dials + earlier)
         verdict = may_dial(lead_facts(lead), rules, now, lead_history, kind)
         if verdict.allowed:
             passed.append(_claimed(lead))
             if rules.kind == "collections":
-                debt_dials_now[_debt_key(lead)] += 1
+                debt_dials_now[debt] += 1
             continue
         refused[verdict.reason or "refused"] += 1
         if verdict.reason == "abandon_cap":
