@@ -766,3 +766,80 @@ def test_each_trunk_offers_its_own_codecs_in_its_own_order(tmp_path: Path) -> No
     finally:
         statuses = alaw.wait(10), ulaw.wait(10)
     assert statuses == (0, 0), alaw.errors() + ulaw.errors()
+
+
+CLOCK_THREAD_SCRIPT = r"""
+import os, sys, threading, time, wave
+import pjsua2 as pj
+from dialer.lines import worker
+
+tone = sys.argv[1]
+with wave.open(tone, "wb") as out:
+    out.setnchannels(1)
+    out.setsampwidth(2)
+    out.setframerate(8000)
+    out.writeframes(bytes(16000))
+local = threading.local()
+fresh = frames = 0
+clocks = set()
+
+class Counting(worker.FrameTap):
+    def onFrameReceived(self, frame):
+        global fresh, frames
+        super().onFrameReceived(frame)
+        frames += 1
+        clocks.add(threading.get_native_id())
+        if not hasattr(local, "seen"):  # a Python thread state this callback did not have
+            local.seen = True
+            fresh += 1
+
+ep = pj.Endpoint()
+worker.quiet_lib_create(ep)
+config = pj.EpConfig()
+config.uaConfig.threadCnt = 0
+config.uaConfig.mainThreadOnly = True
+config.medConfig.clockRate = 8000
+config.medConfig.sndClockRate = 8000
+config.logConfig.level = 0
+config.logConfig.consoleLevel = 0
+ep.libInit(config)
+ep.libStart()
+ep.audDevManager().setNullDev()
+taps = worker.TapPool(0)
+player = pj.AudioMediaPlayer()
+player.createPlayer(tone, 0)
+idle = taps.take(None, False, False)
+tap = Counting()
+fmt = pj.MediaFormatAudio()
+fmt.init(pj.PJMEDIA_FORMAT_PCM, 8000, 1, 20000, 16)
+tap.createPort("counting", fmt)
+for _ in range(3):  # the clock thread starts with the bridge's first connection, ends after it
+    player.startTransmit(tap)
+    until = time.monotonic() + 1.0
+    while time.monotonic() < until:
+        ep.libHandleEvents(50)
+    player.stopTransmit(tap)
+    until = time.monotonic() + 2.5  # pjsua closes the idle bridge's clock after 1 s
+    while time.monotonic() < until:
+        ep.libHandleEvents(50)
+print(frames, fresh, len(clocks), flush=True)
+os._exit(0)
+"""
+
+
+def test_the_media_clock_thread_keeps_one_python_thread_state(tmp_path: Path) -> None:
+    """Frame callbacks come from pjsua's own clock thread, 50 a second for every tap (idle
+    ones too): each must not build and drop a Python thread state, and a clock thread that
+    ended must not leave its state behind when the next one starts."""
+    done = subprocess.run(
+        [sys.executable, "-c", CLOCK_THREAD_SCRIPT, str(tmp_path / "silence.wav")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    frames, fresh, clocks = map(int, done.stdout.split())
+    assert frames >= 100  # 3 s of a 20 ms clock, give or take a busy machine
+    assert clocks >= 2  # the bridge went idle and its clock thread was replaced
+    assert fresh == clocks  # one thread state per clock thread, not one per frame

@@ -350,6 +350,14 @@ def _figures(
         "attempt_rows": len(rows),
         "invites_received": len(invites),
         "attempts_without_invite": sum((dialled - numbers).values()),
+        # A dial the campaign's stop caught before its INVITE left has a row and no INVITE.
+        "why_without_invite": dict(
+            Counter(
+                row.failure_reason or row.outcome
+                for row in rows
+                if dialled[row.phone_e164] > numbers[row.phone_e164]
+            )
+        ),
         "invites_without_attempt": sum((numbers - dialled).values()),
         "attempts_open": sum(row.ended_at is None for row in rows),
     }
