@@ -538,6 +538,7 @@ class ComplianceReport:
     refusals: dict[str, dict[str, int]]  # campaign name -> reason -> dials refused
     reg_f: list[RegFLine]
     opt_outs: dict[str, dict[str, int]]  # campaign name (or "global") -> source -> entries
+    reg_f_as_of: dt.datetime | None = None  # when the Regulation F counters were read
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -567,16 +568,22 @@ class ComplianceReport:
                 }
                 for r in self.reg_f
             ],
+            "regulation_f_as_of": self.reg_f_as_of.isoformat() if self.reg_f_as_of else None,
             "opt_outs": self.opt_outs,
         }
 
 
 def compliance(
-    session: Session, campaigns: list[Campaign], period: Period, now: dt.datetime
+    session: Session,
+    campaigns: list[Campaign],
+    period: Period,
+    now: dt.datetime,
+    reg_f: tuple[dt.datetime, list[RegFLine]] | None = None,
 ) -> ComplianceReport:
     """30-day abandonment per campaign against its target, dials the gate refused in the period
     by reason, Regulation F's counters for collections campaigns (the last 7 days, as the gate
-    counts them), and opt-outs taken during calls in the period."""
+    counts them; `reg_f`: read already, with when), and opt-outs taken during calls in the
+    period."""
     ids = [c.id for c in campaigns]
     names = {c.id: c.name for c in campaigns}
     month = live_figures(session, ids, now - ABANDON_WINDOW)
@@ -611,12 +618,15 @@ def compliance(
             opt_outs[names.get(campaign_id, "global") if campaign_id else "global"][source] = int(
                 count
             )
-    collections = [c for c in campaigns if c.kind == "collections"]
+    if reg_f is None:
+        collections = [c for c in campaigns if c.kind == "collections"]
+        reg_f = now, reg_f_counters(session, collections, now)
     return ComplianceReport(
         abandons=abandons,
         refusals=dict(refusals),
-        reg_f=reg_f_counters(session, collections, now),
+        reg_f=reg_f[1],
         opt_outs=dict(opt_outs),
+        reg_f_as_of=reg_f[0],
     )
 
 

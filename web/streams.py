@@ -139,9 +139,11 @@ class Refreshed(Generic[T]):
     `every` seconds and only while someone asks for it: who asks gets the last value at once
     (None before the first read ends), never waits for the scan."""
 
-    def __init__(self, read: Callable[[], T], every: float) -> None:
+    def __init__(self, read: Callable[[], T], every: float, wait_first: bool = False) -> None:
         self._read = read
         self.every = every
+        # The first asker reads at once (the others wait for its value) rather than get None.
+        self.wait_first = wait_first
         self._lock = threading.Lock()
         self._value: T | None = None
         self._at = -math.inf
@@ -149,6 +151,9 @@ class Refreshed(Generic[T]):
 
     def get(self) -> T | None:
         with self._lock:
+            if self._value is None and self.wait_first:
+                self._value, self._at = self._read(), time.monotonic()
+                return self._value
             if not self._reading and time.monotonic() - self._at >= self.every:
                 self._reading = True
                 threading.Thread(target=self._refresh, name="refresh", daemon=True).start()

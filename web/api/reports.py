@@ -17,7 +17,7 @@ from web.api.errors import fail, invalid
 from web.api.paging import decode, page
 from web.display import user_may
 from web.permissions import allow
-from web.reports import call_filter, fresh_rollups, stream_recording
+from web.reports import call_filter, fresh_rollups, reg_f_counters, stream_recording
 
 attempts_bp = blueprint("attempts", "/attempts", "Call detail: every attempt, with filters.")
 dispositions_bp = blueprint("dispositions", "/dispositions", "Dispositions agents recorded.")
@@ -183,5 +183,5 @@ def compliance(args: dict[str, Any]) -> Any:
     campaigns = (
         [campaign] if campaign else list(session.scalars(select(Campaign).order_by(Campaign.name)))
     )
-    report = reporting.compliance(session, campaigns, p, utcnow())
+    report = reporting.compliance(session, campaigns, p, utcnow(), reg_f_counters(campaigns))
     return {"period": period_json(p), **report.as_json()}

@@ -633,4 +633,10 @@ class ComplianceSchema(ma.Schema):
     abandon_30_days = f.List(f.Dict())
     gate_refusals = f.Dict(**described("Campaign -> reason -> dials refused."))
     regulation_f = f.List(f.Dict())
+    regulation_f_as_of = f.String(
+        allow_none=True,
+        **described(
+            "When the Regulation F counters were read (UTC, ISO 8601; at most a minute old)."
+        ),
+    )
     opt_outs = f.Dict(**described("Campaign (or global) -> source -> numbers."))
