@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from web import config as settings
-from web import db, display, permissions, security, streams
+from web import db, display, export_process, permissions, security, streams
 from web.api.errors import http_error as api_error
 from web.permissions import API_PREFIX
 
@@ -50,6 +50,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)  # type: ignore[method-assign]
 
     db.init_app(app)
+    export_process.init_app(app)
     streams.init_app(app)
     display.init_app(app)
     # Order matters: who may see a page is decided before a form's CSRF token is checked, so a

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import tempfile
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from sqlalchemy import func, or_, select
+from sqlalchemy import Connection, func, or_, select
 from wtforms import DateField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from campaigns import dnc
-from campaigns.exports import CsvRows
 from campaigns.models import Campaign, DncEntry, utcnow
-from web import audit, db
+from web import audit, db, export_process
 from web.display import viewer_zone
 from web.permissions import allow
 
@@ -195,7 +193,20 @@ def import_numbers() -> Any:
 @allow("dnc.manage")
 def export() -> Any:
     """Every entry, cells neutralised for spreadsheets; times in UTC (ISO 8601)."""
-    scope = request.args.get("scope", "")
+    in_force = bool(request.args.get("in_force"))
+    return export_process.send(
+        dnc_rows, (request.args.get("scope", ""), in_force, utcnow()), DNC_HEADER, "do-not-call"
+    )
+
+
+DNC_HEADER = ("phone", "scope", "campaign", "source", "reason", "added", "expires")
+
+
+def dnc_rows(
+    connection: Connection, scope: str, in_force: bool, now: dt.datetime
+) -> Iterator[Sequence[Any]]:
+    """The do-not-call export's rows in the order they were added: of one `scope` (global, or
+    a campaign's id; else all), only those in force at `now` when `in_force`."""
     query = select(
         DncEntry.phone_e164,
         DncEntry.scope,
@@ -209,29 +220,7 @@ def export() -> Any:
         query = query.where(DncEntry.scope == GLOBAL)
     elif scope.isdigit():
         query = query.where(DncEntry.campaign_id == int(scope))
-    now = utcnow()
-    if request.args.get("in_force"):
+    if in_force:
         query = query.where(or_(DncEntry.expires_at.is_(None), DncEntry.expires_at > now))
-    engine = db.engine()
-
-    def rows() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = CsvRows(buffer)
-        writer.write(["phone", "scope", "campaign", "source", "reason", "added", "expires"])
-        with engine.connect() as connection:
-            result = connection.execute(
-                query.order_by(DncEntry.id).execution_options(yield_per=5000)
-            )
-            for row in result:
-                writer.write(tuple(row))
-                if buffer.tell() > 64 * 1024:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-        yield buffer.getvalue()
-
-    return Response(
-        rows(),
-        mimetype="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="do-not-call.csv"'},
-    )
+    result = connection.execute(query.order_by(DncEntry.id).execution_options(yield_per=5000))
+    return (tuple(row) for row in result)

@@ -23,20 +23,18 @@ from flask import (
     send_file,
 )
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from campaigns import dnc, reporting, rollups, why
-from campaigns.exports import Cell, write_csv, write_xlsx
+from campaigns.exports import Cell, capped_rows, write_csv, write_xlsx
 from campaigns.models import Campaign, User, utcnow
-from web import db
+from web import db, export_process
 from web.display import viewer_zone
 from web.permissions import allow
 from web.streams import Refreshed, shared
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 PAGE = 50
-# An XLSX sheet holds 1,048,576 rows: past that, the export says so in its last row.
-XLSX_MAX_ROWS = 1_048_000
 RECORDINGS_DIR_ENV = "DIALER_RECORDINGS_DIR"
 CALL_HEADER = (
     "Started",
@@ -253,7 +251,7 @@ def _export(
     campaigns.exports."""
     if kind == "xlsx":
         spool = tempfile.NamedTemporaryFile(prefix="dialer-report-", suffix=".xlsx")  # noqa: SIM115
-        write_xlsx(_capped(rows, len(header)), header, spool, sheet=name[:31])
+        write_xlsx(capped_rows(rows, len(header)), header, spool, sheet=name[:31])
         spool.seek(0)
         response = send_file(
             spool,
@@ -281,14 +279,11 @@ def _export(
     )
 
 
-def _capped(rows: Iterable[Sequence[Cell]], width: int) -> Iterator[Sequence[Cell]]:
-    for count, row in enumerate(rows):
-        if count == XLSX_MAX_ROWS:
-            yield ["More rows than a worksheet holds: export as CSV for all of them."] + [None] * (
-                width - 1
-            )
-            return
-        yield row
+def call_detail_cells(
+    connection: Connection, wanted: reporting.CallFilter, zone: zoneinfo.ZoneInfo
+) -> Iterator[list[Cell]]:
+    """The call detail export's rows, streamed from the database whatever their number."""
+    return (_call_cells(r, zone) for r in reporting.call_rows(connection, wanted))
 
 
 def _call_cells(row: reporting.CallRow, zone: zoneinfo.ZoneInfo) -> list[Cell]:
@@ -331,11 +326,9 @@ def _calls(export: str | None) -> Any:
         if wanted is None or filters.problems:
             abort(422, "; ".join(filters.problems.values()))
         name = f"calls-{filters.first.isoformat()}-{filters.last.isoformat()}"
-        # Streamed row by row from a connection of its own into the file, whatever its size.
-        with db.engine().connect() as connection:
-            zone = viewer_zone()
-            cells = (_call_cells(r, zone) for r in reporting.call_rows(connection, wanted))
-            return _export(cells, CALL_HEADER, name, export)
+        return export_process.send(
+            call_detail_cells, (wanted, viewer_zone()), CALL_HEADER, name, export
+        )
     rows: list[reporting.CallRow] = []
     following = None
     if wanted is not None and not filters.problems:

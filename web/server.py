@@ -13,7 +13,7 @@ from typing import Any
 import waitress
 from flask import Flask
 
-from web import create_app, streams
+from web import create_app, export_process, streams
 from web import db as web_db
 from web.config import COOKIE_SECURE_ENV
 from web.imports import RUNNER
@@ -67,6 +67,7 @@ class ConsoleServer:
         return f"http://{host}:{self.server.effective_port}"  # type: ignore[union-attr]
 
     def start(self) -> ConsoleServer:
+        export_process.warm(self.app)
         self.thread.start()
         return self
 
@@ -84,4 +85,5 @@ class ConsoleServer:
         self.server.task_dispatcher.shutdown()
         self.thread.join(timeout)
         self.app.extensions[RUNNER].shutdown()
+        export_process.shutdown(self.app)
         web_db.dispose(self.app)

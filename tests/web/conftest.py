@@ -18,7 +18,7 @@ from werkzeug.test import TestResponse
 from campaigns import db
 from campaigns.models import ROLES, User
 from tests.sipp_uas import free_udp_port
-from web import create_app
+from web import create_app, export_process
 from web import db as web_db
 from web.imports import runner
 from web.security import hash_password
@@ -120,6 +120,7 @@ def app(
     yield app
     with app.app_context():
         runner().shutdown()
+    export_process.shutdown(app)
     web_db.dispose(app)
 
 

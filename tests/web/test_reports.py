@@ -7,18 +7,23 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
+import signal
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from openpyxl import load_workbook
-from sqlalchemy import delete, update
+from sqlalchemy import Connection, delete, update
 from sqlalchemy.orm import Session
 
 from campaigns.models import AgentSession, AgentStateChange, CampaignHour
 from tests.web.api_helpers import DAY, FORMULA, NOON, seed_calls
 from tests.web.conftest import Console, signed_in
 from web import db as web_db
+from web import export_process
 
 
 def test_call_detail_filters_by_the_viewers_days_and_pages(
@@ -210,3 +215,35 @@ def test_the_reports_index_links_every_report(app: Flask) -> None:
     ):
         assert f'href="{url}"' in page
     assert signed_in(app, "agent").get("/reports/").status_code == 403
+
+
+def where_exported(connection: Connection, tag: str) -> Iterator[list[object]]:
+    """An export's rows saying which process wrote them, at what CPU priority."""
+    yield [tag, os.getpid(), os.nice(0)]
+
+
+def _exported_by(app: Flask, tag: str) -> list[str]:
+    with app.test_request_context():
+        response = export_process.send(where_exported, (tag,), ("tag", "pid", "nice"), tag)
+        response.direct_passthrough = False
+        rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+        response.close()
+    assert rows[0] == ["tag", "pid", "nice"]
+    return rows[1]
+
+
+def test_large_exports_are_written_by_a_process_of_their_own_behind_the_pages(app: Flask) -> None:
+    """A month of calls written in the console's interpreter held every page of every user
+    behind it: exports run in processes of their own, at a lower CPU priority, and one that
+    died is replaced by the next export."""
+    tag, pid, nice = _exported_by(app, "first")
+    assert tag == "first"
+    assert int(pid) != os.getpid()
+    assert int(nice) >= os.nice(0) + export_process.NICE
+    os.kill(int(pid), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tag, other, _ = _exported_by(app, "after the kill")
+    assert tag == "after the kill"
+    assert other != pid

@@ -1,0 +1,174 @@
+"""Large exports (the call detail of a period, the whole do-not-call list) written by a process
+of their own, at a lower CPU priority than pages.
+
+Written in the console's interpreter, a day of calls (38,000 rows, about a second of work)
+held every page of every user behind it: `dialer bench console` found the exports taking a
+third of the console's time. The request's thread waits for the file without holding the
+interpreter, then sends it. A database only this process can open (SQLite in memory) is
+exported in the process, as before.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, current_app, send_file
+from sqlalchemy import Connection, Engine
+
+from campaigns import db as campaigns_db
+from campaigns.exports import Cell, capped_rows, write_csv, write_xlsx
+from web import db
+
+KEY = "dialer.export_process"
+# Exports run beside pages, which come first: a page waits for no export.
+NICE = 5
+# Two managers' exports at a time; a third waits for one of them.
+PROCESSES = 2
+MIMETYPES = {
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+# (connection, *args) -> the export's rows: a module-level function, so that the export
+# process can be told which one to run.
+Rows = Callable[..., Iterable[Sequence[Cell]]]
+
+
+class ExportProcesses:
+    """The app's export processes, started at the first export."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def write(
+        self,
+        rows: Rows,
+        args: tuple[Any, ...],
+        header: Sequence[str],
+        kind: str,
+        path: Path,
+        sheet: str,
+    ) -> None:
+        for attempt in (1, 2):
+            try:
+                job = self._executor().submit(
+                    _write, rows, args, tuple(header), kind, str(path), sheet
+                )
+                job.result()
+                return
+            except BrokenProcessPool:
+                # An export process died (killed, out of memory): once more with new ones.
+                with self._lock:
+                    self._pool = None
+                if attempt == 2:
+                    raise
+
+    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ProcessPoolExecutor(
+                    PROCESSES,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_begin,
+                    initargs=(self.url,),
+                )
+            return self._pool
+
+    def warm(self) -> None:
+        """Starts the processes now (a spawned interpreter takes a second to import the
+        console), so that the first export does not wait for them."""
+        for _ in range(PROCESSES):
+            self._executor().submit(_ready)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def init_app(app: Flask) -> None:
+    url = app.extensions[db.ENGINE].url
+    in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+    app.extensions[KEY] = (
+        None if in_memory else ExportProcesses(url.render_as_string(hide_password=False))
+    )
+
+
+def warm(app: Flask) -> None:
+    processes: ExportProcesses | None = app.extensions.get(KEY)
+    if processes is not None:
+        processes.warm()
+
+
+def shutdown(app: Flask) -> None:
+    processes: ExportProcesses | None = app.extensions.get(KEY)
+    if processes is not None:
+        processes.shutdown()
+
+
+def send(
+    rows: Rows, args: tuple[Any, ...], header: Sequence[str], name: str, kind: str = "csv"
+) -> Response:
+    """The export of `rows(connection, *args)` as a CSV or XLSX attachment named `name`."""
+    handle, spool = tempfile.mkstemp(prefix="dialer-export-", suffix=f".{kind}")
+    os.close(handle)
+    path = Path(spool)
+    try:
+        processes: ExportProcesses | None = current_app.extensions[KEY]
+        if processes is None:
+            with db.engine().connect() as connection:
+                _write_rows(rows(connection, *args), header, kind, path, name[:31])
+        else:
+            processes.write(rows, args, header, kind, path, name[:31])
+        opened = path.open("rb")
+    finally:
+        # Unlinked at once (POSIX): the open file is sent and freed when it closes.
+        path.unlink(missing_ok=True)
+    return send_file(
+        opened, mimetype=MIMETYPES[kind], as_attachment=True, download_name=f"{name}.{kind}"
+    )
+
+
+def _write_rows(
+    cells: Iterable[Sequence[Cell]], header: Sequence[str], kind: str, path: Path, sheet: str
+) -> None:
+    if kind == "xlsx":
+        write_xlsx(capped_rows(cells, len(header)), header, path, sheet=sheet)
+        return
+    with path.open("w", newline="", encoding="utf-8") as out:
+        write_csv(cells, header, out)
+
+
+# -- inside an export process
+
+_engine: Engine | None = None
+
+
+def _begin(url: str) -> None:
+    global _engine
+    os.nice(NICE)
+    _engine = campaigns_db.make_engine(url)
+
+
+def _ready() -> None:
+    """Nothing: the process is up."""
+
+
+def _write(
+    rows: Rows, args: tuple[Any, ...], header: tuple[str, ...], kind: str, path: str, sheet: str
+) -> None:
+    assert _engine is not None
+    connection: Connection
+    with _engine.connect() as connection:
+        _write_rows(rows(connection, *args), header, kind, Path(path), sheet)
