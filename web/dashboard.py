@@ -45,6 +45,9 @@ BOARD_MAX_AGE = 0.3
 LOOK_EVERY = 0.2
 DIALABLE_EVERY = 15.0
 WHY_EVERY = 30.0
+# Contacts in the last hour move by one a call: read apart from the board (which is read
+# several times a second while a dashboard is open), at most this often.
+CONTACTS_EVERY = 10.0
 STATE_LABELS = {
     "dialing": "dialing",
     "no_leads": "no lead to dial",
@@ -201,8 +204,16 @@ class BoardReader:
     dialable: Refreshed[dict[int, int]] = field(init=False)
     explained: dict[int, Refreshed[why.Explanation | None]] = field(default_factory=dict)
 
+    contacts: Refreshed[dict[int, int]] = field(init=False)
+
     def __post_init__(self) -> None:
         self.dialable = Refreshed(self._count_dialable, DIALABLE_EVERY)
+        self.contacts = Refreshed(self._count_contacts, CONTACTS_EVERY, wait_first=True)
+
+    def _count_contacts(self) -> dict[int, int]:
+        with self.sessions() as session:
+            ids = list(session.scalars(select(Campaign.id)))
+            return timeline.contacts_last_hour(session, ids, utcnow())
 
     def _count_dialable(self) -> dict[int, int]:
         # The campaigns as the board picks them, so that the counts are of the same ones.
@@ -224,8 +235,8 @@ class BoardReader:
             hours = timeline.read_hours(
                 session, ids, timeline.floor_hour(now - dt.timedelta(hours=24))
             )
-            contacts = timeline.contacts_last_hour(session, ids, now)
             agents = agent_statuses(session, now)
+        contacts = self.contacts.get() or {}
         campaigns = [
             campaign_view(
                 status,
