@@ -43,7 +43,7 @@ Rows = Callable[..., Iterable[Sequence[Cell]]]
 
 
 class ExportProcesses:
-    """The app's export processes, started at the first export."""
+    """The app's export processes, started by `warm` or at the first export."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -120,23 +120,45 @@ def shutdown(app: Flask) -> None:
 def send(
     rows: Rows, args: tuple[Any, ...], header: Sequence[str], name: str, kind: str = "csv"
 ) -> Response:
-    """The export of `rows(connection, *args)` as a CSV or XLSX attachment named `name`."""
+    """The export of `rows(connection, *args)`, written by an export process, as a CSV or XLSX
+    attachment named `name`."""
+    processes: ExportProcesses | None = current_app.extensions[KEY]
+    if processes is None:
+        with db.engine().connect() as connection:
+            return send_written(rows(connection, *args), header, name, kind)
+    path = _spool(kind)
+    try:
+        processes.write(rows, args, header, kind, path, name[:31])
+        return _attachment(path, name, kind)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def send_written(
+    cells: Iterable[Sequence[Cell]], header: Sequence[str], name: str, kind: str = "csv"
+) -> Response:
+    """Rows a view has at hand already (a report's few lines), written here, as an attachment."""
+    path = _spool(kind)
+    try:
+        _write_rows(cells, header, kind, path, name[:31])
+        return _attachment(path, name, kind)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _spool(kind: str) -> Path:
     handle, spool = tempfile.mkstemp(prefix="dialer-export-", suffix=f".{kind}")
     os.close(handle)
-    path = Path(spool)
-    try:
-        processes: ExportProcesses | None = current_app.extensions[KEY]
-        if processes is None:
-            with db.engine().connect() as connection:
-                _write_rows(rows(connection, *args), header, kind, path, name[:31])
-        else:
-            processes.write(rows, args, header, kind, path, name[:31])
-        opened = path.open("rb")
-    finally:
-        # Unlinked at once (POSIX): the open file is sent and freed when it closes.
-        path.unlink(missing_ok=True)
+    return Path(spool)
+
+
+def _attachment(path: Path, name: str, kind: str) -> Response:
+    # Open before the caller unlinks it (POSIX): the file is freed when the response closes.
     return send_file(
-        opened, mimetype=MIMETYPES[kind], as_attachment=True, download_name=f"{name}.{kind}"
+        path.open("rb"),
+        mimetype=MIMETYPES[kind],
+        as_attachment=True,
+        download_name=f"{name}.{kind}",
     )
 
 

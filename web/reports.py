@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 import zoneinfo
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     current_app,
     render_template,
@@ -26,7 +24,7 @@ from flask_login import current_user
 from sqlalchemy import Connection, select
 
 from campaigns import dnc, reporting, rollups, why
-from campaigns.exports import Cell, capped_rows, write_csv, write_xlsx
+from campaigns.exports import Cell
 from campaigns.models import Campaign, User, utcnow
 from web import db, export_process
 from web.display import viewer_zone
@@ -244,41 +242,6 @@ def _choices() -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
     return [tuple(c) for c in campaigns], [tuple(a) for a in agents]  # type: ignore[misc]
 
 
-def _export(
-    rows: Iterable[Sequence[Cell]], header: Sequence[str], name: str, kind: str
-) -> Response:
-    """A CSV (spooled, then streamed) or XLSX file of `rows`, cells neutralised by
-    campaigns.exports."""
-    if kind == "xlsx":
-        spool = tempfile.NamedTemporaryFile(prefix="dialer-report-", suffix=".xlsx")  # noqa: SIM115
-        write_xlsx(capped_rows(rows, len(header)), header, spool, sheet=name[:31])
-        spool.seek(0)
-        response = send_file(
-            spool,
-            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            as_attachment=True,
-            download_name=f"{name}.xlsx",
-        )
-        response.call_on_close(spool.close)
-        return response
-    spooled = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed when the stream ends
-        max_size=8 * 2**20, mode="w+", newline="", encoding="utf-8"
-    )
-    write_csv(rows, header, spooled)
-    spooled.seek(0)
-
-    def chunks() -> Iterator[str]:
-        with spooled:
-            while block := spooled.read(64 * 1024):
-                yield block
-
-    return Response(
-        chunks(),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-    )
-
-
 def call_detail_cells(
     connection: Connection, wanted: reporting.CallFilter, zone: zoneinfo.ZoneInfo
 ) -> Iterator[list[Cell]]:
@@ -423,7 +386,7 @@ def campaign(campaign_id: int) -> Any:
         rows = [_day_cells(d.isoformat(), o) for d, o in summary.by_day]
         rows.append(_day_cells("Total", summary.totals))
         name = f"summary-{campaign.id}-{filters.first.isoformat()}-{filters.last.isoformat()}"
-        return _export(rows, DAY_HEADER, name, kind)
+        return export_process.send_written(rows, DAY_HEADER, name, kind)
     return render_template(
         "reports/campaign.html", campaign=campaign, summary=summary, filters=filters
     )
@@ -457,7 +420,9 @@ def agents() -> Any:
     kind = _format()
     if kind:
         name = f"agents-{filters.first.isoformat()}-{filters.last.isoformat()}"
-        return _export([_agent_cells(f) for f in figures], AGENT_HEADER, name, kind)
+        return export_process.send_written(
+            [_agent_cells(f) for f in figures], AGENT_HEADER, name, kind
+        )
     campaigns, _ = _choices()
     return render_template(
         "reports/agents.html", figures=figures, filters=filters, campaigns=campaigns
