@@ -81,7 +81,7 @@ from dialer.forecast import MIN_ATTEMPTS, forecast, observed_stats
 from dialer.prompts import safe_harbor_text, voicemail_text
 from web import audit, db
 from web.permissions import allow, may
-from web.streams import Refreshed, shared
+from web.streams import kept_fresh
 from web.trunks import configured_trunks
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
@@ -638,11 +638,7 @@ def lead_counts() -> dict[int, int]:
             query = select(Lead.campaign_id, func.count()).group_by(Lead.campaign_id)
             return {campaign_id: int(count) for campaign_id, count in session.execute(query)}
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    counts: dict[int, int] = shared(
-        app, "dialer.lead_counts", lambda: Refreshed(read, LEAD_COUNTS_MAX_AGE, True)
-    ).get()
-    return counts
+    return kept_fresh("dialer.lead_counts", read, LEAD_COUNTS_MAX_AGE)
 
 
 @bp.route("/")

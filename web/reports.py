@@ -29,7 +29,7 @@ from campaigns.models import Campaign, User, utcnow
 from web import db, export_process
 from web.display import viewer_zone
 from web.permissions import allow
-from web.streams import Refreshed, shared
+from web.streams import kept_fresh
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 PAGE = 50
@@ -450,10 +450,7 @@ def reg_f_counters(campaigns: list[Campaign]) -> tuple[dt.datetime, list[reporti
             )
             return now, reporting.reg_f_counters(session, chosen, now)
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    cached = shared(app, f"dialer.reg_f:{ids}", lambda: Refreshed(read, REG_F_FRESH_S, True))
-    value: tuple[dt.datetime, list[reporting.RegFLine]] = cached.get()
-    return value
+    return kept_fresh(f"dialer.reg_f:{ids}", read, REG_F_FRESH_S)
 
 
 @bp.route("/compliance")

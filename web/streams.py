@@ -32,6 +32,7 @@ from flask import Flask, Response, current_app
 from campaigns import live
 
 T = TypeVar("T")
+S = TypeVar("S")
 log = logging.getLogger(__name__)
 KEEPALIVE_S = 15.0
 RETRY_MS = 1000
@@ -172,13 +173,23 @@ class Refreshed(Generic[T]):
 _registry_lock = threading.Lock()
 
 
-def shared(app: Flask, key: str, make: Callable[[], Shared[Any]]) -> Shared[Any]:
-    """The app's one `Shared` under `key`, made on first use."""
+def shared(app: Flask, key: str, make: Callable[[], S]) -> S:
+    """The app's one `Shared` (or `Refreshed`) under `key`, made on first use."""
     with _registry_lock:
         found = app.extensions.get(key)
         if found is None:
             found = app.extensions[key] = make()
         return found  # type: ignore[no-any-return]
+
+
+def kept_fresh(key: str, read: Callable[[], T], every: float) -> T:
+    """A slow read every request of the process shares (the current app's one `Refreshed`
+    under `key`): read again in the background once `every` seconds old; the first asker
+    waits for the first read."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    value = shared(app, key, lambda: Refreshed(read, every, wait_first=True)).get()
+    assert value is not None  # read at once by the first asker
+    return value
 
 
 def message(event: str, data: Any, retry_ms: int | None = None) -> str:
