@@ -167,6 +167,27 @@ def run_until_ended(
     raise AssertionError(f"no Ended event for {attempt_id} in {timeout} s; saw {seen}")
 
 
+def run_until_all_ended(
+    pool: LinePool, attempt_ids: list[str], timeout: float = 30.0
+) -> dict[str, list[Event]]:
+    """Every event of several attempts running at once, until each has its `Ended` (in
+    whatever order they end)."""
+    seen: dict[str, list[Event]] = {attempt_id: [] for attempt_id in attempt_ids}
+    waiting = set(attempt_ids)
+    deadline = time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline:
+        event = pool.next_event(timeout=0.2)
+        attempt_id = getattr(event, "attempt_id", None)
+        if attempt_id not in seen:
+            continue
+        seen[attempt_id].append(event)  # type: ignore[index]
+        if isinstance(event, Ended):
+            waiting.discard(attempt_id)  # type: ignore[arg-type]
+    if waiting:
+        raise AssertionError(f"no Ended event for {sorted(waiting)} in {timeout} s; saw {seen}")
+    return seen
+
+
 def ended(events: list[Event]) -> Ended:
     last = events[-1]
     assert isinstance(last, Ended)
@@ -761,8 +782,10 @@ def test_each_trunk_offers_its_own_codecs_in_its_own_order(tmp_path: Path) -> No
         with LinePool(config, workers=1) as pool:
             originate(pool, "codec-a", "alaw")
             originate(pool, "codec-u", "ulaw")
-            assert ended(run_until_ended(pool, "codec-a")).outcome == "busy"
-            assert ended(run_until_ended(pool, "codec-u")).outcome == "busy"
+            # Either may end first: waiting for one alone would drop the other's events.
+            events = run_until_all_ended(pool, ["codec-a", "codec-u"])
+            assert ended(events["codec-a"]).outcome == "busy"
+            assert ended(events["codec-u"]).outcome == "busy"
     finally:
         statuses = alaw.wait(10), ulaw.wait(10)
     assert statuses == (0, 0), alaw.errors() + ulaw.errors()
