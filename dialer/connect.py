@@ -98,6 +98,11 @@ class ConnectSettings:
     # in the demo).
     agent_answer_s: float = 0.15
 
+    @property
+    def offer_window_s(self) -> float:
+        """How long after the greeting's end a waiting person can still be offered an agent."""
+        return self.connect_within_s - self.prompt_lead_s - self.agent_answer_s
+
     def __post_init__(self) -> None:
         if not 0 < self.connect_within_s <= CONNECT_WITHIN_S:
             raise ValueError(
@@ -293,7 +298,8 @@ class CallConnect:
         """While waiting, the last moment an agent freed now can still be connected in time."""
         if self.state != "waiting" or self.give_up_at is None:
             return None
-        return self.give_up_at - self.settings.agent_answer_s
+        assert self.greeting_end is not None
+        return self.greeting_end + self.settings.offer_window_s
 
     def on_agent_free(self, agent_uri: str, at: float) -> list[Action]:
         """An agent became free for this waiting person."""

@@ -143,6 +143,22 @@ def test_abandons_lower_the_threshold_and_a_bad_window_makes_it_cautious() -> No
     assert bad_month.decide(wrapping) < warmed().decide(wrapping)
 
 
+def test_the_threshold_falls_faster_past_the_cushion_than_it_rises_short_of_it() -> None:
+    """Near the gate's cap a burst of abandons sends the campaign to progressive for hours:
+    each abandon past the cushion weighs more than one abandon spared."""
+
+    def threshold(abandons: float) -> float:
+        settings = PredictiveSettings(window_live_answers=1000, window_abandons=abandons)
+        return PredictivePacer(settings).risk_threshold
+
+    s = PredictiveSettings()
+    allowed = (s.target_abandon - s.amd_false_machine) * 1000
+    balanced = allowed - s.cushion - s.confidence * (s.amd_false_machine * 1000) ** 0.5
+    bolder = threshold(balanced - 4) / threshold(balanced)
+    more_careful = threshold(balanced) / threshold(balanced + 4)
+    assert more_careful > 2 * bolder > 2
+
+
 def test_a_good_month_makes_it_bolder_by_a_bounded_factor() -> None:
     cold = warmed()
     good = warmed(

@@ -2,6 +2,8 @@
 
 import dataclasses
 
+from dialer import simulate as simulation
+from dialer.connect import CONNECT_WITHIN_S, ConnectSettings
 from dialer.pacing import PacingView, make_pacer
 from dialer.simulate import simulate, workloads
 
@@ -113,3 +115,12 @@ def test_bench_pacing_prints_a_row_per_workload_and_mode_against_the_bound() -> 
     assert all(len(row["abandon_per_seed"]) == 2 and 0 < row["ratio_to_bound"] < 1 for row in rows)
     wrong = CliRunner().invoke(main, ["bench", "pacing", "--modes", "turbo"])
     assert wrong.exit_code != 0 and "'turbo' is not one of" in wrong.output
+
+
+def test_the_simulated_connect_window_is_the_nodes() -> None:
+    """The forecast's abandons come from the window the node gives a waiting person."""
+    from dialer.node.node import SYNC_EVERY
+
+    assert simulation.AGENT_SEEN_AFTER == SYNC_EVERY / 2
+    window = ConnectSettings(safe_harbor_prompt="").offer_window_s
+    assert simulation.CONNECT_DEADLINE == window - SYNC_EVERY / 2 < CONNECT_WITHIN_S

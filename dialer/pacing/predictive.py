@@ -15,10 +15,11 @@ the calls it launches (calibrated by the abandons seen) at a rate a little under
 so the pacer finds its footing from its first launches, not from its first abandons. Around
 that level it follows the abandon budget of the rolling 30-day window (47 CFR 64.1200(a)(7):
 3% of live answers, less a reserve for the persons AMD hangs up on unseen): it rises with
-unspent budget and falls with every abandon; the budget it may draw on is capped, so a good
-month is not spent in an hour, and a bad hour makes it cautious until the budget is earned
-back. It never dials fewer calls than progressive would, as those cannot abandon, and is
-progressive until it has seen enough calls to trust its model (a cold start).
+unspent budget and falls with every abandon, faster below its cushion than it rises above
+it (past the cap the gate allows progressive dialing only); the budget it may draw on is
+capped, so a good month is not spent in an hour, and a bad hour makes it cautious until the
+budget is earned back. It never dials fewer calls than progressive would, as those cannot
+abandon, and is progressive until it has seen enough calls to trust its model (a cold start).
 """
 
 from __future__ import annotations
@@ -54,12 +55,16 @@ class PredictiveSettings:
     # Persons AMD wrongly hangs up on count as abandons the pacer never sees.
     amd_false_machine: float = 0.005
     # Abandons kept unspent: `cushion` plus `confidence` standard deviations of the unseen AMD
-    # abandons, so the window's rate stays under the target on every day, not on average.
-    cushion: float = 1.0
+    # abandons, so the window's rate stays under the target on every day, not on average. A
+    # fresh campaign's window is small: with a cushion of 1, 100 agents' first ten minutes
+    # crossed the gate's cap in a third of simulated shifts and dialed progressive after.
+    cushion: float = 3.0
     confidence: float = 2.5
     # Seconds an answered person may wait for an agent before the call counts as abandoned,
-    # counted from the AMD verdict (the rule gives 2 s from the greeting's end).
-    connect_grace: float = 1.0
+    # counted from the AMD verdict: the rule gives 2 s from the greeting's end, the verdict
+    # comes 0.8 s after it, and the node offers an agent until 1.65 s after it
+    # (`ConnectSettings.offer_window_s`), seeing one freed about an eighth of a second late.
+    connect_grace: float = 0.7
     # The threshold on a candidate's abandon chance is exp(level + gain x surplus). The surplus
     # is the window's unspent budget beyond the cushion, in standard deviations of the abandon
     # count and capped at `budget_cap`: a bad hour makes the pacer cautious, a good month
@@ -72,6 +77,10 @@ class PredictiveSettings:
     # seen sank to a threshold of .006 for two hours on W1, then overshot).
     base_risk: float = 0.02
     risk_per_abandon: float = 0.6
+    # Below the cushion the threshold falls faster than it rises above it: a campaign near the
+    # gate's cap is one burst from dialing progressive for hours (with both gains at 0.6, one
+    # 8-hour shift of W1 in five ended at 3.11%).
+    risk_per_deficit: float = 2.0
     budget_cap: float = 3.0
     min_risk: float = 0.002
     max_risk: float = 0.6
@@ -373,7 +382,8 @@ class PredictivePacer:
     def risk_threshold(self) -> float:
         s = self.settings
         surplus = self._surplus(self.live_answers, self.abandons)
-        risk = math.exp(self.risk_level + s.risk_per_abandon * surplus)
+        gain = s.risk_per_abandon if surplus >= 0 else s.risk_per_deficit
+        risk = math.exp(self.risk_level + gain * surplus)
         return min(s.max_risk, max(s.min_risk, risk))
 
     def _step(self) -> float:
