@@ -13,6 +13,7 @@ node did. Figures, never asserts.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import math
@@ -30,7 +31,7 @@ from sqlalchemy import insert, select
 
 from campaigns import db
 from campaigns.manage import add_agent, create_campaign, steer
-from campaigns.models import CallAttempt, Campaign, Lead, utcnow
+from campaigns.models import AgentStateChange, CallAttempt, Campaign, Lead, utcnow
 from dialer.bench.connect import _percentile, _uptime
 from dialer.bench.sip import _cpu_seconds
 from dialer.demo.agents import Range
@@ -257,6 +258,18 @@ def _sample(
     return samples
 
 
+def _next_ready(abandoned: list[CallAttempt], readies: list[dt.datetime]) -> list[float]:
+    delays = []
+    for row in abandoned:
+        if row.answered_at is None:
+            continue
+        verdict = row.answered_at + dt.timedelta(milliseconds=row.amd_ms or 0)
+        later = bisect.bisect_left(readies, verdict)
+        if later < len(readies):
+            delays.append(round((readies[later] - verdict).total_seconds(), 2))
+    return sorted(delays)
+
+
 def _workers(lines: int) -> int:
     # Each customer call keeps a second slot for its agent leg; 4 slots a worker.
     return max(2, math.ceil(2 * lines / 4))
@@ -285,6 +298,13 @@ def _figures(
         rows = session.scalars(
             select(CallAttempt).where(CallAttempt.campaign_id == campaign_id)
         ).all()
+        readies = sorted(
+            session.scalars(
+                select(AgentStateChange.at).where(
+                    AgentStateChange.campaign_id == campaign_id, AgentStateChange.state == "ready"
+                )
+            )
+        )
     invites = carrier.invites()
     numbers = Counter(invite.number for invite in invites)
     dialled = Counter(row.phone_e164 for row in rows)
@@ -347,6 +367,10 @@ def _figures(
         },
         "screen_pop_ms_median": _percentile(pops, 50),
         "screen_pop_ms_p99": _percentile(pops, 99),
+        # For each abandon: seconds from the AMD verdict to the next agent of the campaign going
+        # ready. Within the node's window (0.85 s) it was a near miss; seconds later, a call
+        # the pacer launched too early.
+        "abandons_next_ready_s": _next_ready([row for row in window if row.abandoned], readies),
         "attempt_rows": len(rows),
         "invites_received": len(invites),
         "attempts_without_invite": sum((dialled - numbers).values()),
