@@ -32,9 +32,10 @@ from dialer.pacing import (
 # 47 CFR 64.1200(a)(7): a live answer must reach an agent within 2 s of the greeting's end. The
 # node offers a waiting person an agent freed up to the end of its window (the 2 s less the
 # safe-harbor message's lead and the agent phone's answer), and sees an agent free in the
-# database half a sync later on average: a simulated full 2 s forecast 0.2 points fewer
-# abandons than this window for 100 agents.
-AGENT_SEEN_AFTER = 0.125  # half of dialer.node.node.SYNC_EVERY
+# database half a read later on average (it reads its agents every 50 ms while a person
+# waits): a simulated full 2 s forecast 0.2 points fewer abandons than this window for 100
+# agents.
+AGENT_SEEN_AFTER = 0.025  # half of dialer.node.node.AGENTS_READ_WHILE_WAITING
 CONNECT_DEADLINE = ConnectSettings(safe_harbor_prompt="").offer_window_s - AGENT_SEEN_AFTER
 AMD_AFTER_GREETING = 0.8
 TICK = 1.0

@@ -119,8 +119,9 @@ def test_bench_pacing_prints_a_row_per_workload_and_mode_against_the_bound() -> 
 
 def test_the_simulated_connect_window_is_the_nodes() -> None:
     """The forecast's abandons come from the window the node gives a waiting person."""
-    from dialer.node.node import SYNC_EVERY
+    from dialer.node.node import AGENTS_READ_WHILE_WAITING
 
-    assert simulation.AGENT_SEEN_AFTER == SYNC_EVERY / 2
+    assert simulation.AGENT_SEEN_AFTER == AGENTS_READ_WHILE_WAITING / 2
     window = ConnectSettings(safe_harbor_prompt="").offer_window_s
-    assert simulation.CONNECT_DEADLINE == window - SYNC_EVERY / 2 < CONNECT_WITHIN_S
+    seen = AGENTS_READ_WHILE_WAITING / 2
+    assert simulation.CONNECT_DEADLINE == window - seen < CONNECT_WITHIN_S

@@ -63,8 +63,9 @@ class PredictiveSettings:
     # Seconds an answered person may wait for an agent before the call counts as abandoned,
     # counted from the AMD verdict: the rule gives 2 s from the greeting's end, the verdict
     # comes 0.8 s after it, and the node offers an agent until 1.65 s after it
-    # (`ConnectSettings.offer_window_s`), seeing one freed about an eighth of a second late.
-    connect_grace: float = 0.7
+    # (`ConnectSettings.offer_window_s`), seeing one freed about 25 ms late (it reads its
+    # agents every 50 ms while a person waits).
+    connect_grace: float = 0.8
     # The threshold on a candidate's abandon chance is exp(level + gain x surplus). The surplus
     # is the window's unspent budget beyond the cushion, in standard deviations of the abandon
     # count and capped at `budget_cap`: a bad hour makes the pacer cautious, a good month
