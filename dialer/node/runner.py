@@ -24,7 +24,7 @@ from campaigns.compliance import (
     may_dial,
 )
 from campaigns.hopper import ClaimedLead
-from campaigns.models import ABANDONED, LIVE_ANSWER, CallAttempt, Campaign, DncEntry, utcnow
+from campaigns.models import ABANDONED, LIVE_ANSWER, CallAttempt, Campaign, utcnow
 from dialer.amd import AmdSettings
 from dialer.calls.shell import IvrFlows
 from dialer.calls.voicemail import VoicemailDrops, campaign_voicemail_settings
@@ -430,14 +430,9 @@ class CampaignRunner:
         if not leads:
             return []
         now = utcnow()
-        phones = [lead.phone_e164 for lead in leads]
-        with self.node.read_session() as session:
-            listed = set(
-                session.scalars(
-                    select(DncEntry.phone_e164).where(
-                        DncEntry.phone_e164.in_(phones), dnc.in_force(self.id, now)
-                    )
-                )
+        with self.node.engine.connect() as connection:
+            listed = dnc.blocked_numbers(
+                connection, self.id, now, (lead.phone_e164 for lead in leads)
             )
         passing = []
         for lead in leads:
