@@ -216,6 +216,17 @@ def forecast(
                 "utilisation": round(sum(r.talk_time for r in results) / logged_in, 3),
                 "abandon_rate": round(sum(r.abandoned for r in results) / live if live else 0.0, 4),
                 "compliant": not live or sum(r.abandoned for r in results) / live <= 0.03,
+                # What one shift of this length may give by chance: the 10th and 90th
+                # percentiles of the seeds' own figures (a short run holds few abandons).
+                "utilisation_range": _middle_80([r.utilisation for r in results], 3),
+                "abandon_rate_range": _middle_80([r.abandon_rate for r in results], 4),
             }
         )
     return rows
+
+
+def _middle_80(values: list[float], digits: int) -> tuple[float, float]:
+    if len(values) < 2:
+        return (round(values[0], digits),) * 2 if values else (0.0, 0.0)
+    deciles = statistics.quantiles(values, n=10, method="inclusive")
+    return round(deciles[0], digits), round(deciles[-1], digits)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.models import CallAttempt, Disposition, Lead
 from dialer.cli import main
-from dialer.forecast import CHOICES, CampaignStats, observed_stats
+from dialer.forecast import CHOICES, CampaignStats, forecast, observed_stats
 from tests.conftest import make_campaign
 
 NOW = dt.datetime(2026, 6, 10, 16, tzinfo=dt.UTC)
@@ -85,3 +85,26 @@ def test_dialer_forecast_prints_every_mode(session: Session, db_url: str, monkey
 def test_impossible_statistics_are_refused() -> None:
     with pytest.raises(ValueError, match="sum to <= 1"):
         CampaignStats(5, 0.6, 0.5, 0.0, 0.0, 100, 1, 20)
+
+
+def test_each_mode_says_what_one_shift_may_give_by_chance() -> None:
+    """The range holds the seeds' middle 80%: a short shift's few abandons spread widely
+    around the pooled rate, a long one's less."""
+    stats = CampaignStats(
+        agents=20, live_rate=0.3, machine_rate=0.2, busy_rate=0.1, sit_rate=0.1,
+        talk_mean=60, talk_cv=0.4, wrap_mean=10,
+    )  # fmt: skip
+    seeds = tuple(range(10))
+    short = {row["mode"]: row for row in forecast(stats, 0.25, seeds)}
+    long = {row["mode"]: row for row in forecast(stats, 2.0, seeds)}
+    for rows in (short, long):
+        for row in rows.values():
+            low, high = row["abandon_rate_range"]
+            assert 0 <= low <= high <= 1
+            u_low, u_high = row["utilisation_range"]
+            assert u_low <= row["utilisation"] <= u_high
+    width = {
+        name: rows["power 3"]["abandon_rate_range"][1] - rows["power 3"]["abandon_rate_range"][0]
+        for name, rows in (("short", short), ("long", long))
+    }
+    assert width["short"] > width["long"] > 0

@@ -424,6 +424,10 @@ def _forecast(
         "abandon_points_vs_forecast": round(
             100 * (measured["abandon_rate_with_amd_misses"] - abandon), 2
         ),
+        # Where 8 in 10 simulated runs of this length fall: a run's distance from the forecast
+        # inside it is chance.
+        "forecast_utilisation_range": predicted["utilisation_range"],
+        "forecast_abandon_rate_range": predicted["abandon_rate_range"],
         "forecast_inputs": {
             key: round(value, 3) if isinstance(value, float) else value
             for key, value in stats.__dict__.items()
