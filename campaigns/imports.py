@@ -248,7 +248,7 @@ def _validated(
     with concurrent.futures.ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=start_worker,
+        initializer=_start_validator,
         initargs=(plan,),
     ) as pool:
         pending: deque[concurrent.futures.Future[Validated]] = deque()
@@ -258,6 +258,17 @@ def _validated(
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+# The validating processes run at the lowest priority: they hold no lock, and on a small
+# machine the console's pages and the node's calls come before an import's speed. The writer
+# keeps its priority: it holds SQLite's write lock for each chunk.
+VALIDATOR_NICE = 19
+
+
+def _start_validator(plan: ImportPlan) -> None:
+    os.nice(VALIDATOR_NICE)
+    start_worker(plan)
 
 
 @dataclass(frozen=True)
