@@ -181,8 +181,9 @@ class BackgroundImports:
 PROCESS_BYTES = PARALLEL_BYTES
 
 
-# Not at a lower CPU priority: the import's writer holds SQLite's write lock for each chunk of
-# rows, and a niced writer kept it past the 10 s the nodes wait for it on a busy machine.
+# This process (the import's writer) is not at a lower CPU priority, its validating processes
+# are (campaigns.imports): the writer holds SQLite's write lock for each chunk of rows, and a
+# niced writer kept it past the 10 s the nodes wait for it on a busy machine.
 class _ImportFailed(Exception):
     """An import that stopped before its ImportRun row existed, as its process told."""
 
