@@ -77,6 +77,7 @@ _MINE = (
 class AgentBoard:
     def __init__(self, engine: Engine, node: str) -> None:
         self.engine = engine
+        self.writer = db.writer(engine)
         self.node = node
         self.agents: dict[int, AgentState] = {}
 
@@ -86,7 +87,7 @@ class AgentBoard:
         gone_before = {"gone_before": now - NODE_GONE_AFTER}
         with self.engine.connect() as reading:
             if reading.scalar(_ANY_UNOWNED, gone_before) is not None:
-                with db.writer(self.engine).begin() as writing:
+                with self.writer.begin() as writing:
                     writing.execute(_TAKE_UNOWNED, {**gone_before, "node": self.node})
                 reading.commit()  # a new snapshot, which sees the sessions just taken
             fresh = {

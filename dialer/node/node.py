@@ -197,7 +197,7 @@ class Node:
                 self.sync()
             elif now >= self._next_agents_read and self._someone_waits():
                 self._next_agents_read = now + AGENTS_READ_WHILE_WAITING
-                self._read_agents()
+                self._read_agents(utcnow())
         except Exception:  # the database went away for a moment: the next sync retries
             log.exception("sync with the database failed")
         now = time.monotonic()
@@ -440,8 +440,8 @@ class Node:
         self._carry_out_commands()
         self._check_idle()
 
-    def _read_agents(self, now: dt.datetime | None = None) -> None:
-        for end in self.board.sync(now or utcnow()):
+    def _read_agents(self, now: dt.datetime) -> None:
+        for end in self.board.sync(now):
             runner = self.runners.get(end.campaign_id)
             if runner is not None:
                 runner.pacer.observe(WrapEnded(end.duration))
