@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 from phonenumbers import timezone as phone_zones
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -238,23 +238,27 @@ def remove(session: Session, campaign: Campaign, number: str) -> CallerId:
 # -- counting calls (in the attempt ledger's transactions)
 
 
+# Built once: at each dial, building it cost more than running it.
+_POOL_WITH_DAYS = (
+    select(CallerId.phone_e164, CallerId.daily_cap, CallerIdDay.day, CallerIdDay.dials)
+    .outerjoin(
+        CallerIdDay,
+        (CallerIdDay.campaign_id == CallerId.campaign_id)
+        & (CallerIdDay.phone_e164 == CallerId.phone_e164)
+        & CallerIdDay.day.in_(bindparam("days", expanding=True)),
+    )
+    .where(CallerId.campaign_id == bindparam("campaign_id"))
+    .with_for_update(of=CallerId)
+)
+
+
 def pool_for_dialing(session: Session, campaign_id: int, now: dt.datetime) -> list[PoolNumber]:
     """The pool with each number's calls today, its rows locked until the caller's transaction
     ends (PostgreSQL; SQLite's writer holds the database): two nodes never both see a number's
     last call of the day free. One statement: every number's today is within a day of UTC's."""
     utc_day = now.astimezone(dt.UTC).date()
     days = [utc_day + dt.timedelta(days=d) for d in (-1, 0, 1)]
-    rows = session.execute(
-        select(CallerId.phone_e164, CallerId.daily_cap, CallerIdDay.day, CallerIdDay.dials)
-        .outerjoin(
-            CallerIdDay,
-            (CallerIdDay.campaign_id == CallerId.campaign_id)
-            & (CallerIdDay.phone_e164 == CallerId.phone_e164)
-            & CallerIdDay.day.in_(days),
-        )
-        .where(CallerId.campaign_id == campaign_id)
-        .with_for_update(of=CallerId)
-    ).all()
+    rows = session.execute(_POOL_WITH_DAYS, {"campaign_id": campaign_id, "days": days}).all()
     caps: dict[str, int | None] = {}
     used: dict[str, int] = {}
     for phone, cap, day, dials in rows:

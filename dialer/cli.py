@@ -918,7 +918,7 @@ def serve(demo: bool, config_path: str | None, host: str, port: int, once: bool)
             with contextlib.suppress(KeyboardInterrupt):
                 stop.wait()
             return
-        node = build_node(engine, config)
+        node = build_node(engine, config, nice=_node_nice())
         stop_on_signals(node)
         click.echo("dialing: watch with `dialer status --watch`; Ctrl-C stops (calls end first)")
         node.run()
@@ -993,9 +993,19 @@ def node_command(
         workers=workers,
         grace_s=grace,
         bind_address=bind_address,
+        nice=_node_nice(),
     )
     stop_on_signals(node)
     node.run(until_idle=until_idle)
+
+
+def _node_nice() -> int:
+    from dialer.node.node import node_nice
+
+    try:
+        return node_nice()
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _log_to_stderr() -> None:

@@ -33,9 +33,10 @@ def build_node(
     workers: int | None = None,
     grace_s: float = DEFAULT_GRACE_S,
     bind_address: str = "127.0.0.1",
+    nice: int | None = None,
 ) -> Node:
     pool = LinePool(config, workers=workers or workers_for(config), bind_address=bind_address)
-    return Node(engine, pool, config, name=name, grace_s=grace_s)
+    return Node(engine, pool, config, name=name, grace_s=grace_s, nice=nice)
 
 
 def stop_on_signals(node: Node) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 
 from campaigns import agents, appointments, callerids, db
 from campaigns.dispositions import opt_out, record_outcome
@@ -37,6 +37,17 @@ from dialer.lines.events import AmdVerdict, Answered, Bridged, Ended, Event
 ORPHAN_REASON = "the dialer node stopped before the call ended"
 INTERRUPTED_REASON = "interrupted: the dialer node was stopped during the call"
 CANCELLED_REASON = "cancelled: the campaign was stopped while the call was ringing"
+
+# The statements of every dial, built once (building them cost as much as running them).
+# A bulk insert: the unit of work cost more than the rows' writing.
+_ADD_ATTEMPTS = insert(CallAttempt).returning(CallAttempt.id, sort_by_parameter_order=True)
+_NOW_DIALING = (
+    update(Lead)
+    # An opt-out that came meanwhile stays (the gate's second look saw it too).
+    .where(Lead.id.in_(bindparam("lead_ids", expanding=True)), Lead.status != "dnc")
+    .values(status="dialing")
+    .execution_options(synchronize_session=False)
+)
 
 
 def utc(epoch_seconds: float | None) -> dt.datetime | None:
@@ -94,9 +105,8 @@ class AttemptLedger:
                 numbers,
                 default_caller_id,
             )
-            # A bulk insert: the unit of work cost more than the rows' writing.
             ids = session.scalars(
-                insert(CallAttempt).returning(CallAttempt.id, sort_by_parameter_order=True),
+                _ADD_ATTEMPTS,
                 [
                     {
                         "lead_id": lead.id,
@@ -113,13 +123,7 @@ class AttemptLedger:
                 ],
             ).all()
             callerids.count_dials(session, campaign_id, (c.caller_id for c in choices), now)
-            session.execute(
-                update(Lead)
-                # An opt-out that came meanwhile stays (the gate's second look saw it too).
-                .where(Lead.id.in_([lead.id for lead in leads]), Lead.status != "dnc")
-                .values(status="dialing")
-                .execution_options(synchronize_session=False)
-            )
+            session.execute(_NOW_DIALING, {"lead_ids": [lead.id for lead in leads]})
             for lead in leads:
                 if lead.is_callback:
                     agents.close_callbacks(session, lead.id)
