@@ -79,9 +79,8 @@ from campaigns.models import (
 from dialer.amd import AmdSettings
 from dialer.forecast import MIN_ATTEMPTS, forecast, observed_stats
 from dialer.prompts import safe_harbor_text, voicemail_text
-from web import audit, db
+from web import audit, db, lead_counts
 from web.permissions import allow, may
-from web.streams import kept_fresh
 from web.trunks import configured_trunks
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
@@ -623,30 +622,12 @@ def _render_form(
     )
 
 
-# Counting a million leads per campaign takes 15-60 ms: the campaigns page, which every
-# manager opens all day, shares one count per console process, counted again in the
-# background once this old (the lists page counts each campaign's lists at every view).
-LEAD_COUNTS_MAX_AGE = 15.0
-
-
-def lead_counts() -> dict[int, int]:
-    """Leads per campaign id."""
-    sessions = db.sessions()
-
-    def read() -> dict[int, int]:
-        with sessions() as session:
-            query = select(Lead.campaign_id, func.count()).group_by(Lead.campaign_id)
-            return {campaign_id: int(count) for campaign_id, count in session.execute(query)}
-
-    return kept_fresh("dialer.lead_counts", read, LEAD_COUNTS_MAX_AGE)
-
-
 @bp.route("/")
 @allow("campaigns.view")
 def index() -> Any:
     session = db.session()
     campaigns = session.scalars(select(Campaign).order_by(Campaign.name)).all()
-    leads = lead_counts()
+    leads = lead_counts.by_campaign()
     return render_template(
         "campaigns/index.html",
         campaigns=campaigns,
@@ -697,13 +678,7 @@ def create() -> Any:
 def show(campaign_id: int) -> Any:
     session = db.session()
     campaign = _campaign(session, campaign_id)
-    by_status = dict(
-        session.execute(
-            select(Lead.status, func.count())
-            .where(Lead.campaign_id == campaign.id)
-            .group_by(Lead.status)
-        ).all()
-    )
+    by_status = lead_counts.by_status(campaign.id)
     return render_template(
         "campaigns/show.html",
         campaign=campaign,

@@ -28,7 +28,7 @@ from werkzeug.utils import secure_filename
 from campaigns.db import make_engine
 from campaigns.imports import PARALLEL_BYTES, ImportFileError, count_lines, import_leads
 from campaigns.models import ImportRun
-from web import db
+from web import db, lead_counts
 
 log = logging.getLogger(__name__)
 RUNNER = "dialer.imports"
@@ -114,9 +114,17 @@ class BackgroundImports:
     """Runs `import_leads` on threads of its own and hands back the import's id as soon as
     its ImportRun row exists."""
 
-    def __init__(self, engine: Engine, uploads: UploadFolder, threads: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        uploads: UploadFolder,
+        threads: int,
+        ended: Callable[[], None] = lambda: None,
+    ) -> None:
         self.engine = engine
         self.uploads = uploads
+        # Told when an import ends, completed or not (the pages' lead counts are out of date).
+        self.ended = ended
         self.pool = concurrent.futures.ThreadPoolExecutor(
             threads, thread_name_prefix="console-import"
         )
@@ -167,6 +175,7 @@ class BackgroundImports:
                     log.exception("lead import of %s failed", upload.filename)
             finally:
                 self.uploads.remove(upload.token)
+                self.ended()
 
         self.pool.submit(run)
         return started.result(timeout=START_TIMEOUT_S)
@@ -266,7 +275,10 @@ def _import_process(
 def init_app(app: Flask) -> None:
     uploads = UploadFolder(Path(app.config["UPLOAD_FOLDER"]))
     app.extensions[RUNNER] = BackgroundImports(
-        app.extensions[db.ENGINE], uploads, int(app.config["IMPORT_THREADS"])
+        app.extensions[db.ENGINE],
+        uploads,
+        int(app.config["IMPORT_THREADS"]),
+        ended=lambda: lead_counts.recount(app=app),
     )
 
 

@@ -1,5 +1,6 @@
 """A campaign's lead lists: CSV upload, the column-mapping step on a preview of the first
-rows, the import's progress and its per-row error report, and enabling or disabling a list."""
+rows, the import's progress and its per-row error report, enabling or disabling a list, and
+recycling or resetting it."""
 
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ from sqlalchemy.orm import Session
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length, Regexp
 
+from campaigns import lists as list_actions
 from campaigns.imports import ImportFileError, preview, write_error_report
 from campaigns.leads import FIELDS, map_columns
-from campaigns.models import Campaign, ImportRowError, ImportRun, Lead, LeadList
-from web import audit, db, imports
+from campaigns.models import Campaign, ImportRowError, ImportRun, LeadList, utcnow
+from web import audit, db, imports, lead_counts
 from web.permissions import allow
 
 bp = Blueprint("lists", __name__)
@@ -89,13 +91,7 @@ def _upload_or_404(token: str, campaign_id: int) -> imports.Upload:
 def index(campaign_id: int) -> Any:
     session = db.session()
     campaign = _campaign(session, campaign_id)
-    counts: dict[int, dict[str, int]] = {}
-    for list_id, status, count in session.execute(
-        select(Lead.list_id, Lead.status, func.count())
-        .where(Lead.campaign_id == campaign.id)
-        .group_by(Lead.list_id, Lead.status)
-    ):
-        counts.setdefault(list_id, {})[status] = count
+    counts = lead_counts.by_list(campaign.id)
     lists = session.scalars(
         select(LeadList).where(LeadList.campaign_id == campaign.id).order_by(LeadList.name)
     ).all()
@@ -254,6 +250,42 @@ def toggle(list_id: int) -> Any:
         else "disabled: no lead of it is dialled"
     )
     flash(f"List {lead_list.name} {state}.", "success")
+    return redirect(url_for("lists.index", campaign_id=lead_list.campaign_id))
+
+
+LIST_ACTION_DONE = {
+    "recycle": "recycled: {changed} leads due now",
+    "reset": "reset: {changed} leads new again",
+}
+
+
+@bp.route("/lists/<int:list_id>/recycle", methods=["POST"])
+@allow("lists.manage")
+def recycle(list_id: int) -> Any:
+    return _list_action(list_id, "recycle")
+
+
+@bp.route("/lists/<int:list_id>/reset", methods=["POST"])
+@allow("lists.manage")
+def reset(list_id: int) -> Any:
+    return _list_action(list_id, "reset")
+
+
+def _list_action(list_id: int, action: list_actions.ListAction) -> Any:
+    session = db.session()
+    lead_list = session.get(LeadList, list_id) or abort(404)
+    change = list_actions.apply(session, lead_list, action, utcnow())
+    audit.record(
+        session,
+        action,
+        "lead_list",
+        lead_list.id,
+        after={"changed": change.changed, "untouched": change.untouched},
+    )
+    session.commit()
+    lead_counts.recount(lead_list.campaign_id)
+    done = LIST_ACTION_DONE[action].format(changed=f"{change.changed:,}")
+    flash(f"List {lead_list.name} {done}, {change.untouched:,} left as they were.", "success")
     return redirect(url_for("lists.index", campaign_id=lead_list.campaign_id))
 
 

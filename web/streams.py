@@ -149,6 +149,8 @@ class Refreshed(Generic[T]):
         self._value: T | None = None
         self._at = -math.inf
         self._reading = False
+        # Moved on by `forget`: a read begun before it is not kept.
+        self._generation = 0
 
     def get(self) -> T | None:
         with self._lock:
@@ -157,17 +159,27 @@ class Refreshed(Generic[T]):
                 return self._value
             if not self._reading and time.monotonic() - self._at >= self.every:
                 self._reading = True
-                threading.Thread(target=self._refresh, name="refresh", daemon=True).start()
+                threading.Thread(
+                    target=self._refresh, args=(self._generation,), name="refresh", daemon=True
+                ).start()
             return self._value
 
-    def _refresh(self) -> None:
+    def forget(self) -> None:
+        """What was read is out of date (this process changed it): the next asker reads at
+        once when `wait_first`, else starts a new read."""
+        with self._lock:
+            self._value, self._at, self._generation = None, -math.inf, self._generation + 1
+
+    def _refresh(self, generation: int) -> None:
         value = self._value
         try:
             value = self._read()
         except Exception:  # the database went away for a moment: the next ask tries again
             log.exception("a slow read for a live page failed")
         with self._lock:
-            self._value, self._at, self._reading = value, time.monotonic(), False
+            self._reading = False
+            if generation == self._generation:
+                self._value, self._at = value, time.monotonic()
 
 
 _registry_lock = threading.Lock()
@@ -190,6 +202,15 @@ def kept_fresh(key: str, read: Callable[[], T], every: float) -> T:
     value = shared(app, key, lambda: Refreshed(read, every, wait_first=True)).get()
     assert value is not None  # read at once by the first asker
     return value
+
+
+def forget(app: Flask, prefix: str) -> None:
+    """Every `Refreshed` of the app whose key starts with `prefix` reads again when next asked."""
+    with _registry_lock:
+        found = [value for key, value in app.extensions.items() if key.startswith(prefix)]
+    for value in found:
+        if isinstance(value, Refreshed):
+            value.forget()
 
 
 def message(event: str, data: Any, retry_ms: int | None = None) -> str:

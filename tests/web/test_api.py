@@ -402,6 +402,21 @@ def test_a_list_is_made_uploaded_imported_in_the_background_and_searched(app: Fl
     error = error_of(api.post(f"{ROOT}/lists/{list_id}/imports", data={}), 422, "invalid")
     assert error["field"] == "file"
     assert api.patch(f"{ROOT}/lists/{list_id}", {"active": False}).get_json()["active"] is False
+    with app.app_context():
+        session = web_db.session()
+        session.execute(
+            update(Lead)
+            .where(Lead.list_id == list_id)
+            .values(status="done", attempts=2, last_outcome="no_answer")
+        )
+        session.commit()
+    recycled = api.post(f"{ROOT}/lists/{list_id}/recycle").get_json()
+    assert (recycled["changed"], recycled["untouched"]) == (1, 0)
+    assert recycled["list"]["leads"] == {"recycled": 1}
+    reset = api.post(f"{ROOT}/lists/{list_id}/reset").get_json()
+    assert (reset["action"], reset["changed"], reset["list"]["leads"]) == ("reset", 1, {"new": 1})
+    error_of(api.post(f"{ROOT}/lists/999/reset"), 404, "not_found")
+    assert api_as(app, "supervisor").post(f"{ROOT}/lists/{list_id}/reset").status_code == 403
 
 
 def test_a_leads_history_holds_its_calls_dispositions_and_blocking_entry(app: Flask) -> None:

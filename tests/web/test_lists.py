@@ -175,6 +175,37 @@ def test_a_list_is_disabled_and_enabled(app: Flask, manager: Console) -> None:
     ]
 
 
+def test_a_list_is_recycled_and_reset_on_record(app: Flask, manager: Console) -> None:
+    ids = seed_domain(app)
+    with app.app_context():
+        session = web_db.session()
+        lead = session.get_one(Lead, ids["lead_id"])
+        lead.status, lead.attempts, lead.last_outcome = "done", 3, "busy"
+        session.commit()
+    page = manager.get(f"/campaigns/{ids['campaign_id']}/lists").get_data(as_text=True)
+    assert f"/lists/{ids['list_id']}/recycle" in page and "data-confirm" in page
+    response = manager.post(f"/lists/{ids['list_id']}/recycle")
+    assert response.status_code == 302
+    page = manager.get(response.location).get_data(as_text=True)
+    assert "List default recycled: 1 leads due now, 0 left as they were." in page
+    with app.app_context():
+        lead = web_db.session().get_one(Lead, ids["lead_id"])
+        assert (lead.status, lead.attempts) == ("recycled", 3) and lead.next_dial_at is not None
+    manager.post(f"/lists/{ids['list_id']}/reset")
+    with app.app_context():
+        session = web_db.session()
+        lead = session.get_one(Lead, ids["lead_id"])
+        assert (lead.status, lead.attempts, lead.next_dial_at) == ("new", 0, None)
+        entries = session.execute(
+            select(AuditLog.action, AuditLog.details).where(AuditLog.entity == "lead_list")
+        ).all()
+    assert [tuple(e) for e in entries] == [
+        ("recycle", {"before": {}, "after": {"changed": 1, "untouched": 0}}),
+        ("reset", {"before": {}, "after": {"changed": 1, "untouched": 0}}),
+    ]
+    assert manager.post("/lists/999/reset").status_code == 404
+
+
 def test_an_upload_belongs_to_its_campaign(app: Flask, manager: Console, tmp_path: Path) -> None:
     ids = seed_domain(app)
     response = upload(manager, ids["campaign_id"], lead_file(tmp_path))

@@ -9,10 +9,11 @@ from typing import Any
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from campaigns import lists as list_actions
 from campaigns.imports import ImportFileError, preview
 from campaigns.leads import FIELDS
-from campaigns.models import Campaign, ImportRowError, ImportRun, Lead, LeadList
-from web import audit, db, imports
+from campaigns.models import Campaign, ImportRowError, ImportRun, Lead, LeadList, utcnow
+from web import audit, db, imports, lead_counts
 from web.api import schemas
 from web.api.base import blueprint, found
 from web.api.errors import fail, invalid
@@ -20,7 +21,9 @@ from web.api.paging import PageArgs, decode, page
 from web.lists import _mapping_problem
 from web.permissions import allow
 
-bp = blueprint("lists", "", "Lead lists: create, upload a CSV, follow its import.")
+bp = blueprint(
+    "lists", "", "Lead lists: create, upload a CSV, follow its import, recycle or reset a list."
+)
 
 
 def _counts(list_ids: list[int]) -> dict[int, dict[str, int]]:
@@ -128,6 +131,38 @@ def update(body: dict[str, Any], list_id: int) -> Any:
     )
     session.commit()
     return _listed([lead_list])[0]
+
+
+@bp.route("/lists/<int:list_id>/recycle", methods=["POST"])
+@allow("lists.manage")
+@bp.response(200, schemas.ListChangeSchema)
+def recycle(list_id: int) -> Any:
+    """The list's leads waiting for a retry, and those a recycling rule closed after calls
+    nobody answered in person (within the campaign's maximum attempts), are due now. Leads on
+    a do-not-call list, with an invalid number, waiting for a callback or on a call are left
+    alone; the gate still judges every dial."""
+    return _list_action(list_id, "recycle")
+
+
+@bp.route("/lists/<int:list_id>/reset", methods=["POST"])
+@allow("lists.manage")
+@bp.response(200, schemas.ListChangeSchema)
+def reset(list_id: int) -> Any:
+    """Every lead of the list is new again, its attempts counted from zero, but for leads on
+    a do-not-call list, with an invalid number, waiting for a callback or on a call; the gate
+    still judges every dial."""
+    return _list_action(list_id, "reset")
+
+
+def _list_action(list_id: int, action: list_actions.ListAction) -> dict[str, Any]:
+    session = db.session()
+    lead_list = found(LeadList, list_id, "lead list")
+    change = list_actions.apply(session, lead_list, action, utcnow())
+    after = {"changed": change.changed, "untouched": change.untouched}
+    audit.record(session, action, "lead_list", lead_list.id, after=after)
+    session.commit()
+    lead_counts.recount(lead_list.campaign_id)
+    return {"action": action, **after, "list": _listed([lead_list])[0]}
 
 
 def _mapping(text: str | None) -> dict[str, str]:

@@ -250,6 +250,13 @@ class LeadListUpdateSchema(ma.Schema):
     active = f.Boolean(required=True, **described("false: none of the list's leads is dialled."))
 
 
+class ListChangeSchema(ma.Schema):
+    action = f.String(**described("recycle or reset"))
+    changed = f.Integer(**described("Leads the action changed."))
+    untouched = f.Integer(**described("Leads of the list it left as they were."))
+    list = f.Nested(LeadListSchema)
+
+
 def file_field(text: str) -> f.Raw:
     return f.Raw(
         required=True, metadata={"type": "string", "format": "binary", "description": text}
