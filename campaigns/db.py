@@ -24,6 +24,11 @@ CHECKPOINT_EVERY_S = 1.0
 MIGRATIONS = Path(__file__).with_name("migrations")
 # PostgreSQL: a pooled connection used less than this long ago is handed out without a ping.
 PING_AFTER_IDLE_S = 10.0
+# SQLite: how long a writer waits for the write lock before "database is locked", and how it
+# looks for it at first (`_begin_immediate`).
+BUSY_TIMEOUT_MS = 10_000
+LOCK_LOOK_FOR_S = 0.05
+LOCK_LOOK_S = 0.00025
 
 
 def database_url(url: str | None = None) -> str:
@@ -34,7 +39,7 @@ def _tune_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-
     # WAL lets the console read while a node writes; NORMAL is durable in WAL mode.
     # busy_timeout first: switching to WAL needs a lock another connection may hold.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -83,7 +88,9 @@ def make_engine(url: str | None = None, **kwargs: object) -> Engine:
         # pysqlite opens its own transactions lazily; we issue BEGIN ourselves so that
         # `BEGIN IMMEDIATE` (the hopper's write lock) is possible.
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 10}, **kwargs
+            url,
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+            **kwargs,
         )
         event.listen(engine, "connect", _tune_sqlite)
         event.listen(engine, "connect", _disable_pysqlite_begin)
@@ -126,7 +133,33 @@ def _emit_begin(connection) -> None:  # type: ignore[no-untyped-def]
     # that reads and then writes fails at once with "database is locked" when another writer
     # got there first, instead of waiting for busy_timeout.
     mode = connection.get_execution_options().get("sqlite_begin", "BEGIN")
-    connection.exec_driver_sql(mode)
+    if mode == "BEGIN IMMEDIATE":
+        _begin_immediate(connection.connection.dbapi_connection)
+    else:
+        connection.exec_driver_sql(mode)
+
+
+def _begin_immediate(dbapi_connection: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, looking for the write lock every LOCK_LOOK_S for its first
+    LOCK_LOOK_FOR_S, then as SQLite does until busy_timeout. SQLite's own handler sleeps 1, 2,
+    5, 10, 15, 20 ... ms between looks: a writer that met the lock held for 3 ms waited 8 ms,
+    one held for 9 ms waited 18 (`dialer bench node`: the node's writes met it 1 time in 20)."""
+    deadline = time.monotonic() + LOCK_LOOK_FOR_S
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                dbapi_connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                    raise
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(LOCK_LOOK_S)
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
 @contextmanager

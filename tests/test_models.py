@@ -124,6 +124,35 @@ def test_sqlite_log_is_checkpointed_in_the_background_and_never_after_dispose(
     assert not log.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("held_s", [0.01, 3 * db.LOCK_LOOK_FOR_S])
+def test_a_writer_waits_for_the_write_lock_held_elsewhere(tmp_path: Path, held_s: float) -> None:
+    """Held briefly, the lock is looked for by the writer itself; held longer, SQLite waits
+    for it as before. Either way the writer gets it, and the connection keeps its timeout."""
+    import sqlite3
+    import threading
+
+    path = tmp_path / "locked.db"
+    engine = db.writer(db.make_engine(f"sqlite:///{path}"))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (x)")
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO t VALUES (1)")
+    release = threading.Timer(held_s, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO t VALUES (2)")
+            timeout = connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
+    finally:
+        release.join()
+        holder.close()
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT x FROM t ORDER BY x").scalars().all()
+    assert rows == [1, 2] and timeout == db.BUSY_TIMEOUT_MS
+    engine.dispose()
+
+
 def test_migrating_a_database_with_leads_keeps_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Migration 0005 rebuilds the campaigns table on SQLite: with foreign keys on, dropping
     the old table would have deleted every lead, list and attempt of every campaign."""
