@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Select, case, exists, func, or_, select
+from sqlalchemy import Connection, DateTime, Select, case, exists, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from campaigns import rollups
@@ -866,11 +866,39 @@ def call_page(
     return rows, following
 
 
-def call_rows(connection: Connection, wanted: CallFilter) -> Iterator[CallRow]:
-    """Every attempt `wanted` names, streamed (exports)."""
-    query = call_query(wanted, number_leads(connection, wanted))
-    for values in connection.execute(query.execution_options(yield_per=2000)):
-        yield _row(values)
+# What the call detail export writes of an attempt, in its order, as `export_rows` yields it:
+# the times as the driver gives them (naive UTC on SQLite), not through `UTCDateTime`, whose
+# conversion of four times a row was a sixth of a 40,000-row export.
+EXPORT_COLUMNS = (
+    type_coerce(CallAttempt.started_at, DateTime()),
+    Campaign.name,
+    CallAttempt.phone_e164,
+    Lead.first_name,
+    Lead.last_name,
+    CallAttempt.account_ref,
+    CallAttempt.dial_mode,
+    CallAttempt.outcome,
+    CallAttempt.abandoned,
+    CallAttempt.sip_code,
+    CallAttempt.sip_reason,
+    CallAttempt.amd_verdict,
+    User.username,
+    CallAttempt.connect_delay_ms,
+    type_coerce(CallAttempt.bridged_at, DateTime()),
+    type_coerce(CallAttempt.ended_at, DateTime()),
+    _last_disposition(Disposition.code),
+    _last_disposition(Disposition.notes),
+    CallAttempt.recording_path.is_not(None),
+)
+
+
+def export_rows(connection: Connection, wanted: CallFilter) -> Iterator[tuple[Any, ...]]:
+    """Every attempt `wanted` names as EXPORT_COLUMNS, streamed (exports), newest first."""
+    query = call_query(wanted, number_leads(connection, wanted)).with_only_columns(
+        *EXPORT_COLUMNS, maintain_column_froms=False
+    )
+    for partition in connection.execute(query.execution_options(yield_per=2000)).partitions():
+        yield from partition
 
 
 def attempt_detail(

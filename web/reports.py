@@ -245,33 +245,26 @@ def _choices() -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
 def call_detail_cells(
     connection: Connection, wanted: reporting.CallFilter, zone: zoneinfo.ZoneInfo
 ) -> Iterator[list[Cell]]:
-    """The call detail export's rows, streamed from the database whatever their number."""
-    return (_call_cells(r, zone) for r in reporting.call_rows(connection, wanted))
+    """The call detail export's rows, streamed from the database whatever their number;
+    `zone`, the viewer's, looked up once per export (per row it was a third of its time)."""
+    for row in reporting.export_rows(connection, wanted):
+        started, *middle, bridged, ended, code, notes, recording = row
+        yield [
+            _utc(started).astimezone(zone),
+            *middle,
+            None if bridged is None or ended is None else _seconds(bridged, ended),
+            code,
+            notes,
+            recording,
+        ]
 
 
-def _call_cells(row: reporting.CallRow, zone: zoneinfo.ZoneInfo) -> list[Cell]:
-    """One row of the call detail export; `zone`, the viewer's, looked up once per export
-    (per row it was a third of a 40,000-row export's time)."""
-    return [
-        row.started_at.astimezone(zone),
-        row.campaign,
-        row.phone,
-        row.first_name,
-        row.last_name,
-        row.account_ref,
-        row.dial_mode,
-        row.outcome,
-        row.abandoned,
-        row.sip_code,
-        row.sip_reason,
-        row.amd_verdict,
-        row.agent,
-        row.connect_delay_ms,
-        row.talk_s,
-        row.disposition,
-        row.notes,
-        row.has_recording,
-    ]
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+def _seconds(start: dt.datetime, end: dt.datetime) -> float:
+    return round((_utc(end) - _utc(start)).total_seconds(), 1)
 
 
 @bp.route("/")
