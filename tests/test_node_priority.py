@@ -56,3 +56,32 @@ def test_only_the_calling_thread_is_raised() -> None:
 def test_a_lower_priority_is_never_taken() -> None:
     before, after = _nice_after(19)
     assert after == before
+
+
+@pytest.mark.sip
+@pytest.mark.skipif(os.geteuid() != 0, reason="raising a thread's priority needs root")
+def test_line_workers_keep_the_pool_makers_priority() -> None:
+    """The node's loop raises itself before it starts the pool: its workers, which carry the
+    media, go back to the level of the thread that made the pool."""
+    from dialer.lines import LinePool
+    from sip_config import loads
+    from tests.test_lines import trunk_table
+
+    pool = LinePool(loads(trunk_table("carrier1", 5999)), workers=1)
+    maker = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: list[int] = []
+
+    def start_raised() -> None:
+        raise_priority(maker - 5)
+        pool.start()
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    starter = threading.Thread(target=start_raised)
+    starter.start()
+    starter.join()
+    try:
+        [worker] = pool.worker_pids()
+        assert seen == [maker - 5]
+        assert os.getpriority(os.PRIO_PROCESS, worker) == maker
+    finally:
+        pool.stop()

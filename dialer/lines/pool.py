@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import multiprocessing as mp
+import os
 import pickle
 import queue
 import random
@@ -92,6 +93,8 @@ class LinePool:
         self.bind_address = bind_address
         self.calls_per_second_per_worker = calls_per_second_per_worker
         self.log_level = log_level
+        # Workers run at the priority of the thread that made the pool, whichever starts them.
+        self.worker_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
         if rtp_port_base is not None:
             bases = [rtp_port_base + i * RTP_PORTS_PER_WORKER for i in range(workers)]
         else:
@@ -368,6 +371,7 @@ class LinePool:
             rtp_port_range=RTP_PORTS_PER_WORKER,
             calls_per_second=self.calls_per_second_per_worker,
             log_level=self.log_level,
+            nice=self.worker_nice,
         )
         process = self._context.Process(
             target=main,

@@ -109,6 +109,9 @@ class WorkerSettings:
     rtp_port_range: int
     calls_per_second: float
     log_level: int = 0
+    # The priority the worker runs at: that of the thread that made the pool, even when the
+    # thread that starts the worker runs higher (a node's loop, `dialer.node.node`).
+    nice: int | None = None
 
 
 class FrameTap(pj.AudioMediaPort):
@@ -968,6 +971,8 @@ def main(settings: WorkerSettings, commands: Connection, events: Connection) -> 
     # Ctrl-C reaches the whole process group; the supervisor decides when its workers stop,
     # and a worker interrupted mid-loop would skip the clean pjsua shutdown.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if settings.nice is not None and os.getpriority(os.PRIO_PROCESS, 0) < settings.nice:
+        os.setpriority(os.PRIO_PROCESS, 0, settings.nice)  # lowering needs no privilege
     # A crash inside pjsua (SIGSEGV, SIGABRT) prints every thread's Python stack on stderr:
     # the supervisor replaces the worker, and the log says where it was.
     faulthandler.enable()

@@ -73,10 +73,11 @@ DEFAULT_GRACE_S = 30.0
 PACING_VERDICT = {"human": "human", "notsure": "human", "machine": "machine"}
 PACING_OUTCOME = {"human": "failed", "machine": "machine", "busy": "busy", "no_answer": "no_answer"}
 RUNNING = ("active", "paused")
-# Like Asterisk's `highpriority`: the node's loop (light: a sixth of a core at 100 agents)
-# runs ahead of other work on the machine (reports, an import, the line workers' media), so
-# that a dialing step or a bridge does not wait for a core. Raising it needs root or
-# CAP_SYS_NICE (systemd: `AmbientCapabilities=CAP_SYS_NICE`); without, it runs as started.
+# Like Asterisk's `highpriority`: the node's loop and the line pool's supervisor (light: a
+# fifth of a core at 100 agents) run ahead of other work on the machine (reports, an import,
+# the line workers' media), so that a dialing step or a bridge does not wait for a core.
+# Raising it needs root or CAP_SYS_NICE (systemd: `AmbientCapabilities=CAP_SYS_NICE`);
+# without, they run as started.
 DEFAULT_NICE = -10
 NICE_VARIABLE = "DIALER_NODE_NICE"
 
@@ -168,10 +169,11 @@ class Node:
     def run(self, *, until_idle: bool = False) -> None:
         """Runs until asked to stop (or, with `until_idle`, until no lead is dialable and no
         call is up); the line pool is started and stopped here."""
-        self._start()
-        # The loop's thread alone, once the line pool's workers and supervisor are started: the
-        # workers carry the media (most of the CPU) and stay level with other programs.
+        # The loop's thread, and the line pool's supervisor it starts (a thread holding the
+        # interpreter's lock while a busy machine has it wait for a core would hold the loop
+        # up too); the pool's workers carry the media and go back to the pool maker's level.
         raise_priority(self.nice)
+        self._start()
         try:
             with live.subscribed(node_changes=False) as woken:
                 while True:
