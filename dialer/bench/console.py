@@ -189,6 +189,7 @@ class Plan:
     leads: int
     month_from: str
     today: str
+    yesterday: str
     think_s: float
     seed: int = 1
 
@@ -235,7 +236,11 @@ def pages(plan: Plan, rng: random.Random, exports: bool = True) -> list[tuple[st
         return every
     return [
         *every,
-        ("export: calls of a day", f"/reports/calls.csv?from={plan.today}&campaign_id={campaign}"),
+        # Yesterday, a whole day whatever the hour: today's calls are few after midnight.
+        (
+            "export: calls of a day",
+            f"/reports/calls.csv?from={plan.yesterday}&to={plan.yesterday}&campaign_id={campaign}",
+        ),
         ("export: campaign summary", f"/reports/campaigns/{campaign}?{month}&format=xlsx"),
         ("export: agent performance", f"/reports/agents?{month}&format=csv"),
         ("export: do-not-call list", "/dnc/export.csv"),
@@ -762,6 +767,7 @@ def _run(settings: Settings, url: str, work: Path, say: Callable[[str], None]) -
         floor.leads,
         (today - dt.timedelta(days=29)).isoformat(),
         today.isoformat(),
+        (today - dt.timedelta(days=1)).isoformat(),
         settings.think_s,
     )
     floor_job = asdict(floor) | {"kinds": {str(k): v for k, v in floor.kinds.items()}}
