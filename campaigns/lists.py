@@ -64,16 +64,6 @@ def _changing(lead_list: LeadList, action: ListAction) -> ColumnElement[bool]:
     return Lead.status.in_(RESETTABLE)
 
 
-def preview(session: Session, lead_list: LeadList, action: ListAction) -> ListChange:
-    """How many of the list's leads `action` would change, before it is done."""
-    changed, total = session.execute(
-        select(func.count().filter(_changing(lead_list, action)), func.count()).where(
-            Lead.list_id == lead_list.id
-        )
-    ).one()
-    return ListChange(action, int(changed or 0), int(total or 0) - int(changed or 0))
-
-
 def apply(
     session: Session, lead_list: LeadList, action: ListAction, now: dt.datetime
 ) -> ListChange:
