@@ -76,6 +76,10 @@ def cell_text(value: Cell) -> str:
     raise TypeError(f"cannot export a {type(value).__name__} ({value!r}): not a cell value")
 
 
+# Cells the csv module writes as `cell_text` would: numbers as str() has them, None empty.
+_WRITTEN_AS_IS = frozenset({int, float, Decimal, type(None)})
+
+
 class CsvRows:
     """Rows written as CSV to `out` (opened with newline=""), cell by cell as `cell_text` has
     them. Every cell is quoted, so that a reader splitting on commas keeps each value whole."""
@@ -84,12 +88,13 @@ class CsvRows:
         self._writer = csv.writer(out, quoting=csv.QUOTE_ALL)
 
     def write(self, row: Sequence[Cell]) -> None:
-        # Text and empty cells, most of a large export's, without a call to `cell_text` each.
+        # Text, numbers and empty cells, most of a large export's, without a call to
+        # `cell_text` each.
         self._writer.writerow(
             [
                 csv_text(value)
                 if value.__class__ is str
-                else ("" if value is None else cell_text(value))
+                else (value if value.__class__ in _WRITTEN_AS_IS else cell_text(value))
                 for value in row
             ]
         )

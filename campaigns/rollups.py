@@ -178,6 +178,13 @@ def _hour_of(connection: Connection, column: Any) -> Any:
     return func.strftime("%Y-%m-%d %H:00:00", column)
 
 
+def seconds_between(connection: Connection, start: Any, end: Any) -> Any:
+    """The seconds from `start` to `end` (two timestamp columns), computed by the database."""
+    if connection.dialect.name == "postgresql":
+        return func.extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
 def _as_hour(value: Any) -> dt.datetime:
     if isinstance(value, str):  # SQLite's strftime
         value = dt.datetime.fromisoformat(value)

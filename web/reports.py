@@ -247,24 +247,12 @@ def call_detail_cells(
 ) -> Iterator[list[Cell]]:
     """The call detail export's rows, streamed from the database whatever their number;
     `zone`, the viewer's, looked up once per export (per row it was a third of its time)."""
-    for row in reporting.export_rows(connection, wanted):
-        started, *middle, bridged, ended, code, notes, recording = row
-        yield [
-            _utc(started).astimezone(zone),
-            *middle,
-            None if bridged is None or ended is None else _seconds(bridged, ended),
-            code,
-            notes,
-            recording,
-        ]
+    for started, *rest in reporting.export_rows(connection, wanted):
+        yield [_utc(started).astimezone(zone), *rest]
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
-
-
-def _seconds(start: dt.datetime, end: dt.datetime) -> float:
-    return round((_utc(end) - _utc(start)).total_seconds(), 1)
 
 
 @bp.route("/")

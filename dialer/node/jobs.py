@@ -183,7 +183,9 @@ def roll_up_hours(engine: Engine, now: dt.datetime | None = None) -> int:
                     case(
                         (
                             CallAttempt.bridged_at.is_not(None),
-                            _seconds(connection, CallAttempt.bridged_at, CallAttempt.ended_at),
+                            rollups.seconds_between(
+                                connection, CallAttempt.bridged_at, CallAttempt.ended_at
+                            ),
                         ),
                         else_=0.0,
                     )
@@ -211,12 +213,6 @@ def roll_up_hours(engine: Engine, now: dt.datetime | None = None) -> int:
                     [_hour_row(row) for row in rows],
                 )
     return len(rows)
-
-
-def _seconds(connection: Connection, start: Any, end: Any) -> Any:
-    if connection.dialect.name == "postgresql":
-        return func.extract("epoch", end - start)
-    return (func.julianday(end) - func.julianday(start)) * 86400.0
 
 
 def _hour_row(row: Any) -> dict[str, Any]:

@@ -232,14 +232,14 @@ def _exported_by(app: Flask, tag: str) -> list[str]:
     return rows[1]
 
 
-def test_large_exports_are_written_by_a_process_of_their_own_behind_the_pages(app: Flask) -> None:
+def test_large_exports_are_written_by_a_process_of_their_own(app: Flask) -> None:
     """A month of calls written in the console's interpreter held every page of every user
-    behind it: exports run in processes of their own, at a lower CPU priority, and one that
-    died is replaced by the next export."""
+    behind it: exports run in processes of their own, at the console's CPU priority (a lower
+    one starved them on a busy machine), and one that died is replaced by the next export."""
     tag, pid, nice = _exported_by(app, "first")
     assert tag == "first"
     assert int(pid) != os.getpid()
-    assert int(nice) >= os.nice(0) + export_process.NICE
+    assert int(nice) == os.nice(0)
     os.kill(int(pid), signal.SIGKILL)
     deadline = time.monotonic() + 10
     while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
