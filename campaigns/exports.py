@@ -101,10 +101,11 @@ class CsvRows:
 
 
 def write_csv(rows: Iterable[Sequence[Cell]], header: Sequence[str], out: IO[str]) -> int:
-    """Writes the header and the rows as CSV to `out` (opened with newline=""); returns the
-    number of rows."""
+    """Writes the header (none if empty: a part of a file) and the rows as CSV to `out`
+    (opened with newline=""); returns the number of rows."""
     writer = CsvRows(out)
-    writer.write(header)
+    if header:
+        writer.write(header)
     count = 0
     for row in rows:
         writer.write(row)

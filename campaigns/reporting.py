@@ -13,7 +13,9 @@ plain dataclasses; none writes (`campaigns.rollups.catch_up` does, before a repo
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import itertools
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterator
@@ -827,29 +829,61 @@ def number_leads(session: Session | Connection, wanted: CallFilter) -> tuple[int
 def call_query(wanted: CallFilter, lead_ids: tuple[int, ...] | None = None) -> Select[Any]:
     """The attempts `wanted` names, newest first (ties by id); `lead_ids` are the number's
     leads (number_leads) when it names one."""
-    query = _calls().where(
+    query = _calls().where(*_call_conditions(wanted, lead_ids))
+    return query.order_by(CallAttempt.started_at.desc(), CallAttempt.id.desc())
+
+
+def _call_conditions(wanted: CallFilter, lead_ids: tuple[int, ...] | None) -> list[Any]:
+    conditions = [
         CallAttempt.campaign_id.in_(wanted.campaign_ids),
         CallAttempt.started_at >= wanted.start,
         CallAttempt.started_at < wanted.end,
-    )
+    ]
     if wanted.outcome == "abandoned":
-        query = query.where(ABANDONED)
+        conditions.append(ABANDONED)
     elif wanted.outcome is not None:
-        query = query.where(CallAttempt.outcome == wanted.outcome)
+        conditions.append(CallAttempt.outcome == wanted.outcome)
     if wanted.agent_id is not None:
-        query = query.where(CallAttempt.agent_id == wanted.agent_id)
+        conditions.append(CallAttempt.agent_id == wanted.agent_id)
     if wanted.phone is not None:
         # The number's leads, looked up first (through the leads' (campaign, number) index):
         # given as values, the planners read each lead's attempts through its (lead, start)
         # index; as a subquery, SQLite scanned the period's attempts for them.
-        query = query.where(CallAttempt.lead_id.in_(lead_ids or ()))
+        conditions.append(CallAttempt.lead_id.in_(lead_ids or ()))
     if wanted.disposition is not None:
-        query = query.where(
+        conditions.append(
             exists().where(
                 Disposition.attempt_id == CallAttempt.id, Disposition.code == wanted.disposition
             )
         )
-    return query.order_by(CallAttempt.started_at.desc(), CallAttempt.id.desc())
+    return conditions
+
+
+def split_calls(connection: Connection, wanted: CallFilter, parts: int) -> list[CallFilter]:
+    """`wanted` as up to `parts` consecutive periods of about as many attempts each, the
+    newest first (their exports, put end to end, are the whole one's), so that several
+    processes write a large export together; one period below SPLIT_LEAST attempts."""
+    conditions = _call_conditions(wanted, number_leads(connection, wanted))
+    count = connection.scalar(select(func.count()).select_from(CallAttempt).where(*conditions))
+    if parts < 2 or not count or count < SPLIT_LEAST:
+        return [wanted]
+    starts = (
+        select(CallAttempt.started_at)
+        .where(*conditions)
+        .order_by(CallAttempt.started_at.desc())
+        .limit(1)
+    )
+    # Each boundary is an attempt's start: every attempt of that moment is in the newer part.
+    bounds = [wanted.end]
+    for part in range(1, parts):
+        bound = connection.scalar(starts.offset(count * part // parts))
+        if bound is not None and wanted.start < bound < bounds[-1]:
+            bounds.append(bound)
+    bounds.append(wanted.start)
+    return [
+        dataclasses.replace(wanted, start=start, end=end)
+        for end, start in itertools.pairwise(bounds)
+    ]
 
 
 def _row(values: Any) -> CallRow:
@@ -881,6 +915,11 @@ def call_page(
 # What the call detail export writes of an attempt, in its order, as `export_rows` yields it:
 # the times as the driver gives them (naive UTC on SQLite), not through `UTCDateTime`, whose
 # conversion of four times a row was a sixth of a 40,000-row export.
+# A call export of fewer attempts is written by one process: splitting it would cost more than
+# it saves.
+SPLIT_LEAST = 10_000
+
+
 def export_columns(connection: Connection) -> tuple[Any, ...]:
     """What the call detail export reads of each attempt: its start (a datetime, read without
     the UTC check of the model's type), campaign, number, lead and line columns, the agent, the

@@ -15,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +41,9 @@ MIMETYPES = {
 # (connection, *args) -> the export's rows: a module-level function, so that the export
 # process can be told which one to run.
 Rows = Callable[..., Iterable[Sequence[Cell]]]
+# (connection, *args) -> the args of consecutive parts of the same export, in its order (at
+# most PROCESSES of them): a large CSV is written by the export processes together.
+Parts = Callable[..., Sequence[tuple[Any, ...]]]
 
 
 class ExportProcesses:
@@ -53,18 +57,25 @@ class ExportProcesses:
     def write(
         self,
         rows: Rows,
-        args: tuple[Any, ...],
+        parts: Sequence[tuple[Any, ...]],
         header: Sequence[str],
         kind: str,
-        path: Path,
+        paths: Sequence[Path],
         sheet: str,
     ) -> None:
+        """Writes `rows(connection, *part)` for each of `parts` to its path, all at once
+        (the export processes one each), the header in the first only."""
         for attempt in (1, 2):
             try:
-                job = self._executor().submit(
-                    _write, rows, args, tuple(header), kind, str(path), sheet
-                )
-                job.result()
+                executor = self._executor()
+                jobs = [
+                    executor.submit(
+                        _write, rows, part, () if index else tuple(header), kind, str(path), sheet
+                    )
+                    for index, (part, path) in enumerate(zip(parts, paths, strict=True))
+                ]
+                for job in jobs:
+                    job.result()
                 return
             except BrokenProcessPool:
                 # An export process died (killed, out of memory): once more with new ones.
@@ -118,20 +129,35 @@ def shutdown(app: Flask) -> None:
 
 
 def send(
-    rows: Rows, args: tuple[Any, ...], header: Sequence[str], name: str, kind: str = "csv"
+    rows: Rows,
+    args: tuple[Any, ...],
+    header: Sequence[str],
+    name: str,
+    kind: str = "csv",
+    parts: Parts | None = None,
 ) -> Response:
     """The export of `rows(connection, *args)`, written by an export process, as a CSV or XLSX
-    attachment named `name`."""
+    attachment named `name`. A CSV with `parts` is written by the export processes together,
+    a part each, and sent as one file."""
     processes: ExportProcesses | None = current_app.extensions[KEY]
     if processes is None:
         with db.engine().connect() as connection:
             return send_written(rows(connection, *args), header, name, kind)
-    path = _spool(kind)
+    pieces: Sequence[tuple[Any, ...]] = [args]
+    if parts is not None and kind == "csv":
+        with db.engine().connect() as connection:
+            pieces = parts(connection, *args)
+    paths = [_spool(kind) for _ in pieces]
     try:
-        processes.write(rows, args, header, kind, path, name[:31])
-        return _attachment(path, name, kind)
+        processes.write(rows, pieces, header, kind, paths, name[:31])
+        with paths[0].open("ab") as whole:
+            for path in paths[1:]:
+                with path.open("rb") as part:
+                    shutil.copyfileobj(part, whole)
+        return _attachment(paths[0], name, kind)
     finally:
-        path.unlink(missing_ok=True)
+        for path in paths:
+            path.unlink(missing_ok=True)
 
 
 def send_written(

@@ -251,6 +251,15 @@ def call_detail_cells(
         yield [_utc(started).astimezone(zone), *rest]
 
 
+def call_detail_parts(
+    connection: Connection, wanted: reporting.CallFilter, zone: zoneinfo.ZoneInfo
+) -> list[tuple[reporting.CallFilter, zoneinfo.ZoneInfo]]:
+    """A large call detail export as a part for each export process (a day of a busy campaign
+    in half the time)."""
+    parts = reporting.split_calls(connection, wanted, export_process.PROCESSES)
+    return [(part, zone) for part in parts]
+
+
 def _utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
@@ -271,7 +280,12 @@ def _calls(export: str | None) -> Any:
             abort(422, "; ".join(filters.problems.values()))
         name = f"calls-{filters.first.isoformat()}-{filters.last.isoformat()}"
         return export_process.send(
-            call_detail_cells, (wanted, viewer_zone()), CALL_HEADER, name, export
+            call_detail_cells,
+            (wanted, viewer_zone()),
+            CALL_HEADER,
+            name,
+            export,
+            parts=call_detail_parts,
         )
     rows: list[reporting.CallRow] = []
     following = None

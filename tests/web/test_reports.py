@@ -19,6 +19,7 @@ from openpyxl import load_workbook
 from sqlalchemy import Connection, delete, update
 from sqlalchemy.orm import Session
 
+from campaigns import reporting
 from campaigns.models import AgentSession, AgentStateChange, CampaignHour
 from tests.web.api_helpers import DAY, FORMULA, NOON, seed_calls
 from tests.web.conftest import Console, signed_in
@@ -85,6 +86,25 @@ def test_exports_read_back_with_formula_cells_neutralised(app: Flask) -> None:
         for cell in row:
             assert cell.data_type != "f", cell.coordinate
     assert manager.get("/reports/calls.csv?from=garbage").status_code == 422
+
+
+def test_a_call_export_written_in_parts_is_one_file(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded = seed_calls(app)
+    manager = signed_in(app, "manager")
+    query = "from=2026-03-09&to=2026-03-10"
+    whole = manager.get(f"/reports/calls.csv?{query}").get_data(as_text=True)
+    monkeypatch.setattr(reporting, "SPLIT_LEAST", 1)
+    with app.app_context(), web_db.engine().connect() as connection:
+        wanted = reporting.CallFilter(
+            dt.datetime(2026, 3, 9, tzinfo=dt.UTC),
+            dt.datetime(2026, 3, 11, tzinfo=dt.UTC),
+            (seeded["campaign_id"],),
+        )
+        assert len(reporting.split_calls(connection, wanted, export_process.PROCESSES)) == 2
+    in_parts = manager.get(f"/reports/calls.csv?{query}").get_data(as_text=True)
+    assert in_parts == whole and in_parts.count('"Started"') == 1
 
 
 def test_recordings_play_in_the_page_for_those_who_may_hear_them(
