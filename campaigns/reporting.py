@@ -768,6 +768,22 @@ CALL_COLUMNS = (
 )
 
 
+# The number, the lead's name and account, and how the line went: call detail's and its
+# export's columns.
+_LINE_COLUMNS = (
+    CallAttempt.phone_e164,
+    Lead.first_name,
+    Lead.last_name,
+    CallAttempt.account_ref,
+    CallAttempt.dial_mode,
+    CallAttempt.outcome,
+    CallAttempt.abandoned,
+    CallAttempt.sip_code,
+    CallAttempt.sip_reason,
+    CallAttempt.amd_verdict,
+)
+
+
 def _last_disposition(column: Any) -> Any:
     return (
         select(column)
@@ -787,16 +803,7 @@ def _calls() -> Select[Any]:
             CallAttempt.campaign_id,
             Campaign.name,
             CallAttempt.lead_id,
-            CallAttempt.phone_e164,
-            Lead.first_name,
-            Lead.last_name,
-            CallAttempt.account_ref,
-            CallAttempt.dial_mode,
-            CallAttempt.outcome,
-            CallAttempt.abandoned,
-            CallAttempt.sip_code,
-            CallAttempt.sip_reason,
-            CallAttempt.amd_verdict,
+            *_LINE_COLUMNS,
             CallAttempt.agent_id,
             User.username,
             CallAttempt.connect_delay_ms,
@@ -930,16 +937,7 @@ def export_columns(connection: Connection) -> tuple[Any, ...]:
     return (
         type_coerce(CallAttempt.started_at, DateTime()),
         Campaign.name,
-        CallAttempt.phone_e164,
-        Lead.first_name,
-        Lead.last_name,
-        CallAttempt.account_ref,
-        CallAttempt.dial_mode,
-        CallAttempt.outcome,
-        CallAttempt.abandoned,
-        CallAttempt.sip_code,
-        CallAttempt.sip_reason,
-        CallAttempt.amd_verdict,
+        *_LINE_COLUMNS,
         User.username,
         CallAttempt.connect_delay_ms,
         # Numeric first: PostgreSQL rounds a numeric, not a double, to a number of places.
