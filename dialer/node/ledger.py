@@ -36,7 +36,7 @@ from dialer.lines.events import AmdVerdict, Answered, Bridged, Ended, Event
 
 ORPHAN_REASON = "the dialer node stopped before the call ended"
 INTERRUPTED_REASON = "interrupted: the dialer node was stopped during the call"
-CANCELLED_REASON = "cancelled: the campaign was stopped while the call was ringing"
+CANCELLED_REASON = "cancelled: the campaign was stopped before the call was answered"
 
 # The statements of every dial, built once (building them cost as much as running them).
 # A bulk insert: the unit of work cost more than the rows' writing.
