@@ -930,9 +930,8 @@ SPLIT_LEAST = 10_000
 def export_columns(connection: Connection) -> tuple[Any, ...]:
     """What the call detail export reads of each attempt: its start (a datetime, read without
     the UTC check of the model's type), campaign, number, lead and line columns, the agent, the
-    connect delay, the talk time in seconds (computed by the database: per row in Python it
-    was a tenth of the export), the last disposition's code and notes, and whether it has a
-    recording."""
+    connect delay, the talk time in seconds (computed by the database, not per row in Python),
+    the last disposition's code and notes, and whether it has a recording."""
     talk_s = rollups.seconds_between(connection, CallAttempt.bridged_at, CallAttempt.ended_at)
     return (
         type_coerce(CallAttempt.started_at, DateTime()),
