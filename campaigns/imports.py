@@ -201,9 +201,10 @@ def import_leads(
             .returning(ImportRun.id)
         )
     summary = ImportSummary(import_id=import_id)
-    if started is not None:
-        started(import_id)
     try:
+        # Inside: a caller's failure here (its own write, say) must not leave the run "running".
+        if started is not None:
+            started(import_id)
         _stream_rows(engine, path, summary, campaign_id, list_id, region or list_region, mapping)
     except Exception as error:
         _undo(engine, import_id, error)

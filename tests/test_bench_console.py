@@ -57,6 +57,8 @@ def test_the_bench_measures_every_page_the_dashboard_and_an_upload_at_a_tiny_sca
             agents=6,
             seconds=8.0,
             think_s=0.05,
+            # A stalled upload fails the test saying where it stopped, before pytest's timeout.
+            upload_timeout_s=120.0,
         ),
         say=said.append,
     )

@@ -126,6 +126,24 @@ def test_a_failure_late_in_the_file_undoes_the_rows_already_written(
     assert run.status == "failed" and "utf-8" in run.error
 
 
+def test_an_import_whose_caller_fails_once_it_began_is_on_record_as_failed(
+    engine: Engine, campaign: str, tmp_path: Path
+) -> None:
+    """The console's own write when an import begins can fail (the database busy): the run
+    must not stay "running" for ever, its page polling a progress that never comes."""
+
+    def begun(import_id: int) -> None:
+        raise RuntimeError("database is locked")
+
+    path = write(tmp_path, "phone\n2125550100\n")
+    with pytest.raises(RuntimeError, match="database is locked"):
+        import_leads(engine, path, campaign, started=begun)
+    assert lead_count(engine) == 0
+    with engine.connect() as connection:
+        run = connection.execute(select(ImportRun.status, ImportRun.error)).one()
+    assert run == ("failed", "database is locked")
+
+
 def test_cp1252_file_with_tabs_and_ragged_rows(
     engine: Engine, session: Session, campaign: str, tmp_path: Path
 ) -> None:

@@ -537,15 +537,32 @@ def run_browser(
         engine.dispose()
 
 
-def _upload(page: Any, base: str, job: dict[str, Any]) -> dict[str, Any]:
+def _expect_heading(page: Any, text: str, timeout_s: float) -> None:
     from playwright.sync_api import expect
 
+    try:
+        expect(page.locator("h1")).to_contain_text(text, timeout=timeout_s * 1000)
+    except AssertionError:
+        raise RuntimeError(f"no page {text!r} after {timeout_s:.0f} s: {_seen(page)}") from None
+
+
+def _seen(page: Any) -> str:
+    """What the page shows, to say where an upload stopped."""
+    said = [f"at {page.url}"]
+    with contextlib.suppress(Exception):
+        said.append(f"heading {page.locator('h1').first.inner_text(timeout=2_000)!r}")
+        flashes = page.locator(".flash").all_inner_texts()
+        said += [f"message {text.strip()!r}" for text in flashes if text.strip()]
+    return "; ".join(said)
+
+
+def _upload(page: Any, base: str, job: dict[str, Any]) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     started = time.monotonic()
     page.goto(f"{base}/campaigns/{job['campaign_id']}/lists")
     page.set_input_files("#file", job["csv"])
     page.click("button:has-text('Upload and preview')")
-    expect(page.locator("h1")).to_contain_text("Match the columns", timeout=600_000)
+    _expect_heading(page, "Match the columns", job["timeout_s"])
     figures["upload_started"] = started
     figures["upload_ended"] = time.monotonic()
     figures["upload_s"] = figures["upload_ended"] - started
@@ -554,7 +571,7 @@ def _upload(page: Any, base: str, job: dict[str, Any]) -> dict[str, Any]:
     page.fill("#new_list", "bench upload")
     clicked = time.monotonic()
     page.click("button:has-text('Import')")
-    expect(page.locator("h1")).to_contain_text("Import of", timeout=600_000)
+    _expect_heading(page, "Import of", job["timeout_s"])
     figures["import_started"] = clicked
     seen: list[tuple[float, int]] = []
     deadline = clicked + job["timeout_s"]
@@ -569,6 +586,10 @@ def _upload(page: Any, base: str, job: dict[str, Any]) -> dict[str, Any]:
         time.sleep(0.5)
     figures["import_ended"] = time.monotonic()
     figures["import_s"] = figures["import_ended"] - clicked
+    if status == "running":
+        raise RuntimeError(
+            f"the import still ran {job['timeout_s']:.0f} s after it began: {_seen(page)}"
+        )
     figures["status"] = status
     figures["bar_values"] = sorted({value for _, value in seen})
     figures["bar_samples"] = len(seen)
@@ -732,13 +753,13 @@ def _run(settings: Settings, url: str, work: Path, say: Callable[[str], None]) -
         generate(csv_path, settings.csv_rows)
         say(f"lead file: {settings.csv_rows:,} rows, {csv_path.stat().st_size / 2**20:.0f} MB")
 
-    os.environ.setdefault("DIALER_UPLOAD_DIR", str(work / "uploads"))
     # As `dialer serve` builds and serves it (the filled database has administrators already).
     app, _ = prepare(
         "127.0.0.1",
         {
             "DATABASE_URL": url,
             "SECRET_KEY": secrets.token_urlsafe(48),
+            "UPLOAD_FOLDER": str(work / "uploads"),
             # The managers all sign in from this machine's one address: the per-address
             # throttle would take them for someone guessing passwords. (Not by switching the
             # limiter off: it is one object for every app of the process.)
@@ -811,7 +832,13 @@ def _run(settings: Settings, url: str, work: Path, say: Callable[[str], None]) -
         if csv_path is not None and settings.browser:
             go_upload.set()
             say("uploading the lead file through Chromium ...")
+            # The browser gives up on its own after the upload's timeout; this is in case it
+            # cannot even do that (a Chromium that stopped answering).
+            deadline = time.monotonic() + 3 * settings.upload_timeout_s + 60
             while not results.upload and (browser.is_alive() or not out.empty()):
+                if time.monotonic() > deadline:
+                    results.failures.append("browser: no word of the upload; stopped waiting")
+                    break
                 _absorb(results, _collect(out, time.monotonic() + 1.0))
             if results.upload:
                 window = (results.upload["upload_started"], results.upload["upload_ended"])
