@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +49,9 @@ class CampaignStats:
     ring_timeout: float = 25.0
     wrap_cv: float = 0.5
     # The campaign's lines per agent (its max_lines shared by its agents; 4 when it sets none).
-    lines_per_agent: int = 4
+    lines_per_agent: float = 4
+    # Its trunk's calls per second, when known: a cold start's burst leaves at that rate.
+    calls_per_second: float | None = None
     # AMD's mistakes: persons hung up on as machines (abandons nobody sees), machines put
     # through to agents. A campaign's records cannot show them; a rehearsal against the
     # simulated carrier, which knows who answered, can (`dialer bench node`).
@@ -105,7 +106,7 @@ def observed_stats(
         select(Campaign.ring_timeout_s, Campaign.max_lines).where(Campaign.id == campaign_id)
     ).one()
     ring_timeout = float(ring)
-    lines_per_agent = math.ceil(max_lines / agents) if max_lines else 4
+    lines_per_agent = max_lines / agents if max_lines else 4
     query = (
         select(
             CallAttempt.outcome,

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from dialer.connect import ConnectSettings
+from dialer.lines.bucket import TokenBucket
 from dialer.pacing import (
     Abandoned,
     AgentView,
@@ -71,7 +72,10 @@ class Workload:
     machine_pickup_sigma: float = 0.25
     amd_false_machine: float = 0.005
     amd_false_human: float = 0.10
-    lines_per_agent: int = 4
+    lines_per_agent: float = 4
+    # The trunk's calls per second (None: as many as the pacer asks for at once). The node
+    # launches no more a second and the line pool sends them evenly within it.
+    calls_per_second: float | None = None
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], defaults: dict[str, Any]) -> Workload:
@@ -204,6 +208,11 @@ class Simulation:
         self.outcomes: dict[int, str] = {}  # attempt -> outcome it resolves to
         self.queued_at: dict[int, float] = {}
         self.next_attempt = 0
+        cps = workload.calls_per_second
+        # As the node spends its trunk's calls per second (dialer.node), and as the line pool
+        # then sends them: one every 1/cps seconds.
+        self.launches = TokenBucket(cps, burst=cps * TICK + 1.0) if cps else None
+        self.next_send = 0.0
 
     def _push(self, when: float, kind: int, attempt: int) -> None:
         self.seq += 1
@@ -235,7 +244,7 @@ class Simulation:
             tuple([_new_tuple(AgentView, (a.state, now - a.since)) for a in self.agents]),
             tuple(now - t for t in self.dialing.values()),
             len(self.queue),
-            self.w.lines_per_agent * self.w.agents,
+            int(self.w.lines_per_agent * self.w.agents + 1e-9),
         )
 
     def _launch(self, now: float) -> None:
@@ -247,6 +256,9 @@ class Simulation:
         )
         pacer = self.progressive if capped else self.pacer
         count = min(pacer.decide(view), view.free_lines)
+        if self.launches is not None:
+            count = min(count, self.launches.room(now))
+            self.launches.spend(max(0, count), now)
         for _ in range(max(0, count)):
             self._dial(now)
 
@@ -255,15 +267,19 @@ class Simulation:
         attempt = self.next_attempt
         self.next_attempt += 1
         self.result.dials += 1
-        self.dialing[attempt] = now
+        self.dialing[attempt] = now  # the pacer counts a call from its launch
+        sent = now
+        if self.w.calls_per_second:
+            sent = max(now, self.next_send)
+            self.next_send = sent + 1.0 / self.w.calls_per_second
         pickup_z, draw, delay, amd = self.leads.next()
         live = w.live_at(now / 3600.0)
         if draw < live:
             pickup = w.live_pickup_median * math.exp(w.live_pickup_sigma * pickup_z)
             if pickup > w.ring_timeout:
-                self._resolve_later(now + w.ring_timeout, attempt, "no_answer")
+                self._resolve_later(sent + w.ring_timeout, attempt, "no_answer")
                 return
-            greeting_end = now + pickup + 0.8 + 1.2 * delay
+            greeting_end = sent + pickup + 0.8 + 1.2 * delay
             self.result.live_answers += 1
             if amd < w.amd_false_machine:
                 # Hung up on a person: an abandoned call.
@@ -275,9 +291,9 @@ class Simulation:
         elif draw < live + w.machine_rate:
             pickup = w.machine_pickup_median * math.exp(w.machine_pickup_sigma * pickup_z)
             if pickup > w.ring_timeout:
-                self._resolve_later(now + w.ring_timeout, attempt, "no_answer")
+                self._resolve_later(sent + w.ring_timeout, attempt, "no_answer")
                 return
-            detected = now + pickup + 2.0 + 2.0 * delay
+            detected = sent + pickup + 2.0 + 2.0 * delay
             if amd < w.amd_false_human:
                 self.false_human.add(attempt)
                 self.deadlines[attempt] = detected + CONNECT_DEADLINE - AMD_AFTER_GREETING
@@ -285,11 +301,11 @@ class Simulation:
             else:
                 self._resolve_later(detected, attempt, "machine")
         elif draw < live + w.machine_rate + w.busy_rate:
-            self._resolve_later(now + 2.0 + 4.0 * delay, attempt, "busy")
+            self._resolve_later(sent + 2.0 + 4.0 * delay, attempt, "busy")
         elif draw < live + w.machine_rate + w.busy_rate + w.sit_rate:
-            self._resolve_later(now + 1.0 + 3.0 * delay, attempt, "failed")
+            self._resolve_later(sent + 1.0 + 3.0 * delay, attempt, "failed")
         else:
-            self._resolve_later(now + w.ring_timeout, attempt, "no_answer")
+            self._resolve_later(sent + w.ring_timeout, attempt, "no_answer")
 
     def _resolve_later(self, when: float, attempt: int, outcome: str) -> None:
         self.outcomes[attempt] = outcome

@@ -86,6 +86,19 @@ def test_the_token_bucket_never_bursts_to_catch_up() -> None:
     assert not bucket.take(10.0)
 
 
+def test_a_budget_of_calls_per_second_shows_its_room_and_carries_a_debt() -> None:
+    bucket = TokenBucket(rate=2.5, burst=3.5)
+    assert bucket.room(0.0) == 3
+    bucket.spend(3, 0.0)
+    assert bucket.room(0.0) == 0
+    assert bucket.room(1.0) == 3  # 0.5 left over and 2.5 more: a fractional rate is kept
+    bucket.spend(5, 1.0)  # two more than there were (an agent's own dials)
+    assert bucket.room(1.0) == 0
+    assert bucket.room(1.8) == 0 and bucket.room(2.0) == 0
+    assert bucket.room(2.4) == 1
+    assert bucket.room(60.0) == 3  # never more than the burst
+
+
 # -- against SIPp
 
 SCENARIO_TRUNKS = (

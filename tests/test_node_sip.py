@@ -68,6 +68,46 @@ def test_a_progressive_campaign_connects_every_answer_to_an_agent(tmp_path: Path
             assert {s.state for s in sessions} <= {"ready", "paused"}
 
 
+def test_the_node_launches_no_more_calls_a_second_than_the_trunk_takes(tmp_path: Path) -> None:
+    """Ten idle agents want ten calls at once; a trunk of 2 calls/s gets them 3 at first (its
+    rate and a call more, for the fraction a step may carry), then 2 a second: the rest are
+    launched later, not queued in the line pool while the pacer counts them ringing."""
+    leads = 10
+    with world(tmp_path, agents=leads, calls=leads) as w:
+        w.trunk_toml = w.trunk_toml.replace("max_cps = 50", "max_cps = 2")
+        add_leads(
+            w.engine, w.campaign_id, w.list_id, [number(i) for i in range(leads)], zone_in_hours()
+        )
+        with working_agents(w, talk="2-3"):
+
+            def all_ready() -> bool:
+                with w.session() as session:
+                    return (
+                        session.scalar(select(func.count()).where(AgentSession.state == "ready"))
+                        == leads
+                    )
+
+            assert wait_for(all_ready, 30)
+            start(w)
+            # A row's start is the node's launch until the call ends, then the INVITE's.
+            launched: dict[int, dt.datetime] = {}
+            with running_node(w):
+                deadline = time.monotonic() + 60
+                while len(launched) < leads and time.monotonic() < deadline:
+                    with w.session() as session:
+                        rows = session.execute(select(CallAttempt.id, CallAttempt.started_at))
+                        for attempt_id, started_at in rows:
+                            launched.setdefault(attempt_id, started_at)
+                    time.sleep(0.02)
+    assert len(launched) == leads, "every lead dialled"
+    started = sorted(launched.values())
+    # Between any two launches: at most the 3 a step may start with, and 2 a second more.
+    for i, first in enumerate(started):
+        for j in range(i, len(started)):
+            span = (started[j] - first).total_seconds()
+            assert j - i + 1 <= 3 + 2 * (span + 0.05), [str(t - started[0]) for t in started]
+
+
 def agent_state(w, agent_id: int) -> AgentSession:  # type: ignore[no-untyped-def]
     with w.session() as session:
         return session.get_one(AgentSession, agent_id)

@@ -53,6 +53,32 @@ def test_every_pacer_dials_the_same_leads_in_the_same_order() -> None:
     assert at_once.live_answers != other_seed.live_answers
 
 
+class _Greedy:
+    """Asks for every free line; notes the calls in flight at each decision."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, int]] = []
+
+    def decide(self, view: PacingView) -> int:
+        self.seen.append((view.now, len(view.dialing)))
+        return view.free_lines
+
+    def observe(self, event: object) -> None:
+        pass
+
+
+def test_a_trunks_calls_per_second_spreads_a_cold_starts_burst() -> None:
+    # As the node: launches within the trunk's rate (a call more for a fraction carried).
+    w2 = short("W2", hours=0.01)
+    unlimited, limited = _Greedy(), _Greedy()
+    simulate(w2, unlimited, seed=1)
+    simulate(dataclasses.replace(w2, calls_per_second=5.0), limited, seed=1)
+    assert max(dialing for now, dialing in unlimited.seen if now <= 1) >= 30
+    early = [(now, dialing) for now, dialing in limited.seen if now < 4]
+    assert early and all(dialing <= 6 + 5 * now + 1e-9 for now, dialing in early)
+    assert max(dialing for _, dialing in early) >= 15
+
+
 def test_utilisation_stays_under_the_talk_and_wrap_bound() -> None:
     for name in ("W1", "W4"):
         workload = short(name)

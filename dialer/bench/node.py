@@ -46,6 +46,7 @@ from sip_config import loads
 
 TRUNK = "bench"
 LINES_PER_AGENT = 2.5
+TRUNK_CPS = 50
 # Calls in flight drain this long at most once the campaign is stopped (talk is 90 s at most).
 DRAIN_S = 120.0
 
@@ -110,7 +111,9 @@ def _run(
     # line ~30 s on average: 9 s to a person's answer and the talk, 25 s unanswered ...),
     # each with a second worker slot for its agent leg.
     lines = math.ceil(LINES_PER_AGENT * agents)
-    config = loads(carrier.trunk_table(TRUNK, max_channels=lines, max_cps=50, ring_timeout=25))
+    config = loads(
+        carrier.trunk_table(TRUNK, max_channels=lines, max_cps=TRUNK_CPS, ring_timeout=25)
+    )
     sessions = db.session_factory(engine)
     with sessions() as session:
         campaign = create_campaign(
@@ -411,6 +414,7 @@ def _forecast(
         sit_rate=mix.share("invalid"),
         amd_false_machine=measured["amd_false_machine"],
         amd_false_human=measured["amd_false_human"],
+        calls_per_second=TRUNK_CPS,
     )
     rows = forecast(stats, minutes / 60, tuple(range(seeds)))
     predicted = next(row for row in rows if row["mode"] == "predictive")

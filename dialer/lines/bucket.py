@@ -16,10 +16,23 @@ class TokenBucket:
 
     def take(self, now: float) -> bool:
         """Spend one token at monotonic time `now` if there is one."""
-        if self._at is not None:
-            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = now
+        self._refill(now)
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return True
         return False
+
+    def room(self, now: float) -> int:
+        """Whole tokens at `now`, none spent."""
+        self._refill(now)
+        return max(0, int(self._tokens + 1e-9))
+
+    def spend(self, count: int, now: float) -> None:
+        """Spends `count` tokens whether there are or not: a debt the next ones pay first."""
+        self._refill(now)
+        self._tokens -= count
+
+    def _refill(self, now: float) -> None:
+        if self._at is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now

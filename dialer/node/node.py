@@ -46,12 +46,13 @@ from campaigns.models import (
 from dialer.calls.flow import IvrOutcome
 from dialer.calls.voicemail import VoicemailOutcome
 from dialer.connect import CONNECTED_VERDICTS, ConnectOutcome, TransferTarget
+from dialer.lines.bucket import TokenBucket
 from dialer.lines.events import AmdVerdict, Answered, Bridged, Ended, Event, Registration
 from dialer.lines.protocol import Lines
 from dialer.node.board import AgentBoard
 from dialer.node.kinds import runs_ivr
 from dialer.node.ledger import INTERRUPTED_REASON, AttemptLedger, Settled
-from dialer.node.runner import STEP_AT_MOST, CampaignRunner, LiveCall
+from dialer.node.runner import STEP_AT_MOST, STEP_EVERY, CampaignRunner, LiveCall
 from dialer.pacing import Abandoned, Connected, Resolved, TalkEnded, WrapEnded
 from sip_config import SipConfig
 
@@ -148,6 +149,7 @@ class Node:
         self.writes = db.session_factory(db.writer(engine))
         self.runners: dict[int, CampaignRunner] = {}
         self.calls: dict[str, LiveCall] = {}
+        self._launches: dict[str, TokenBucket] = {}  # per trunk: its calls per second
         self.figures = NodeFigures()
         self.stopping = False
         self._stop_asked = threading.Event()
@@ -452,14 +454,30 @@ class Node:
         return None
 
     def trunk_room(self, trunk: str) -> int:
-        """Lines of a trunk this node may still open (shared by its campaigns)."""
+        """Calls this node's campaigns may launch on a trunk now: its channels not in use, and
+        its calls per second not spent. A step launching more than the trunk takes in a second
+        would leave calls queued in the line pool that the pacer counts as ringing since
+        their launch (a burst of 200 at 50 calls/s: the last leave 4 s late)."""
         spec = self.config.trunk(trunk)
         busy = sum(
             1
             for call in self.calls.values()
             if self.runners[call.campaign_id].campaign.trunk_name == trunk
         )
-        return max(0, spec.max_channels - busy)
+        return max(
+            0, min(spec.max_channels - busy, self._launch_budget(trunk).room(time.monotonic()))
+        )
+
+    def launched(self, trunk: str, count: int) -> None:
+        """Calls just launched on a trunk (an agent's own dials too: they spend its rate)."""
+        self._launch_budget(trunk).spend(count, time.monotonic())
+
+    def _launch_budget(self, trunk: str) -> TokenBucket:
+        if trunk not in self._launches:
+            rate = self.config.trunk(trunk).max_cps
+            # A step's worth, and what a fractional rate left over from the step before.
+            self._launches[trunk] = TokenBucket(rate, burst=rate * STEP_EVERY + 1.0)
+        return self._launches[trunk]
 
     def hangup(self, attempt_id: str) -> None:
         with contextlib.suppress(KeyError, ValueError):

@@ -392,6 +392,7 @@ class CampaignRunner:
             return 0
         now = time.monotonic()
         direct = agent_id is not None
+        self.node.launched(trunk, len(opened))
         for attempt, lead in zip(opened, passing, strict=True):
             attempt_id = attempt.attempt_id
             call_kind: DialKind = "callback" if lead.is_callback and not direct else kind
