@@ -170,10 +170,12 @@ def import_leads(
     region: str | None = None,
     mapping: dict[str, str] | None = None,
     started: Callable[[int], None] | None = None,
+    expected_rows: int | None = None,
 ) -> ImportSummary:
     """Imports a CSV file; raises ImportFileError (naming the problem) when the file as a whole
     cannot be imported, after undoing everything it stored. `started` is called with the
-    import's id as soon as its ImportRun row is committed (the console shows its progress)."""
+    import's id as soon as its ImportRun row is committed (the console shows its progress,
+    against `expected_rows`)."""
     with engine.begin() as connection:
         campaign_id = connection.scalar(select(Campaign.id).where(Campaign.name == campaign_name))
         if campaign_id is None:
@@ -197,7 +199,12 @@ def import_leads(
             list_id, list_region = lead_list
         import_id = connection.scalar(
             insert(ImportRun)
-            .values(campaign_id=campaign_id, list_id=list_id, filename=path.name[:255])
+            .values(
+                campaign_id=campaign_id,
+                list_id=list_id,
+                filename=path.name[:255],
+                expected_rows=expected_rows,
+            )
             .returning(ImportRun.id)
         )
     summary = ImportSummary(import_id=import_id)

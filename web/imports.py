@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 from werkzeug.utils import secure_filename
 
 from campaigns.db import make_engine
 from campaigns.imports import PARALLEL_BYTES, ImportFileError, count_lines, import_leads
-from campaigns.models import ImportRun
 from web import db, lead_counts
 
 log = logging.getLogger(__name__)
@@ -142,20 +141,18 @@ class BackgroundImports:
         started: concurrent.futures.Future[int] = concurrent.futures.Future()
         path = self.uploads.path(upload.token)
 
-        def begun(import_id: int) -> None:
-            with self.engine.begin() as connection:
-                connection.execute(
-                    update(ImportRun)
-                    .where(ImportRun.id == import_id)
-                    .values(expected_rows=upload.lines)
-                )
-            started.set_result(import_id)
-
         def run() -> None:
             try:
                 if path.stat().st_size > PROCESS_BYTES:
                     _import_in_a_process(
-                        self.engine, path, campaign_name, list_name, region, mapping, begun
+                        self.engine,
+                        path,
+                        campaign_name,
+                        list_name,
+                        region,
+                        mapping,
+                        upload.lines,
+                        started.set_result,
                     )
                 else:
                     import_leads(
@@ -165,7 +162,8 @@ class BackgroundImports:
                         list_name=list_name,
                         region=region,
                         mapping=mapping,
-                        started=begun,
+                        started=started.set_result,
+                        expected_rows=upload.lines,
                     )
             except Exception as error:
                 if not started.done():
@@ -204,6 +202,7 @@ def _import_in_a_process(
     list_name: str,
     region: str,
     mapping: dict[str, str],
+    expected_rows: int,
     begun: Callable[[int], None],
 ) -> None:
     """Runs import_leads in a new process and waits for it; `begun` is called here with the
@@ -213,7 +212,7 @@ def _import_in_a_process(
     url = engine.url.render_as_string(hide_password=False)
     process = context.Process(
         target=_import_process,
-        args=(url, str(path), campaign_name, list_name, region, mapping, sending),
+        args=(url, str(path), campaign_name, list_name, region, mapping, expected_rows, sending),
         name="console-import",
     )
     process.start()
@@ -247,6 +246,7 @@ def _import_process(
     list_name: str,
     region: str,
     mapping: dict[str, str],
+    expected_rows: int,
     sending: Any,
 ) -> None:
     """Process entry: the import; what became of it goes back through `sending`."""
@@ -260,6 +260,7 @@ def _import_process(
             region=region,
             mapping=mapping,
             started=lambda import_id: sending.send(("started", import_id)),
+            expected_rows=expected_rows,
         )
         sending.send(("done", None))
     except ImportFileError as error:
