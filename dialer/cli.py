@@ -571,8 +571,9 @@ def forecast(
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
-    from campaigns.models import User
+    from campaigns.models import Campaign, User
     from dialer.forecast import MIN_ATTEMPTS, forecast, observed_stats
+    from sip_config import calls_per_second
 
     with Session(_engine()) as session:
         campaign_id = _campaign_id(session, campaign_name)
@@ -581,6 +582,8 @@ def forecast(
             active = select(func.count()).where(User.role == "agent", User.active.is_(True))
             agents = max(1, session.scalar(active) or 0)
         stats = observed_stats(session, campaign_id, agents, days)
+        trunk_name = session.get_one(Campaign, campaign_id).trunk_name
+    stats = dataclasses.replace(stats, calls_per_second=calls_per_second(trunk_name))
     rows = forecast(stats, hours)
     if as_json:
         click.echo(json.dumps({"stats": dataclasses.asdict(stats), "forecast": rows}))

@@ -158,6 +158,16 @@ def load(path: str | Path | None = None) -> SipConfig:
     return loads(text, source=str(path))
 
 
+def calls_per_second(trunk: str | None, path: str | Path | None = None) -> float | None:
+    """A trunk's calls per second as configured; None when it, or the file, is not there."""
+    if not trunk:
+        return None
+    try:
+        return load(path).trunk(trunk).max_cps
+    except SipConfigError:
+        return None
+
+
 def loads(text: str, source: str = "<string>") -> SipConfig:
     try:
         document = tomllib.loads(text)

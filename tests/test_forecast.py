@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -67,15 +68,21 @@ def test_observed_statistics_come_from_the_campaign_history(session: Session) ->
     assert stats.wrap_mean == pytest.approx(30.0)
 
 
-def test_dialer_forecast_prints_every_mode(session: Session, db_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    campaign = make_campaign(session)
+def test_dialer_forecast_prints_every_mode(
+    session: Session, db_url: str, monkeypatch, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    campaign = make_campaign(session, trunk_name="carrier")
     monkeypatch.setenv("DATABASE_URL", db_url)
+    sip = tmp_path / "sip.toml"
+    sip.write_text('[trunks.carrier]\nhost = "127.0.0.1"\nmax_cps = 7\n', encoding="utf-8")
+    monkeypatch.setenv("DIALER_SIP_CONFIG", str(sip))
     result = CliRunner().invoke(
         main, ["forecast", "--campaign", campaign.name, "--agents", "3", "--hours", "1", "--json"]
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["stats"]["agents"] == 3 and report["stats"]["attempts"] == 0
+    assert report["stats"]["calls_per_second"] == 7.0  # the campaign's trunk
     assert [row["mode"] for row in report["forecast"]] == [label for label, *_ in CHOICES]
     assert {"contacts_per_hour", "utilisation", "abandon_rate"} <= set(report["forecast"][0])
     missing = CliRunner().invoke(main, ["forecast", "--campaign", "nope"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sip_config import SipConfigError, load, loads
+from sip_config import SipConfigError, calls_per_second, load, loads
 
 EXAMPLE = """
 [trunks.carrier1]
@@ -20,6 +20,17 @@ caller_id = "+12125550100"
 max_channels = 200
 max_cps = 20
 """
+
+
+def test_a_trunks_calls_per_second_is_read_for_the_forecast_or_left_unknown(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sip.toml"
+    path.write_text(EXAMPLE, encoding="utf-8")
+    assert calls_per_second("carrier1", path) == 20.0
+    assert calls_per_second("carrier2", path) is None
+    assert calls_per_second(None, path) is None
+    assert calls_per_second("carrier1", tmp_path / "missing.toml") is None
 
 
 def config_with(**keys: object) -> str:

@@ -79,6 +79,7 @@ from campaigns.models import (
 from dialer.amd import AmdSettings
 from dialer.forecast import MIN_ATTEMPTS, forecast, observed_stats
 from dialer.prompts import safe_harbor_text, voicemail_text
+from sip_config import calls_per_second
 from web import audit, db, lead_counts
 from web.permissions import allow, may
 from web.trunks import configured_trunks
@@ -733,6 +734,8 @@ def forecast_json(campaign_id: int) -> Any:
     if cached is None or now - cached[0] > FORECAST_TTL_S:
         target = float(campaign.abandon_target)
         stats = observed_stats(session, campaign.id, agents, latest=FORECAST_ATTEMPTS)
+        rate = calls_per_second(campaign.trunk_name, current_app.config.get("SIP_CONFIG"))
+        stats = dataclasses.replace(stats, calls_per_second=rate)
         session.rollback()  # no read transaction held open through the seconds of simulation
         cached = (
             now,
