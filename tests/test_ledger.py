@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from campaigns import dnc
 from campaigns.hopper import ClaimedLead
-from campaigns.models import CallAttempt, Lead
+from campaigns.models import LIVE_ANSWER, CallAttempt, Lead
 from dialer.connect import ConnectOutcome
 from dialer.lines import LinePool
 from dialer.lines.events import AmdVerdict, Answered, Bridged, Ended, Timings
@@ -61,6 +61,11 @@ def test_a_connected_call_is_stored_with_its_timings_verdict_and_connect_delay(
     ledger.observe(Answered(attempt_id, dialed + 4.0))
     ledger.observe(AmdVerdict(attempt_id, "human", dialed + 6.1, "silence after greeting", 2100))
     ledger.bridged(Bridged(attempt_id, "agent-leg-1", dialed + 6.2, 42.6, "/rec/1.wav"), None)
+    session.rollback()  # a new read: SQLite's snapshot of this session's last one is older
+    # A live answer of the 30-day window from the bridge on, not from the hang-up.
+    live = select(func.count()).where(CallAttempt.campaign_id == campaign_id, LIVE_ANSWER)
+    assert session.scalar(live) == 1
+    assert session.get_one(CallAttempt, int(attempt_id)).ended_at is None
     flow = ConnectOutcome(
         attempt_id,
         "human",

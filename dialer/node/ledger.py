@@ -177,6 +177,10 @@ class AttemptLedger:
             attempt = session.get_one(CallAttempt, row_id)
             # A transfer bridges again: the call was connected at the first bridge.
             attempt.bridged_at = attempt.bridged_at or at
+            # A person reached an agent: a live answer of the 30-day abandon rule from now, not
+            # from the hang-up a talk later (the gate's count would lag by every call up). The
+            # line's outcome replaces it at the end.
+            attempt.outcome = attempt.outcome or "human"
             if event.connect_delay_ms is not None and attempt.connect_delay_ms is None:
                 attempt.connect_delay_ms = round(event.connect_delay_ms)
             attempt.recording_path = event.recording_path or attempt.recording_path

@@ -356,6 +356,8 @@ class Node:
         self.figures.screen_pop_latency.append(max(0.0, time.time() - event.at))
         if call.agent_id is not None:
             self.board.set(call.agent_id, state="on_call", since=utcnow())
+        if first:
+            runner.count_answer(abandoned=False)  # as the ledger now records it
         if first and not call.direct and event.connect_delay_ms is not None:
             runner.pacer.observe(Connected(waited=event.connect_delay_ms / 1000))
 
@@ -384,8 +386,8 @@ class Node:
         if call.agent_id is not None:
             live.wake_local(by_node=True)
         log.info("%s", _call_line(runner, call, event, flow, self.board, ivr, voicemail))
-        if flow is not None and flow.verdict in CONNECTED_VERDICTS:
-            runner.count_answer(flow.abandoned)
+        if flow is not None and flow.verdict in CONNECTED_VERDICTS and call.bridged is None:
+            runner.count_answer(flow.abandoned)  # a person no agent took (a bridge counted)
         if flow is not None and flow.abandoned and not call.direct:
             runner.pacer.observe(Abandoned())
         if call.bridged is not None:

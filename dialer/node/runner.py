@@ -326,7 +326,8 @@ class CampaignRunner:
         )
 
     def count_answer(self, abandoned: bool) -> None:
-        """A live answer ended (connected or abandoned): the window moves before its reread."""
+        """A live answer (bridged to an agent, or ended without one): the window moves before
+        its reread."""
         self.live_answers += 1
         self.abandons += abandoned
 
