@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from campaigns.models import Campaign
     from dialer.demo.sipp import SippPeer
+    from dialer.node.priority import NodePriority
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -921,7 +922,7 @@ def serve(demo: bool, config_path: str | None, host: str, port: int, once: bool)
             with contextlib.suppress(KeyboardInterrupt):
                 stop.wait()
             return
-        node = build_node(engine, config, nice=_node_nice())
+        node = build_node(engine, config, priority=_node_priority())
         stop_on_signals(node)
         click.echo("dialing: watch with `dialer status --watch`; Ctrl-C stops (calls end first)")
         node.run()
@@ -996,17 +997,17 @@ def node_command(
         workers=workers,
         grace_s=grace,
         bind_address=bind_address,
-        nice=_node_nice(),
+        priority=_node_priority(),
     )
     stop_on_signals(node)
     node.run(until_idle=until_idle)
 
 
-def _node_nice() -> int:
-    from dialer.node.node import node_nice
+def _node_priority() -> NodePriority:
+    from dialer.node.priority import node_priority
 
     try:
-        return node_nice()
+        return node_priority()
     except ValueError as error:
         raise click.ClickException(str(error)) from None
 

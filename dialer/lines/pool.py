@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import multiprocessing as mp
 import os
 import pickle
@@ -29,6 +30,8 @@ from dialer.lines.bucket import TokenBucket
 from dialer.lines.outcome import StormWatch
 from dialer.lines.worker import HEARTBEAT_EVERY, SLOTS, WorkerSettings, main
 from sip_config import MIN_RING_TIMEOUT, SipConfig, SipConfigError
+
+log = logging.getLogger(__name__)
 
 # Each call takes an RTP and an RTCP port; closed sockets stay reserved for 500 ms, so a worker
 # gets room for several generations of its 4 calls.
@@ -144,7 +147,12 @@ class LinePool:
                 self.stop()
                 raise RuntimeError("line workers did not start in time")
             self._poll(0.05)
-        self._thread = threading.Thread(target=self._supervise, name="line-pool", daemon=True)
+        # The supervisor runs as the thread that starts the pool does (a node's loop raises
+        # itself first, and a real-time thread's own threads start at normal priority).
+        starter = _Scheduling.of_calling_thread()
+        self._thread = threading.Thread(
+            target=self._supervise, args=(starter,), name="line-pool", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -388,7 +396,8 @@ class LinePool:
         self._selector.register(events_out, selectors.EVENT_READ, slot)
         self._selector.register(process.sentinel, selectors.EVENT_READ, slot)
 
-    def _supervise(self) -> None:
+    def _supervise(self, scheduling: _Scheduling) -> None:
+        scheduling.apply_to_calling_thread()
         while True:
             with self._lock:
                 if self._stopping:
@@ -635,3 +644,29 @@ def free_port_block(address: str, size: int, tries: int = 50) -> int:
                 s.close()
         return base
     raise RuntimeError(f"no block of {size} free UDP ports on {address}")
+
+
+@dataclass(frozen=True)
+class _Scheduling:
+    """A thread's scheduling as it stands, to give another thread the same."""
+
+    policy: int
+    priority: int
+    nice: int
+
+    @classmethod
+    def of_calling_thread(cls) -> _Scheduling:
+        thread = threading.get_native_id()
+        return cls(
+            os.sched_getscheduler(thread),
+            os.sched_getparam(thread).sched_priority,
+            os.getpriority(os.PRIO_PROCESS, thread),
+        )
+
+    def apply_to_calling_thread(self) -> None:
+        thread = threading.get_native_id()
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread, self.nice)
+            os.sched_setscheduler(thread, self.policy, os.sched_param(self.priority))
+        except PermissionError:  # the starter's privilege is gone: run as started
+            log.info("line pool supervisor at normal priority: raising it was refused")

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from dialer.lines import LinePool
 from dialer.lines.worker import SLOTS
 from dialer.node.node import DEFAULT_GRACE_S, Node
+from dialer.node.priority import NodePriority
 from sip_config import SipConfig
 
 # A worker costs ~29 MB; a node that needs more lines than this is given them with --workers.
@@ -33,10 +34,10 @@ def build_node(
     workers: int | None = None,
     grace_s: float = DEFAULT_GRACE_S,
     bind_address: str = "127.0.0.1",
-    nice: int | None = None,
+    priority: NodePriority | None = None,
 ) -> Node:
     pool = LinePool(config, workers=workers or workers_for(config), bind_address=bind_address)
-    return Node(engine, pool, config, name=name, grace_s=grace_s, nice=nice)
+    return Node(engine, pool, config, name=name, grace_s=grace_s, priority=priority)
 
 
 def stop_on_signals(node: Node) -> None:

@@ -52,6 +52,7 @@ from dialer.lines.protocol import Lines
 from dialer.node.board import AgentBoard
 from dialer.node.kinds import runs_ivr
 from dialer.node.ledger import INTERRUPTED_REASON, AttemptLedger, Settled
+from dialer.node.priority import NodePriority, node_priority, raise_priority
 from dialer.node.runner import STEP_AT_MOST, STEP_EVERY, CampaignRunner, LiveCall
 from dialer.pacing import Abandoned, Connected, Resolved, TalkEnded, WrapEnded
 from sip_config import SipConfig
@@ -74,44 +75,10 @@ DEFAULT_GRACE_S = 30.0
 PACING_VERDICT = {"human": "human", "notsure": "human", "machine": "machine"}
 PACING_OUTCOME = {"human": "failed", "machine": "machine", "busy": "busy", "no_answer": "no_answer"}
 RUNNING = ("active", "paused")
-# Like Asterisk's `highpriority`: the node's loop and the line pool's supervisor (light: a
-# fifth of a core at 100 agents) run ahead of other work on the machine (reports, an import,
-# the line workers' media), so that a dialing step or a bridge does not wait for a core.
-# Raising it needs root or CAP_SYS_NICE (systemd: `AmbientCapabilities=CAP_SYS_NICE`);
-# without, they run as started.
-DEFAULT_NICE = -10
-NICE_VARIABLE = "DIALER_NODE_NICE"
 
 
 def default_node_name() -> str:
     return os.environ.get("DIALER_NODE_NAME") or socket.gethostname()
-
-
-def node_nice() -> int:
-    """The nice value the node asks for (`DIALER_NODE_NICE`, else -10)."""
-    raw = os.environ.get(NICE_VARIABLE, "").strip()
-    if not raw:
-        return DEFAULT_NICE
-    problem = f"{NICE_VARIABLE}={raw!r}: expected a whole number from -20 to 19"
-    try:
-        nice = int(raw)
-    except ValueError:
-        raise ValueError(problem) from None
-    if not -20 <= nice <= 19:
-        raise ValueError(problem)
-    return nice
-
-
-def raise_priority(nice: int) -> None:
-    """Gives the calling thread the nice value `nice` if that is higher priority than it has
-    (on Linux a thread's own; the threads and processes it starts inherit it)."""
-    thread = threading.get_native_id()
-    if nice >= os.getpriority(os.PRIO_PROCESS, thread):
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, thread, nice)
-    except PermissionError:
-        log.info("node at normal priority: nice %d needs root or CAP_SYS_NICE", nice)
 
 
 @dataclass
@@ -133,10 +100,10 @@ class Node:
         prompts_dir: Path | None = None,
         recordings_dir: Path | None = None,
         grace_s: float = DEFAULT_GRACE_S,
-        nice: int | None = None,
+        priority: NodePriority | None = None,
     ) -> None:
         self.engine = engine
-        self.nice = node_nice() if nice is None else nice
+        self.priority = node_priority() if priority is None else priority
         self.lines = lines
         self.config = config
         self.name = name or default_node_name()
@@ -173,8 +140,8 @@ class Node:
         call is up); the line pool is started and stopped here."""
         # The loop's thread, and the line pool's supervisor it starts (a thread holding the
         # interpreter's lock while a busy machine has it wait for a core would hold the loop
-        # up too); the pool's workers carry the media and go back to the pool maker's level.
-        raise_priority(self.nice)
+        # up too); the pool's workers carry the media and stay at the pool maker's level.
+        raise_priority(self.priority)
         self._start()
         try:
             with live.subscribed(node_changes=False) as woken:
