@@ -76,9 +76,7 @@ def raise_priority(priority: NodePriority) -> None:
                 priority.nice,
             )
         else:
-            log.info(
-                "%s at real-time priority %d", threading.current_thread().name, priority.realtime
-            )
+            log.info("node loop at real-time priority %d", priority.realtime)
             return
     if priority.nice >= os.getpriority(os.PRIO_PROCESS, thread):
         return
