@@ -828,11 +828,7 @@ def bench_console(
     Chromium, and a lead file uploaded through the browser while the managers go on."""
     from dialer.bench.console import Settings, run
 
-    if database_url and not database_url.startswith("postgresql"):
-        raise click.BadParameter(
-            f"{database_url!r}: give a postgresql:// URL (SQLite is the default)",
-            param_hint="--database-url",
-        )
+    _postgres_only(database_url)
     run(
         Settings(
             leads=leads,
@@ -1010,6 +1006,15 @@ def _node_priority() -> NodePriority:
         return node_priority()
     except ValueError as error:
         raise click.ClickException(str(error)) from None
+
+
+def _postgres_only(database_url: str | None) -> None:
+    """A bench's `--database-url` names a PostgreSQL database: SQLite is its default."""
+    if database_url and not database_url.startswith("postgresql"):
+        raise click.BadParameter(
+            f"{database_url!r}: give a postgresql:// URL (SQLite is the default)",
+            param_hint="--database-url",
+        )
 
 
 def _log_to_stderr() -> None:
@@ -1196,6 +1201,11 @@ def bench_hopper(
 @click.option("--talk", default="20-90", show_default=True, help="Seconds of talk per call.")
 @click.option("--wrap", default="5-15", show_default=True, help="Seconds of wrap-up per call.")
 @click.option("--workers", type=int, default=None, help="Line workers (default: 2 slots/line).")
+@click.option(
+    "--database-url",
+    default=None,
+    help="PostgreSQL URL (a new schema is made and dropped); default a temporary SQLite file.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def bench_node(
     agents: int,
@@ -1204,17 +1214,28 @@ def bench_node(
     talk: str,
     wrap: str,
     workers: int | None,
+    database_url: str | None,
     as_json: bool,
 ) -> None:
     """A predictive campaign end to end: SIPp carrier and phones, simulated agents, one node."""
     from dialer.bench.node import run
     from dialer.demo.mix import DEFAULT_MIX
 
+    _postgres_only(database_url)
+
     _log_to_stderr()
     import logging
 
     logging.getLogger("dialer.node.node").setLevel(logging.WARNING)
-    figures = run(agents, minutes, mix=mix or DEFAULT_MIX, talk=talk, wrap=wrap, workers=workers)
+    figures = run(
+        agents,
+        minutes,
+        mix=mix or DEFAULT_MIX,
+        talk=talk,
+        wrap=wrap,
+        workers=workers,
+        database_url=database_url,
+    )
     if as_json:
         click.echo(json.dumps(figures))
         return

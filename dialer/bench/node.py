@@ -14,6 +14,7 @@ node did. Figures, never asserts.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import datetime as dt
 import math
@@ -61,14 +62,21 @@ def run(
     workers: int | None = None,
     seed: int = 1,
     forecast_seeds: int = 20,
+    database_url: str | None = None,
 ) -> dict[str, Any]:
+    """`database_url`: a PostgreSQL database, in a new schema dropped afterwards (the multi-node
+    mode's database); default a temporary SQLite file (the product's default)."""
     # The simulated agents' log is read if they die.
     with (
         tempfile.TemporaryDirectory(prefix="bench-node-") as folder,
         tempfile.TemporaryFile() as bots_log,
+        contextlib.ExitStack() as stack,
     ):
-        url = f"sqlite:///{Path(folder) / 'bench.db'}"
-        db.upgrade(url)
+        if database_url:
+            url = stack.enter_context(db.migrated_schema(database_url, "bench_node"))
+        else:
+            url = f"sqlite:///{Path(folder) / 'bench.db'}"
+            db.upgrade(url)
         engine = db.make_engine(url)
         carrier = SimulatedCarrier(mix)
         phones = AgentPhones()
