@@ -218,8 +218,8 @@ def _run(
         engine, campaign_id, agents, started_wall, ended_wall, elapsed, node, carrier
     )
     figures["timeline"] = samples
-    # The node's write transactions (SQLite) waiting for the write lock another held: the
-    # simulated agents' process, mostly; the step's claim and dial are two of them.
+    # The node's write transactions (SQLite) waiting for the write lock another held: while
+    # the campaign runs, the simulated agents' process. The step's claim and dial are two.
     waits = sorted(1000 * s for tid, s in list(db.WRITE_LOCK_WAITS) if tid == node_thread.ident)
     figures["node_writes_waiting_over_1ms"] = (sum(w > 1 for w in waits), len(waits))
     figures["node_write_lock_wait_ms_p99_max"] = (
