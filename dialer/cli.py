@@ -1222,7 +1222,6 @@ def bench_node(
     from dialer.demo.mix import DEFAULT_MIX
 
     _postgres_only(database_url)
-
     _log_to_stderr()
     import logging
 

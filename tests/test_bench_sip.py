@@ -34,7 +34,7 @@ def test_bench_connect_reports_the_connect_delay() -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_bench_node_runs_a_campaign_and_reconciles_it_with_the_carrier(backend: str) -> None:
-    database = []
+    database: list[str] = []
     if backend == "postgresql":
         if not POSTGRES_URL:
             pytest.skip("TEST_POSTGRES_URL is not set")
