@@ -46,6 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from campaigns import dnc
 from campaigns.compliance import (
@@ -69,6 +70,7 @@ from campaigns.models import (
     CallAttempt,
     Callback,
     Campaign,
+    CampaignAnswerHour,
     DncEntry,
     GateRefusal,
     ImportRun,
@@ -76,7 +78,7 @@ from campaigns.models import (
     LeadList,
     utcnow,
 )
-from campaigns.rollups import floor_hour
+from campaigns.rollups import HOUR, floor_hour
 
 DAY = dt.timedelta(hours=24)
 # Leads refused for a passing reason (hours, daily caps) are looked at again after this.
@@ -198,17 +200,58 @@ NOW = bindparam("now", type_=Lead.next_dial_at.type)
 NODE = bindparam("node")
 
 
-def _window_count(*which: ColumnElement[bool]) -> Any:
-    """Attempts of the campaign in the rolling 30 days (47 CFR 64.1200(a)(7)) that are `which`."""
-    return (
+def _window_count(hours: Any, which: ColumnElement[bool]) -> Any:
+    """The campaign's calls in the rolling 30 days (47 CFR 64.1200(a)(7)) that are `which`:
+    the hours wholly inside the window as the triggers keep them (`hours`, the column of
+    `campaign_answer_hours` that counts `which`), and the calls of its first, partial hour."""
+    whole_hours = (
+        select(func.coalesce(func.sum(hours), 0))
+        .where(
+            CampaignAnswerHour.campaign_id == CAMPAIGN_ID,
+            CampaignAnswerHour.hour > bindparam("window_hour", type_=CampaignAnswerHour.hour.type),
+        )
+        .scalar_subquery()
+    )
+    first_hour = (
         select(func.count())
         .where(
             CallAttempt.campaign_id == CAMPAIGN_ID,
             CallAttempt.started_at > bindparam("window_start", type_=CallAttempt.started_at.type),
-            *which,
+            CallAttempt.started_at
+            < bindparam("window_hour_end", type_=CallAttempt.started_at.type),
+            which,
         )
         .scalar_subquery()
     )
+    return whole_hours + first_hour
+
+
+def _window_columns() -> tuple[Any, Any]:
+    return (
+        _window_count(CampaignAnswerHour.live, LIVE_ANSWER).label("live"),
+        _window_count(CampaignAnswerHour.abandoned, ABANDONED).label("abandoned"),
+    )
+
+
+def window_parameters(now: dt.datetime) -> dict[str, dt.datetime]:
+    """The bounds of the 30 days before `now` that `_window_count` reads."""
+    start = now - ABANDON_WINDOW
+    hour = floor_hour(start)
+    return {"window_start": start, "window_hour": hour, "window_hour_end": hour + HOUR}
+
+
+_WINDOW = select(*_window_columns())
+
+
+def abandon_window(
+    connection: Connection | Session, campaign_id: int, now: dt.datetime
+) -> tuple[int, int]:
+    """The campaign's live answers and abandons in the 30 days before `now`, as the gate
+    counts them."""
+    live, abandoned = connection.execute(
+        _WINDOW, {"campaign": campaign_id, **window_parameters(now)}
+    ).one()
+    return int(live or 0), int(abandoned or 0)
 
 
 def _debt_key(lead: Candidate) -> str:
@@ -356,8 +399,7 @@ def _context_statement(automated: bool, postgres: bool) -> Select[Any]:
             Campaign.abandon_target,
             Campaign.uk_mode,
             Campaign.recycled_mix,
-            _window_count(LIVE_ANSWER).label("live"),
-            _window_count(ABANDONED).label("abandoned"),
+            *_window_columns(),
         )
         .select_from(Campaign)
         .outerjoin(callbacks, true())
@@ -382,8 +424,8 @@ def _claim_context(
             "campaign": campaign_id,
             "now": now,
             "node": node,
-            "window_start": now - ABANDON_WINDOW,
             "limit_callbacks": n,
+            **window_parameters(now),
         },
     ).all()
     if not rows:
@@ -805,8 +847,7 @@ def _rules_statement() -> Select[Any]:
         Campaign.max_attempts,
         Campaign.abandon_target,
         Campaign.uk_mode,
-        _window_count(LIVE_ANSWER).label("live"),
-        _window_count(ABANDONED).label("abandoned"),
+        *_window_columns(),
     ).where(Campaign.id == CAMPAIGN_ID)
 
 
@@ -826,7 +867,7 @@ def claim_lead(
         if not postgres:
             connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
         with connection.begin():
-            params = {"campaign": campaign_id, "now": now, "window_start": now - ABANDON_WINDOW}
+            params = {"campaign": campaign_id, "now": now, **window_parameters(now)}
             query = select(*_candidate_columns(Lead.status)).where(
                 Lead.id == lead_id, Lead.campaign_id == CAMPAIGN_ID
             )

@@ -727,6 +727,22 @@ class CampaignHour(Base):
     talk_s: Mapped[float] = mapped_column(default=0.0)
 
 
+class CampaignAnswerHour(Base):
+    """A campaign's live answers and abandons per hour (UTC) of the calls' start, as the 30-day
+    abandon rule counts them (`LIVE_ANSWER`, `ABANDONED`): kept by triggers on `call_attempts`
+    whoever writes (migration 0016_window), so a claim reads the window's hours instead of
+    every call in it."""
+
+    __tablename__ = "campaign_answer_hours"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    live: Mapped[int]
+    abandoned: Mapped[int]
+
+
 class AgentStateChange(Base):
     """Every change of an agent's state (or pause code), written by a database trigger on
     `agent_sessions` whoever makes it: the history reports read for talk, wrap and pause time."""

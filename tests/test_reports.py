@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from campaigns import appointments
 from campaigns.compliance import ABANDON_WINDOW
-from campaigns.hopper import _context_statement
+from campaigns.hopper import _context_statement, window_parameters
 from campaigns.models import Appointment, CallAttempt, Disposition, Lead
 from campaigns.reports import campaign_report
 from campaigns.why import CampaignNotFound
@@ -153,8 +153,8 @@ def test_the_30_days_are_the_hoppers(engine: Engine, recovery) -> None:  # type:
                 "campaign": recovery["campaign"].id,
                 "now": NOW,
                 "node": "report",
-                "window_start": NOW - ABANDON_WINDOW,
                 "limit_callbacks": 0,
+                **window_parameters(NOW),
             },
         ).first()
         connection.rollback()

@@ -12,11 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
 from campaigns import agents, dnc, hopper
 from campaigns.compliance import (
-    ABANDON_WINDOW,
     DIAL_MODE_KIND,
     DialHistory,
     DialKind,
@@ -24,7 +21,7 @@ from campaigns.compliance import (
     may_dial,
 )
 from campaigns.hopper import ClaimedLead
-from campaigns.models import ABANDONED, LIVE_ANSWER, CallAttempt, Campaign, utcnow
+from campaigns.models import Campaign, utcnow
 from dialer.amd import AmdSettings
 from dialer.calls.shell import IvrFlows
 from dialer.calls.voicemail import VoicemailDrops, campaign_voicemail_settings
@@ -167,15 +164,8 @@ class CampaignRunner:
     def window(self) -> tuple[int, int]:
         """The campaign's live answers and abandons in the rolling 30 days (47 CFR
         64.1200(a)(7)), as the database counts them."""
-        since = utcnow() - ABANDON_WINDOW
         with self.node.read_session() as session:
-            live, abandoned = session.execute(
-                select(
-                    func.count().filter(LIVE_ANSWER),
-                    func.count().filter(ABANDONED),
-                ).where(CallAttempt.campaign_id == self.id, CallAttempt.started_at > since)
-            ).one()
-        return int(live or 0), int(abandoned or 0)
+            return hopper.abandon_window(session, self.id, utcnow())
 
     def update(self, campaign: Campaign) -> None:
         """The campaign's settings changed: new calls follow them (its safe-harbor message, AMD
