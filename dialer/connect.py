@@ -476,6 +476,7 @@ class Connector:
         self.clock = clock
         self.calls: dict[str, CallConnect] = {}
         self.agent_legs: dict[str, str] = {}  # agent leg -> customer
+        self.abandoned: list[str] = []  # customers abandoned since `take_abandoned`
 
     def handle(self, event: Event) -> ConnectOutcome | None:
         attempt_id = getattr(event, "attempt_id", None)
@@ -542,6 +543,13 @@ class Connector:
         for call in list(self.calls.values()):
             self._carry_out(call.on_tick(now))
 
+    def take_abandoned(self) -> list[str]:
+        """The customer calls abandoned since the last call, their safe-harbor message now
+        starting: whoever paces learns of an abandon when it happens, not a message later
+        with the call's `Ended`."""
+        abandoned, self.abandoned = self.abandoned, []
+        return abandoned
+
     @property
     def waiting(self) -> int:
         """Live answers waiting for an agent to be free (the pacing view's `waiting`)."""
@@ -591,6 +599,7 @@ class Connector:
                     self.agent_legs[action.leg] = action.near
                     self.lines.originate(action.leg, action.trunk, action.number, near=action.near)
                 elif isinstance(action, PlaySafeHarbor):
+                    self.abandoned.append(action.attempt_id)
                     self.lines.play(action.attempt_id, action.path)
                 else:
                     self.lines.hangup(action.attempt_id)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from dialer.connect import (
     BridgeLegs,
     CallConnect,
+    Connector,
     ConnectSettings,
     DialAgent,
     DialOutside,
@@ -18,6 +19,7 @@ from dialer.connect import (
     TransferTarget,
     pacing_event,
 )
+from dialer.lines.events import AmdVerdict
 from dialer.pacing import Abandoned, Connected
 
 SETTINGS = ConnectSettings(safe_harbor_prompt="/prompts/safe-harbor.wav")
@@ -130,6 +132,36 @@ def test_the_opt_out_key_ends_the_call_at_once_and_is_reported(during_message: b
     outcome = call.outcome()
     assert outcome.opted_out and outcome.abandoned
     assert outcome.safe_harbor_played is not during_message
+
+
+class PlayedPrompts:
+    """The line pool as the connector drives it, keeping the prompts it was asked to play."""
+
+    def __init__(self) -> None:
+        self.played: list[str] = []
+
+    def play(self, attempt_id: str, path: str) -> None:
+        self.played.append(attempt_id)
+
+    def hangup(self, attempt_id: str) -> None:
+        pass
+
+
+def test_the_connector_tells_of_an_abandon_when_the_message_starts_not_at_the_end() -> None:
+    now = [10.0]
+    lines = PlayedPrompts()
+    connector = Connector(lines, SETTINGS, lambda customer: None, clock=lambda: now[0])  # type: ignore[arg-type]
+    connector.handle(AmdVerdict("c1", "human", 0.0, "silence after greeting", 800, 10.0))
+    connector.handle(AmdVerdict("c2", "human", 0.0, "silence after greeting", 800, 10.5))
+    connector.tick()
+    assert connector.take_abandoned() == [] and connector.waiting == 2
+    now[0] = 11.0
+    connector.tick()
+    assert connector.take_abandoned() == ["c1"] == lines.played
+    assert connector.take_abandoned() == [], "told once"
+    now[0] = 11.5
+    connector.tick()
+    assert connector.take_abandoned() == ["c2"]
 
 
 def test_keys_pressed_in_a_conversation_are_no_opt_out() -> None:

@@ -217,6 +217,9 @@ class Node:
                 runner.connector.tick()
             if runner.voicemail is not None:
                 runner.voicemail.tick()
+            if runner.connector is not None:
+                for attempt_id in runner.connector.take_abandoned():
+                    self._abandoned(runner, attempt_id)
         if self._stop_asked.is_set() and not self.stopping:
             self._begin_stopping(now)
         deadline = self._stop_deadline
@@ -323,10 +326,21 @@ class Node:
         self.figures.screen_pop_latency.append(max(0.0, time.time() - event.at))
         if call.agent_id is not None:
             self.board.set(call.agent_id, state="on_call", since=utcnow())
-        if first:
+        if first and not call.abandon_counted:
             runner.count_answer(abandoned=False)  # as the ledger now records it
         if first and not call.direct and event.connect_delay_ms is not None:
             runner.pacer.observe(Connected(waited=event.connect_delay_ms / 1000))
+
+    def _abandoned(self, runner: CampaignRunner, attempt_id: str) -> None:
+        """A person no agent took, as it happens: the pacer and the 30-day count learn of it
+        now (as the simulator's pacer does), not with the call's end after the message."""
+        call = runner.calls.get(attempt_id)
+        if call is None or call.abandon_counted or call.bridged is not None:
+            return
+        call.abandon_counted = True
+        runner.count_answer(abandoned=True)
+        if not call.direct:
+            runner.pacer.observe(Abandoned())
 
     def _ended(
         self,
@@ -353,10 +367,12 @@ class Node:
         if call.agent_id is not None:
             live.wake_local(by_node=True)
         log.info("%s", _call_line(runner, call, event, flow, self.board, ivr, voicemail))
-        if flow is not None and flow.verdict in CONNECTED_VERDICTS and call.bridged is None:
-            runner.count_answer(flow.abandoned)  # a person no agent took (a bridge counted)
-        if flow is not None and flow.abandoned and not call.direct:
-            runner.pacer.observe(Abandoned())
+        # A person no agent took, unless counted when given up (a bridge counted too).
+        if flow is not None and not call.abandon_counted:
+            if flow.verdict in CONNECTED_VERDICTS and call.bridged is None:
+                runner.count_answer(flow.abandoned)
+            if flow.abandoned and not call.direct:
+                runner.pacer.observe(Abandoned())
         if call.bridged is not None:
             runner.pacer.observe(TalkEnded(now - call.bridged))
         if call.agent_id is not None:

@@ -67,6 +67,8 @@ class LiveCall:
     bridged: float | None = None  # monotonic
     # Why the node hung up (a stop, a shutdown), for the attempt's record.
     hung_up_because: str | None = None
+    # The connector gave the person up (the safe-harbor message started): counted then.
+    abandon_counted: bool = False
 
 
 @dataclass
